@@ -1,0 +1,99 @@
+"""The MLX-op twins of the Metal kernels: the reference they are tested against, and the path
+used wherever Metal is not available."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+
+from .layout import ExpertWeights
+
+# Below this many (token, expert) pairs the gathered matmuls run in token order; above it tokens
+# are sorted by expert first so each expert's weights are read once (as mlx-lm does).
+_SORT_THRESHOLD = 64
+
+
+def _mxfp4_gather_matmul(
+    x: mx.array, blocks: mx.array, scales: mx.array, indices: mx.array, sorted_indices: bool
+) -> mx.array:
+    return mx.gather_qmm(
+        x,
+        blocks,
+        scales,
+        None,
+        rhs_indices=indices,
+        transpose=True,
+        group_size=32,
+        bits=4,
+        mode="mxfp4",
+        sorted_indices=sorted_indices,
+    )
+
+
+def swiglu(gate_up: mx.array, limit: float, alpha: float) -> mx.array:
+    """gpt-oss's clamped SwiGLU on interleaved rows: gate = even, linear = odd, +1 on linear."""
+    gate = mx.minimum(gate_up[..., ::2], limit)
+    linear = mx.clip(gate_up[..., 1::2], -limit, limit)
+    return gate * mx.sigmoid(alpha * gate) * (linear + 1)
+
+
+def moe(
+    x: mx.array,
+    indices: mx.array,
+    weights: mx.array,
+    experts: ExpertWeights,
+    *,
+    swiglu_limit: float,
+    swiglu_alpha: float,
+) -> mx.array:
+    """Σ_k weights[t,k] · (W_down · SwiGLU(W_gate_up · x_t + b_gate_up) + b_down) for [T, H] x."""
+    tokens, top_k = indices.shape
+    do_sort = indices.size >= _SORT_THRESHOLD
+    if do_sort:
+        flat = indices.flatten()
+        order = mx.argsort(flat)
+        restore = mx.argsort(order)
+        rows = x[order // top_k][:, None, :]  # [T*k, 1, H], grouped by expert
+        expert_ids = flat[order]
+    else:
+        rows = x[:, None, None, :]  # [T, 1, 1, H] broadcasts against [T, k]
+        expert_ids = indices
+
+    gate_up = _mxfp4_gather_matmul(rows, experts.gate_up_blocks, experts.gate_up_scales, expert_ids, do_sort)
+    gate_up = gate_up.squeeze(-2) + experts.gate_up_bias[expert_ids].astype(gate_up.dtype)
+    hidden = swiglu(gate_up, swiglu_limit, swiglu_alpha)
+    down = _mxfp4_gather_matmul(hidden[..., None, :], experts.down_blocks, experts.down_scales, expert_ids, do_sort)
+    down = down.squeeze(-2) + experts.down_bias[expert_ids].astype(down.dtype)
+
+    if do_sort:
+        down = down[restore].reshape(tokens, top_k, -1)
+    return (down * weights[..., None].astype(down.dtype)).sum(axis=1)
+
+
+def window_mask(queries: int, keys: int, window: int | None) -> mx.array | str | None:
+    """Which keys each query sees, when the keys end at the last query (what every cache keeps).
+
+    Key j is visible to query i iff j <= i + (keys - queries) and, on sliding layers,
+    j > i + (keys - queries) - window: 128 keys including the current one for gpt-oss.
+    """
+    shift = keys - queries
+    needs_window = window is not None and keys > window
+    if queries == 1 and not needs_window:
+        return None
+    if not needs_window:
+        return "causal"
+    query_pos = mx.arange(queries)[:, None] + shift
+    key_pos = mx.arange(keys)[None, :]
+    return (key_pos <= query_pos) & (key_pos > query_pos - window)
+
+
+def attention(
+    q: mx.array, k: mx.array, v: mx.array, sinks: mx.array, *, scale: float, window: int | None
+) -> mx.array:
+    """Softmax attention with one learned sink logit per head (denominator only) and GQA.
+
+    q [B, Hq, L, D]; k, v [B, Hkv, S, D] ending at the last query; sinks [Hq].
+    """
+    mask = window_mask(q.shape[2], k.shape[2], window)
+    return mx.fast.scaled_dot_product_attention(
+        q, k, v, scale=scale, mask=mask, sinks=sinks.astype(q.dtype)
+    )
