@@ -29,6 +29,7 @@ from metal.emulator.signature import (
     InputLayout,
     TemplateValue,
     generate,
+    verbose_listing,
 )
 from metal.emulator.translate import translate
 
@@ -150,7 +151,7 @@ class MetalKernel:
         host_inputs = [arrays.to_host(value, self.name) for value in inputs]
         generated = self._generate(host_inputs, output_dtypes, template)
         if verbose:
-            print(f"Generated source code for `{self.name}`:\n```\n{generated.source}\n```")
+            print(verbose_listing(self.name, generated.source), end="")
         compiled = self._compile(generated)
 
         outputs = [

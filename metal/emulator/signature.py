@@ -250,6 +250,11 @@ def generate(
     )
 
 
+def verbose_listing(name: str, source: str) -> str:
+    """What `verbose=True` prints: MLX writes this to std::cout before compiling."""
+    return f"Generated source code for `{name}`:\n```\n{source}\n```\n"
+
+
 def _output_closes_signature(
     buffer_index: int, n_inputs: int, n_outputs: int, has_attributes: bool
 ) -> bool:
