@@ -1,0 +1,90 @@
+"""The chat database's schema, as numbered migrations recorded in SQLite's `user_version`.
+
+A migration is a list of statements run in one transaction together with the version bump, so
+a failure leaves the database exactly as it was. Never edit a released migration: add one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+Migration = Sequence[str]
+
+MIGRATIONS: tuple[Migration, ...] = (
+    (
+        """
+        CREATE TABLE conversations (
+            id INTEGER PRIMARY KEY,
+            title TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            reasoning_level TEXT NOT NULL DEFAULT 'medium'
+                CHECK (reasoning_level IN ('low', 'medium', 'high')),
+            start_date TEXT NOT NULL,
+            developer_instructions TEXT,
+            model TEXT
+        )
+        """,
+        # One row per harmony message, except analysis: the reasoning that led to an assistant
+        # message is kept in that message's `reasoning` column, so a reply reads as one row
+        # and the analysis can still be given back to the model around tool calls.
+        """
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('user', 'assistant', 'tool')),
+            author_name TEXT,
+            channel TEXT,
+            recipient TEXT,
+            content_type TEXT,
+            content TEXT NOT NULL DEFAULT '',
+            reasoning TEXT NOT NULL DEFAULT '',
+            reasoning_level TEXT,
+            started_at REAL NOT NULL,
+            thought_seconds REAL,
+            stats_json TEXT,
+            status TEXT NOT NULL DEFAULT 'complete'
+                CHECK (status IN ('streaming', 'complete', 'cancelled', 'interrupted', 'failed')),
+            detail TEXT,
+            UNIQUE (conversation_id, position)
+        )
+        """,
+        "CREATE INDEX conversations_by_recency ON conversations (updated_at DESC)",
+        "CREATE INDEX messages_streaming ON messages (status) WHERE status = 'streaming'",
+    ),
+)
+
+
+class SchemaTooNewError(Exception):
+    """The database was written by a newer version of the app."""
+
+
+def schema_version(connection: sqlite3.Connection) -> int:
+    return connection.execute("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(connection: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    """Bring the schema up to `len(migrations)`; returns how many migrations ran.
+
+    `connection` must be in autocommit mode (isolation_level=None) so each migration is exactly
+    one explicit transaction.
+    """
+    current = schema_version(connection)
+    if current > len(migrations):
+        raise SchemaTooNewError(
+            f"the chat database has schema version {current}, newer than this app's {len(migrations)}: "
+            "it was written by a newer version of gpt-oss desktop"
+        )
+    for number, statements in enumerate(migrations[current:], start=current + 1):
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in statements:
+                connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {number}")
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+    return len(migrations) - current

@@ -1,0 +1,413 @@
+"""The chats on disk: SQLite in WAL mode, one transaction per change, search across all chats.
+
+Qt-free, used only from the GUI thread (every write is one small statement). WAL with
+synchronous=NORMAL means a committed write survives the app being killed; a reply is written
+as it streams (see recorder.py), so a crash loses at most the last fraction of a second, and on
+the next start a reply that was still streaming is marked interrupted (Buzz's recovery pattern).
+SQLite errors become `StoreError`s whose messages say what happened and what to do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .migrations import SchemaTooNewError, migrate
+
+DEFAULT_TITLE = "New Chat"
+MESSAGE_STATUSES = ("streaming", "complete", "cancelled", "interrupted", "failed")
+
+_SEARCH_TRIGGERS = {
+    "message_search_insert": """
+        CREATE TRIGGER message_search_insert AFTER INSERT ON messages BEGIN
+            INSERT INTO message_search (rowid, content, reasoning) VALUES (new.id, new.content, new.reasoning);
+        END""",
+    "message_search_delete": """
+        CREATE TRIGGER message_search_delete AFTER DELETE ON messages BEGIN
+            INSERT INTO message_search (message_search, rowid, content, reasoning)
+            VALUES ('delete', old.id, old.content, old.reasoning);
+        END""",
+    "message_search_update": """
+        CREATE TRIGGER message_search_update AFTER UPDATE OF content, reasoning ON messages BEGIN
+            INSERT INTO message_search (message_search, rowid, content, reasoning)
+            VALUES ('delete', old.id, old.content, old.reasoning);
+            INSERT INTO message_search (rowid, content, reasoning) VALUES (new.id, new.content, new.reasoning);
+        END""",
+}
+_MESSAGE_COLUMNS = (
+    "id, conversation_id, position, role, author_name, channel, recipient, content_type, content, "
+    "reasoning, reasoning_level, started_at, thought_seconds, stats_json, status, detail"
+)
+_UPDATABLE = frozenset(
+    {"channel", "recipient", "content_type", "content", "reasoning", "thought_seconds", "stats", "status", "detail"}
+)
+
+
+class StoreError(Exception):
+    """A chat could not be read or saved; the message names the file and what to do.
+
+    `damaged` is set when the file is not a usable database, so the app can offer to move it
+    aside (never delete it) and start a new one.
+    """
+
+    def __init__(self, message: str, *, damaged: bool = False) -> None:
+        super().__init__(message)
+        self.damaged = damaged
+
+
+@dataclass(frozen=True)
+class ConversationRecord:
+    id: int
+    title: str
+    created_at: float
+    updated_at: float
+    reasoning_level: str
+    start_date: str
+    developer_instructions: str | None
+    model: str | None
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    id: int
+    conversation_id: int
+    position: int
+    role: str
+    author_name: str | None
+    channel: str | None
+    recipient: str | None
+    content_type: str | None
+    content: str
+    reasoning: str
+    reasoning_level: str | None
+    started_at: float
+    thought_seconds: float | None
+    stats: dict[str, Any] | None
+    status: str
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    conversation_id: int
+    title: str
+    snippet: str
+
+
+class Store:
+    def __init__(self, path: str | Path, *, full_text_search: bool = True) -> None:
+        """Open (creating if needed) and migrate the database at `path`.
+
+        `full_text_search=False` forces the LIKE search used where SQLite lacks FTS5.
+        """
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except (OSError, sqlite3.Error) as error:
+            raise StoreError(_explain(error, self.path), damaged=_is_damage(error)) from error
+        try:
+            self.journal_mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._db.execute("PRAGMA foreign_keys = ON")
+            self._db.execute("PRAGMA busy_timeout = 3000")
+            migrate(self._db)
+            self.full_text_search = full_text_search and _fts5_available(self._db)
+            self._sync_search_index()
+        except SchemaTooNewError as error:
+            self._db.close()
+            raise StoreError(f"Cannot open {self.path}: {error}. Update the app to open these chats.") from error
+        except sqlite3.Error as error:
+            self._db.close()
+            raise StoreError(_explain(error, self.path), damaged=_is_damage(error)) from error
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.Error as error:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise StoreError(_explain(error, self.path), damaged=_is_damage(error)) from error
+
+    def _read(self, sql: str, parameters: tuple = ()) -> list[tuple]:
+        try:
+            return self._db.execute(sql, parameters).fetchall()
+        except sqlite3.Error as error:
+            raise StoreError(_explain(error, self.path), damaged=_is_damage(error)) from error
+
+    # -- conversations -------------------------------------------------------------------------
+
+    def create_conversation(
+        self,
+        *,
+        reasoning_level: str = "medium",
+        developer_instructions: str | None = None,
+        model: str | None = None,
+        title: str = DEFAULT_TITLE,
+        start_date: str | None = None,
+    ) -> ConversationRecord:
+        """A new chat; its start date is fixed now so its system prompt never changes."""
+        now = time.time()
+        start_date = start_date or dt.date.today().isoformat()
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO conversations (title, created_at, updated_at, reasoning_level, start_date, "
+                "developer_instructions, model) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (title, now, now, reasoning_level, start_date, developer_instructions or None, model),
+            )
+        return self.conversation(cursor.lastrowid)
+
+    def conversation(self, conversation_id: int) -> ConversationRecord:
+        rows = self._read(
+            "SELECT id, title, created_at, updated_at, reasoning_level, start_date, developer_instructions, model "
+            "FROM conversations WHERE id = ?",
+            (conversation_id,),
+        )
+        if not rows:
+            raise KeyError(f"no conversation {conversation_id}")
+        return ConversationRecord(*rows[0])
+
+    def conversations(self) -> list[ConversationRecord]:
+        """All chats, the most recently active first."""
+        return [
+            ConversationRecord(*row)
+            for row in self._read(
+                "SELECT id, title, created_at, updated_at, reasoning_level, start_date, developer_instructions, model "
+                "FROM conversations ORDER BY updated_at DESC, id DESC"
+            )
+        ]
+
+    def rename_conversation(self, conversation_id: int, title: str) -> None:
+        title = " ".join(title.split()) or DEFAULT_TITLE
+        with self._transaction() as db:
+            db.execute("UPDATE conversations SET title = ? WHERE id = ?", (title, conversation_id))
+
+    def set_reasoning_level(self, conversation_id: int, level: str) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE conversations SET reasoning_level = ? WHERE id = ?", (level, conversation_id))
+
+    def set_model(self, conversation_id: int, model: str) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE conversations SET model = ? WHERE id = ?", (model, conversation_id))
+
+    def delete_conversation(self, conversation_id: int) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+
+    # -- messages ------------------------------------------------------------------------------
+
+    def messages(self, conversation_id: int) -> list[MessageRecord]:
+        return [
+            _message(row)
+            for row in self._read(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY position",
+                (conversation_id,),
+            )
+        ]
+
+    def message(self, message_id: int) -> MessageRecord:
+        rows = self._read(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?", (message_id,))
+        if not rows:
+            raise KeyError(f"no message {message_id}")
+        return _message(rows[0])
+
+    def add_message(
+        self,
+        conversation_id: int,
+        *,
+        role: str,
+        content: str = "",
+        channel: str | None = None,
+        recipient: str | None = None,
+        content_type: str | None = None,
+        author_name: str | None = None,
+        reasoning: str = "",
+        reasoning_level: str | None = None,
+        status: str = "complete",
+        thought_seconds: float | None = None,
+        stats: dict[str, Any] | None = None,
+        detail: str | None = None,
+    ) -> MessageRecord:
+        """Append a message at the end of the chat (and mark the chat as active now)."""
+        now = time.time()
+        with self._transaction() as db:
+            (position,) = db.execute(
+                "SELECT COALESCE(MAX(position) + 1, 0) FROM messages WHERE conversation_id = ?", (conversation_id,)
+            ).fetchone()
+            cursor = db.execute(
+                "INSERT INTO messages (conversation_id, position, role, author_name, channel, recipient, "
+                "content_type, content, reasoning, reasoning_level, started_at, thought_seconds, stats_json, "
+                "status, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    conversation_id, position, role, author_name, channel, recipient, content_type, content,
+                    reasoning, reasoning_level, now, thought_seconds, _json_or_none(stats), status, detail,
+                ),
+            )
+            db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
+        return self.message(cursor.lastrowid)
+
+    def update_message(self, message_id: int, **fields: Any) -> None:
+        """Change some of a message's columns (content, reasoning, status, stats, ...) at once."""
+        unknown = set(fields) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"cannot update {sorted(unknown)}")
+        if "stats" in fields:
+            fields["stats_json"] = _json_or_none(fields.pop("stats"))
+        assignments = ", ".join(f"{column} = ?" for column in fields)
+        with self._transaction() as db:
+            db.execute(f"UPDATE messages SET {assignments} WHERE id = ?", (*fields.values(), message_id))
+
+    def delete_message(self, message_id: int) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+
+    def truncate_conversation(self, conversation_id: int, position: int) -> None:
+        """Drop the messages at `position` and after (to edit a message or regenerate a reply)."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM messages WHERE conversation_id = ? AND position >= ?", (conversation_id, position))
+
+    def mark_interrupted_replies(self) -> int:
+        """Replies still streaming when the app last stopped: mark them interrupted (their text
+        up to the last write is kept). Returns how many there were."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE messages SET status = 'interrupted', "
+                "detail = 'The app stopped before this reply finished.' WHERE status = 'streaming'"
+            )
+        return cursor.rowcount
+
+    # -- search --------------------------------------------------------------------------------
+
+    def search(self, query: str, *, limit: int = 50) -> list[SearchHit]:
+        """Chats whose title or messages match every word of `query`, most recent first, with
+        a snippet around the first match."""
+        words = re.findall(r"\w+", query.lower())
+        if not words:
+            return []
+        if self.full_text_search:
+            matches = self._read(
+                "SELECT m.conversation_id, snippet(message_search, -1, '', '', '…', 10) "
+                "FROM message_search JOIN messages m ON m.id = message_search.rowid "
+                "WHERE message_search MATCH ? ORDER BY m.started_at DESC",
+                (" ".join(f'"{word}"*' for word in words),),
+            )
+        else:
+            clauses = " AND ".join(["(lower(content) LIKE ? ESCAPE '\\' OR lower(reasoning) LIKE ? ESCAPE '\\')"] * len(words))
+            parameters = tuple(pattern for word in words for pattern in (_like(word),) * 2)
+            matches = [
+                (conversation_id, _snippet(content or reasoning, words[0]))
+                for conversation_id, content, reasoning in self._read(
+                    f"SELECT conversation_id, content, reasoning FROM messages WHERE {clauses} ORDER BY started_at DESC",
+                    parameters,
+                )
+            ]
+        snippets: dict[int, str] = {}
+        for conversation_id, snippet in matches:
+            snippets.setdefault(conversation_id, " ".join(snippet.split()))
+        hits = []
+        for record in self.conversations():
+            title_matches = all(word in record.title.lower() for word in words)
+            if record.id in snippets or title_matches:
+                hits.append(SearchHit(record.id, record.title, snippets.get(record.id, "")))
+        return hits[:limit]
+
+    def _sync_search_index(self) -> None:
+        """Create the FTS5 index where SQLite has FTS5, filling it from the messages; where it
+        has not (a database moved to another machine), drop the triggers that would fail."""
+        existing = {name for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+        if not self.full_text_search:
+            with self._transaction() as db:
+                for name in _SEARCH_TRIGGERS.keys() & existing:
+                    db.execute(f"DROP TRIGGER {name}")
+            return
+        if _SEARCH_TRIGGERS.keys() <= existing:
+            return
+        with self._transaction() as db:
+            db.execute(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS message_search USING fts5("
+                "content, reasoning, content='messages', content_rowid='id', tokenize='unicode61 remove_diacritics 2')"
+            )
+            for name, sql in _SEARCH_TRIGGERS.items():
+                if name not in existing:
+                    db.execute(sql)
+            db.execute("INSERT INTO message_search (message_search) VALUES ('rebuild')")
+
+    @staticmethod
+    def move_aside(path: str | Path) -> Path:
+        """Rename a damaged database (with its WAL files) out of the way; returns the new name."""
+        path = Path(path)
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        kept = path.with_name(f"{path.stem}-damaged-{stamp}{path.suffix}")
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(str(path) + suffix)
+            if source.exists():
+                source.rename(str(kept) + suffix)
+        return kept
+
+
+def _message(row: tuple) -> MessageRecord:
+    values = list(row)
+    values[13] = json.loads(values[13]) if values[13] else None
+    return MessageRecord(*values)
+
+
+def _json_or_none(value: dict[str, Any] | None) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _like(word: str) -> str:
+    return "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _snippet(text: str, word: str, width: int = 60) -> str:
+    at = text.lower().find(word)
+    start = max(0, at - width // 2)
+    return ("…" if start else "") + text[start : start + width] + ("…" if start + width < len(text) else "")
+
+
+def _fts5_available(db: sqlite3.Connection) -> bool:
+    try:
+        db.execute("CREATE VIRTUAL TABLE temp.fts5_probe USING fts5(x)")
+        db.execute("DROP TABLE temp.fts5_probe")
+        return True
+    except sqlite3.OperationalError:
+        return False
+
+
+def _is_damage(error: BaseException) -> bool:
+    return isinstance(error, sqlite3.DatabaseError) and any(
+        phrase in str(error) for phrase in ("not a database", "malformed", "corrupt")
+    )
+
+
+def _explain(error: BaseException, path: Path) -> str:
+    text = str(error)
+    if "full" in text or getattr(error, "errno", None) == 28:
+        return f"The disk is full, so the chats could not be saved to {path}. Free some space and try again."
+    if "readonly" in text or "read-only" in text or isinstance(error, PermissionError):
+        return f"The chat database {path} cannot be written (it or its folder is read-only). Check its permissions."
+    if "locked" in text or "busy" in text:
+        return f"The chat database {path} is busy in another program. Close it and try again."
+    if _is_damage(error):
+        return f"The chat database {path} is damaged ({text})."
+    if "unable to open" in text or isinstance(error, OSError):
+        return f"The chat database {path} cannot be opened ({text}). Check that its folder exists and is writable."
+    return f"The chat database {path} failed: {text}."

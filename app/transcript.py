@@ -1,0 +1,154 @@
+"""Stored messages ↔ the engine's harmony message dicts, and stored messages → the turns the
+chat view and the reasoning panel show.
+
+The one place where the storage layout meets the harmony format: the engine's `Conversation` is
+built from `conversation_kwargs(...)`, and what the engine reports back is stored through
+`stored_fields(...)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .store import ConversationRecord, MessageRecord
+
+TITLE_LENGTH = 48
+
+
+def _text_content(text: str) -> list[dict[str, str]]:
+    return [{"type": "text", "text": text}]
+
+
+def harmony_messages(records: list[MessageRecord]) -> list[dict[str, Any]]:
+    """The chat in openai-harmony `Message.to_dict()` form. An assistant message's reasoning
+    becomes the analysis message before it; leaving out analysis after a final answer is the
+    renderer's job, as harmony specifies."""
+    messages: list[dict[str, Any]] = []
+    for record in records:
+        if record.role == "user":
+            messages.append({"role": "user", "name": None, "content": _text_content(record.content)})
+        elif record.role == "tool":
+            messages.append(
+                {
+                    "role": "tool",
+                    "name": record.author_name,
+                    "content": _text_content(record.content),
+                    "channel": record.channel or "commentary",
+                    "recipient": record.recipient or "assistant",
+                }
+            )
+        else:
+            if record.reasoning:
+                messages.append(
+                    {"role": "assistant", "name": None, "content": _text_content(record.reasoning), "channel": "analysis"}
+                )
+            if record.content or record.recipient:
+                message = {
+                    "role": "assistant",
+                    "name": None,
+                    "content": _text_content(record.content),
+                    "channel": record.channel or "final",
+                }
+                if record.recipient:
+                    message["recipient"] = record.recipient
+                if record.content_type:
+                    message["content_type"] = record.content_type
+                messages.append(message)
+    return messages
+
+
+def conversation_kwargs(conversation: ConversationRecord, records: list[MessageRecord]) -> dict[str, Any]:
+    """Keyword arguments for `mlx_model.conversation.Conversation`."""
+    return {
+        "messages": harmony_messages(records),
+        "reasoning": conversation.reasoning_level,
+        "instructions": conversation.developer_instructions or None,
+        "tools": [],
+        "start_date": conversation.start_date,
+    }
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """The text of a harmony message dict (its text parts joined)."""
+    content = message.get("content", "")
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+
+
+def stored_fields(message: dict[str, Any]) -> dict[str, Any]:
+    """The message columns a finished harmony message (from the engine) sets."""
+    return {
+        "channel": message.get("channel"),
+        "recipient": message.get("recipient"),
+        "content_type": message.get("content_type"),
+        "content": message_text(message),
+    }
+
+
+def title_from_text(text: str) -> str:
+    """A chat's title from its first message: the first line, cut at a word near 48 characters."""
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    if len(line) <= TITLE_LENGTH:
+        return line
+    cut = line[:TITLE_LENGTH].rsplit(" ", 1)[0] or line[:TITLE_LENGTH]
+    return cut.rstrip(",.;:") + "…"
+
+
+@dataclass
+class Turn:
+    """What the chat shows as one bubble: a user message, or every assistant and tool message
+    between two user messages (reasoning, tool calls, tool results and the answer)."""
+
+    role: str
+    records: list[MessageRecord] = field(default_factory=list)
+
+    @property
+    def first_id(self) -> int:
+        return self.records[0].id
+
+    @property
+    def position(self) -> int:
+        return self.records[0].position
+
+    @property
+    def text(self) -> str:
+        """The visible text: the user's words, or the assistant's answers and preambles."""
+        if self.role == "user":
+            return self.records[0].content
+        return "\n\n".join(r.content for r in self.records if r.role == "assistant" and not r.recipient and r.content)
+
+    @property
+    def thought_seconds(self) -> float:
+        return sum(r.thought_seconds or 0.0 for r in self.records)
+
+    @property
+    def has_reasoning(self) -> bool:
+        return any(r.reasoning or r.recipient or r.role == "tool" for r in self.records)
+
+    @property
+    def reasoning_level(self) -> str | None:
+        return next((r.reasoning_level for r in self.records if r.reasoning_level), None)
+
+    @property
+    def status(self) -> str:
+        """The last message's status: how the reply ended."""
+        return self.records[-1].status
+
+    @property
+    def detail(self) -> str | None:
+        return next((r.detail for r in reversed(self.records) if r.detail), None)
+
+    @property
+    def stats(self) -> dict[str, Any] | None:
+        return next((r.stats for r in reversed(self.records) if r.stats), None)
+
+
+def group_turns(records: list[MessageRecord]) -> list[Turn]:
+    turns: list[Turn] = []
+    for record in records:
+        if record.role == "user" or not turns or turns[-1].role == "user":
+            turns.append(Turn("user" if record.role == "user" else "assistant"))
+        turns[-1].records.append(record)
+    return turns

@@ -1,0 +1,127 @@
+"""A streaming reply is written as it arrives: throttled, split at message boundaries, never
+silently lost when a write fails."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.recorder import ReplyRecorder
+from app.store import Store, StoreError
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def store(tmp_path):
+    opened = Store(tmp_path / "chats.sqlite3")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def chat(store):
+    conversation = store.create_conversation()
+    store.add_message(conversation.id, role="user", content="Hi")
+    return conversation
+
+
+def final(text: str) -> dict:
+    return {"role": "assistant", "name": None, "content": [{"type": "text", "text": text}], "channel": "final"}
+
+
+def test_text_is_written_at_most_once_per_interval_while_streaming(store, chat):
+    clock = Clock()
+    recorder = ReplyRecorder(store, chat.id, "low", interval_s=0.25, clock=clock)
+    row = recorder.current_row_id
+    assert store.message(row).status == "streaming"
+
+    recorder.add_text("final", "Hel")
+    assert store.message(row).content == ""
+    clock.now += 0.3
+    recorder.add_text("final", "lo")
+    assert store.message(row).content == "Hello"
+    recorder.add_text("final", " there")
+    assert store.message(row).content == "Hello"
+    clock.now += 0.3
+    assert recorder.flush_if_due()
+    assert store.message(row).content == "Hello there"
+
+
+def test_reasoning_and_answer_go_to_one_row_with_the_thinking_time(store, chat):
+    clock = Clock()
+    recorder = ReplyRecorder(store, chat.id, "high", clock=clock)
+    recorder.start_message("analysis", None, None)
+    recorder.add_text("analysis", "User greets.")
+    assert recorder.thinking
+    clock.now += 2.5
+    recorder.finish_message({"role": "assistant", "content": [{"type": "text", "text": "User greets."}], "channel": "analysis"})
+    recorder.start_message("final", None, None)
+    recorder.add_text("final", "Hello!")
+    recorder.finish_message(final("Hello!"))
+    recorder.finish("complete", stats={"tokens_per_s": 30.0})
+
+    (reply,) = store.messages(chat.id)[1:]
+    assert (reply.reasoning, reply.content, reply.channel, reply.status) == ("User greets.", "Hello!", "final", "complete")
+    assert reply.thought_seconds == pytest.approx(2.5)
+    assert reply.reasoning_level == "high" and reply.stats == {"tokens_per_s": 30.0}
+
+
+def test_a_tool_call_completes_its_row_and_what_follows_gets_a_new_one(store, chat):
+    recorder = ReplyRecorder(store, chat.id, "medium", clock=Clock())
+    recorder.start_message("analysis", None, None)
+    recorder.add_text("analysis", "Need weather.")
+    recorder.finish_message({"role": "assistant", "content": [{"type": "text", "text": "Need weather."}], "channel": "analysis"})
+    recorder.start_message("commentary", "functions.get_weather", "<|constrain|>json")
+    recorder.add_text("commentary", '{"city": "Paris"}')
+    recorder.finish_message(
+        {"role": "assistant", "content": [{"type": "text", "text": '{"city": "Paris"}'}], "channel": "commentary",
+         "recipient": "functions.get_weather", "content_type": "<|constrain|>json"}
+    )
+    recorder.finish("complete", stats={"new_tokens": 12})
+
+    call = store.messages(chat.id)[1]
+    assert len(store.messages(chat.id)) == 2, "no empty row is left after the call"
+    assert (call.recipient, call.content_type, call.content, call.reasoning) == (
+        "functions.get_weather", "<|constrain|>json", '{"city": "Paris"}', "Need weather.",
+    )
+    assert call.stats == {"new_tokens": 12}
+
+
+def test_two_analysis_messages_are_kept_apart(store, chat):
+    recorder = ReplyRecorder(store, chat.id, "medium", clock=Clock())
+    for thought in ("First.", "Second."):
+        recorder.start_message("analysis", None, None)
+        recorder.add_text("analysis", thought)
+        recorder.finish_message({"role": "assistant", "content": [{"type": "text", "text": thought}], "channel": "analysis"})
+    recorder.finish("cancelled")
+    assert store.messages(chat.id)[1].reasoning == "First.\n\nSecond."
+
+
+def test_a_reply_stopped_before_any_text_leaves_nothing_and_a_failed_one_keeps_why(store, chat):
+    ReplyRecorder(store, chat.id, "medium").finish("cancelled")
+    assert len(store.messages(chat.id)) == 1
+
+    ReplyRecorder(store, chat.id, "medium").finish("failed", detail="Out of memory.")
+    failed = store.messages(chat.id)[1]
+    assert (failed.status, failed.detail, failed.content) == ("failed", "Out of memory.", "")
+
+
+def test_a_failed_write_loses_nothing_once_the_disk_has_room_again(store, chat):
+    clock = Clock()
+    recorder = ReplyRecorder(store, chat.id, "medium", clock=clock)
+    row = recorder.current_row_id
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]  # a full disk, for this connection
+    store._db.execute(f"PRAGMA max_page_count = {pages}")
+    clock.now += 1
+    with pytest.raises(StoreError, match="disk is full"):
+        recorder.add_text("final", "x" * 500_000)
+    store._db.execute("PRAGMA max_page_count = 1073741823")
+    clock.now += 1
+    recorder.add_text("final", "y")
+    assert store.message(row).content == "x" * 500_000 + "y"

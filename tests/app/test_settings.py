@@ -1,0 +1,58 @@
+"""Typed preferences survive a round trip through QSettings and never come back as strings."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QCoreApplication, QSettings
+
+from app.settings import APPLICATION_NAME, Key, Settings, configure_application
+
+
+@pytest.fixture
+def ini(tmp_path):
+    return lambda: QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+
+
+def test_values_round_trip_with_their_types(qapp, ini):
+    settings = Settings(ini())
+    settings.set_value(Key.TEMPERATURE, 0.7)
+    settings.set_value(Key.TOP_P, 1)  # an int is a fine float
+    settings.set_value(Key.MAX_NEW_TOKENS, 2048)
+    settings.set_value(Key.DEVELOPER_INSTRUCTIONS, "Answer in French.")
+    settings.set_value(Key.WINDOW_GEOMETRY, b"\x01\x02\xff")
+    settings.sync()
+
+    reread = Settings(ini())
+    assert reread.value(Key.TEMPERATURE) == 0.7 and isinstance(reread.value(Key.TEMPERATURE), float)
+    assert reread.value(Key.TOP_P) == 1.0
+    assert reread.value(Key.MAX_NEW_TOKENS) == 2048 and isinstance(reread.value(Key.MAX_NEW_TOKENS), int)
+    assert reread.value(Key.DEVELOPER_INSTRUCTIONS) == "Answer in French."
+    assert reread.value(Key.WINDOW_GEOMETRY) == b"\x01\x02\xff"
+    assert reread.sampling_kwargs() == {"temperature": 0.7, "top_p": 1.0, "max_new_tokens": 2048}
+
+
+def test_missing_or_damaged_values_fall_back_to_the_defaults(qapp, ini):
+    raw = ini()
+    raw.setValue(Key.MAX_NEW_TOKENS.path, "lots")
+    raw.setValue(Key.DEFAULT_REASONING.path, "extreme")
+    raw.sync()
+    settings = Settings(ini())
+    assert settings.value(Key.MAX_NEW_TOKENS) == 4096
+    assert settings.value(Key.MODEL) == ""
+    assert settings.default_reasoning() == "medium"
+    assert settings.context_length() is None
+
+
+def test_a_value_of_the_wrong_type_is_refused(qapp, ini):
+    with pytest.raises(TypeError, match="MAX_NEW_TOKENS takes int"):
+        Settings(ini()).set_value(Key.MAX_NEW_TOKENS, "4096")
+
+
+def test_the_application_identity_names_the_settings_file(qapp):
+    names = (QCoreApplication.applicationName(), QCoreApplication.organizationDomain())
+    try:
+        configure_application(qapp)
+        assert APPLICATION_NAME in QSettings().fileName()
+    finally:
+        QCoreApplication.setApplicationName(names[0])
+        QCoreApplication.setOrganizationDomain(names[1])
