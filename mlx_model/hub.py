@@ -264,7 +264,7 @@ def plan_download(
     manifest = _Manifest.read(target)
     same_commit = manifest is not None and manifest.commit == info.sha
     present = sum(_present_bytes(target, f, manifest, same_commit) for f in files)
-    return DownloadPlan(repo_id, str(info.sha), files, target, present, _free_bytes(target))
+    return DownloadPlan(repo_id, str(info.sha), files, target, present, free_disk_bytes(target))
 
 
 def download(
@@ -286,7 +286,7 @@ def download(
     from huggingface_hub.utils import build_hf_headers
 
     cancel = cancel or threading.Event()
-    free = _free_bytes(plan.target)
+    free = free_disk_bytes(plan.target)
     if plan.remaining_bytes + DISK_MARGIN_BYTES > free:
         raise NotEnoughDiskError(
             f"Downloading {plan.repo_id} needs {format_bytes(plan.remaining_bytes)} more, but only "
@@ -433,7 +433,7 @@ def _discard_partials(partial_dir: Path) -> None:
         leftover.unlink()
 
 
-def _free_bytes(target: Path) -> int:
+def free_disk_bytes(target: Path) -> int:
     """Free space on the disk that will hold `target` (its nearest existing parent)."""
     probe = Path(target).resolve()
     while not probe.exists():

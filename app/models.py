@@ -1,0 +1,138 @@
+"""The models the app offers, what this Mac can run, and the memory check before a load.
+
+Memory figures: the weights are the Hub checkpoints' safetensors sizes; the KV cache grows only
+in the full-attention layers (half of them; the sliding layers keep 128 positions), at bf16.
+macOS lets the GPU wire about two thirds of RAM up to 36 GB and three quarters above; a model
+that needs more than that still runs, but slowly, with the rest of the system swapped out.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from mlx_model.hub import format_bytes
+
+GB = 1000**3
+GIB = 1024**3
+RUNTIME_OVERHEAD_BYTES = GIB // 2
+SMALLEST_CONTEXT = 4096
+"""The context assumed when the setting is automatic: the engine never picks less."""
+_SWAP_LIMIT = 0.9
+"""Above this share of RAM a model would page constantly: refused unless the user insists."""
+
+
+class MemoryEstimate(Protocol):
+    weights_bytes: int
+    kv_bytes: int
+
+    @property
+    def total_bytes(self) -> int: ...
+
+
+EstimateFunction = Callable[[Path, int], MemoryEstimate]
+"""`mlx_model.memory.estimate(model_dir, context_length)`."""
+
+
+@dataclass(frozen=True)
+class CatalogueEstimate:
+    weights_bytes: int
+    kv_bytes: int
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weights_bytes + self.kv_bytes + RUNTIME_OVERHEAD_BYTES
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    repo_id: str
+    name: str
+    description: str
+    download_bytes: int
+    weights_bytes: int
+    kv_bytes_per_token: int
+
+    def estimate(self, context_length: int | None) -> CatalogueEstimate:
+        tokens = context_length or SMALLEST_CONTEXT
+        return CatalogueEstimate(self.weights_bytes, self.kv_bytes_per_token * tokens)
+
+
+CATALOGUE: tuple[ModelChoice, ...] = (
+    ModelChoice(
+        repo_id="openai/gpt-oss-20b",
+        name="gpt-oss-20b",
+        description="21B parameters, 3.6B active. Fast; for Macs with 16 GB or more.",
+        download_bytes=13_790_000_000,
+        weights_bytes=13_761_264_768,
+        kv_bytes_per_token=12 * 2 * 8 * 64 * 2,
+    ),
+    ModelChoice(
+        repo_id="openai/gpt-oss-120b",
+        name="gpt-oss-120b",
+        description="117B parameters, 5.1B active. Stronger; for Macs with 96 GB or more.",
+        download_bytes=65_280_000_000,
+        weights_bytes=65_248_815_744,
+        kv_bytes_per_token=18 * 2 * 8 * 64 * 2,
+    ),
+)
+
+
+def total_ram_bytes() -> int:
+    """Physical memory, on macOS and Linux alike."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def gpu_budget_bytes(total_ram: int) -> int:
+    """What macOS lets the GPU use by default (its recommended working set)."""
+    return int(total_ram * (2 / 3 if total_ram <= 36 * GB else 3 / 4))
+
+
+@dataclass(frozen=True)
+class FitVerdict:
+    """`fits`: within the GPU budget. `runs`: over it but under the swap limit (slow, and
+    other apps are paged out). Neither: refused unless the user insists."""
+
+    fits: bool
+    runs: bool
+    needed_bytes: int
+    budget_bytes: int
+    total_ram_bytes: int
+    message: str
+
+
+def check_fit(name: str, needed_bytes: int, total_ram: int) -> FitVerdict:
+    budget = gpu_budget_bytes(total_ram)
+    needed, ram, gpu = format_bytes(needed_bytes), format_bytes(total_ram), format_bytes(budget)
+    if needed_bytes <= budget:
+        message = f"{name} needs about {needed} of the {gpu} this Mac's GPU can use."
+        return FitVerdict(True, True, needed_bytes, budget, total_ram, message)
+    if needed_bytes <= total_ram * _SWAP_LIMIT:
+        message = (
+            f"{name} needs about {needed}, more than the {gpu} macOS lets the GPU use on this Mac "
+            f"({ram} of memory). It will run slowly and other apps will be swapped out. Quit other apps, "
+            "or choose a shorter context length in Settings."
+        )
+        return FitVerdict(False, True, needed_bytes, budget, total_ram, message)
+    message = (
+        f"{name} will not fit: it needs about {needed}, and this Mac has {ram} of memory in all. "
+        "Loading it would bring the whole system to a crawl. Choose a smaller model or a shorter context."
+    )
+    return FitVerdict(False, False, needed_bytes, budget, total_ram, message)
+
+
+def check_model_fit(
+    model_dir: Path, context_length: int | None, estimate: EstimateFunction, total_ram: int | None = None
+) -> FitVerdict:
+    """The check before loading a model folder, with the engine's estimate of what it needs."""
+    needed = estimate(model_dir, context_length or SMALLEST_CONTEXT).total_bytes
+    return check_fit(model_dir.name, needed, total_ram_bytes() if total_ram is None else total_ram)
+
+
+def offer(choice: ModelChoice, total_ram: int, context_length: int | None = None) -> FitVerdict:
+    """Whether the first-run screen offers `choice` on a Mac with `total_ram` (it does when the
+    model at least runs), and the sentence that explains it."""
+    return check_fit(choice.name, choice.estimate(context_length).total_bytes, total_ram)
