@@ -68,11 +68,16 @@ def _shim_digest() -> str:
     return digest.hexdigest()
 
 
-def build_key(cpp: str, extra_flags: tuple[str, ...] = ()) -> str:
+def extra_flags() -> tuple[str, ...]:
+    """$METAL_EMULATOR_CXXFLAGS, e.g. `-DMETAL_EMU_UCONTEXT` for the portable fiber switch."""
+    return tuple(os.environ.get("METAL_EMULATOR_CXXFLAGS", "").split())
+
+
+def build_key(cpp: str, flags: tuple[str, ...]) -> str:
     """The cache key of one kernel variant."""
     cxx = compiler()
     digest = hashlib.sha256()
-    for part in (cpp, _shim_digest(), cxx, _compiler_identity(cxx), *COMPILE_FLAGS, *extra_flags):
+    for part in (cpp, _shim_digest(), cxx, _compiler_identity(cxx), *flags):
         digest.update(part.encode())
         digest.update(b"\0")
     return digest.hexdigest()[:32]
@@ -83,13 +88,14 @@ def _load(path: str) -> ctypes.CDLL:
     return ctypes.CDLL(path)
 
 
-def build(cpp: str, label: str, metal_text: str, extra_flags: tuple[str, ...] = ()) -> ctypes.CDLL:
+def build(cpp: str, label: str, metal_text: str) -> ctypes.CDLL:
     """Returns the loaded library for `cpp`, compiling it unless it is cached.
 
     `metal_text` is written beside the C++ as `<label>.metal`, so the compiler can quote the
     lines its messages point at.
     """
-    key = build_key(cpp, extra_flags)
+    flags = COMPILE_FLAGS + extra_flags()
+    key = build_key(cpp, flags)
     directory = cache_dir()
     library = directory / f"{label}-{key}.so"
     if not library.exists():
@@ -98,11 +104,14 @@ def build(cpp: str, label: str, metal_text: str, extra_flags: tuple[str, ...] = 
             work_dir = Path(work)
             (work_dir / f"{label}.metal").write_text(metal_text)
             (work_dir / "kernel.cpp").write_text(cpp)
-            command = [
-                compiler(), *COMPILE_FLAGS, *extra_flags, f"-I{SHIM_DIR}",
-                "kernel.cpp", "-o", "kernel.so",
-            ]
-            result = subprocess.run(command, cwd=work_dir, capture_output=True, text=True)
+            command = [compiler(), *flags, f"-I{SHIM_DIR}", "kernel.cpp", "-o", "kernel.so"]
+            result = subprocess.run(
+                command,
+                cwd=work_dir,
+                capture_output=True,
+                text=True,
+                env={**os.environ, "LC_ALL": "C"},  # plain ASCII quotes in the messages
+            )
             if result.returncode != 0:
                 lines = result.stderr.splitlines()
                 shown = "\n".join(lines[:_MAX_ERROR_LINES])
