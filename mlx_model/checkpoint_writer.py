@@ -14,12 +14,15 @@ import math
 import struct
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
 from .checkpoint import INDEX_FILE, SINGLE_FILE, TensorSpec, expected_tensors
 from .config import ModelConfig
+
+if TYPE_CHECKING:
+    from .model import Model
 
 SHAPES: dict[str, ModelConfig] = {
     # Small enough for tests on a CPU; still GQA (group 4), more experts than top-k, and the real
@@ -105,7 +108,19 @@ class _TensorSource:
                 yield rng.integers(centre - 1, centre + 2, size=shape, dtype=np.uint8).tobytes()
 
 
-def _write_safetensors(path: Path, tensors: list[tuple[int, str, TensorSpec]], source: _TensorSource) -> None:
+class _ArraySource:
+    """Bytes of given arrays (a trained or converted model) instead of random ones."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        self.arrays = arrays
+
+    def chunks(self, index: int, name: str, spec: TensorSpec) -> Iterator[bytes]:
+        yield np.ascontiguousarray(self.arrays[name]).tobytes()
+
+
+def _write_safetensors(
+    path: Path, tensors: list[tuple[int, str, TensorSpec]], source: _TensorSource | _ArraySource
+) -> None:
     header: dict[str, object] = {"__metadata__": {"format": "pt"}}
     offset = 0
     for _, name, spec in tensors:
@@ -139,11 +154,33 @@ def write_random_checkpoint(
     across `model-0000i-of-0000N.safetensors` files with a `model.safetensors.index.json`, as on
     the Hub; with 1 a single `model.safetensors` is written.
     """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     config = SHAPES[config] if isinstance(config, str) else config
-    specs = expected_tensors(config)
     source = _TensorSource(config, seed, router_scale)
+    return _write_checkpoint(Path(folder), config, source, shards=shards, tokenizer=tokenizer)
+
+
+def save_model(model: "Model", folder: str | Path, *, shards: int = 1, tokenizer: bool = True) -> Path:
+    """Write a model's current weights as a Hub-layout checkpoint (dense weights in bfloat16,
+    the MXFP4 experts byte for byte), e.g. after training a test model."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+
+    specs = expected_tensors(model.config)
+    arrays: dict[str, np.ndarray] = {}
+    for name, value in tree_flatten(model.parameters()):
+        spec = specs[name]
+        if spec.dtype == "U8":
+            arrays[name] = np.array(value.view(mx.uint8)).reshape(spec.shape)
+        else:
+            arrays[name] = np.array(value.astype(mx.bfloat16).view(mx.uint16))
+    return _write_checkpoint(Path(folder), model.config, _ArraySource(arrays), shards=shards, tokenizer=tokenizer)
+
+
+def _write_checkpoint(
+    folder: Path, config: ModelConfig, source: _TensorSource | _ArraySource, *, shards: int, tokenizer: bool
+) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    specs = expected_tensors(config)
     ordered = [(index, name, spec) for index, (name, spec) in enumerate(sorted(specs.items()))]
 
     if shards <= 1:

@@ -77,6 +77,7 @@ class Stats:
     prefill_tokens_per_s: float = 0.0
     context_tokens: int = 0
     context_limit: int = 0
+    dropped_messages: int = 0  # old messages left out of the prompt to fit the context
 
 
 DoneReason = Literal["return", "call", "max_tokens", "cancelled", "context_full", "error"]

@@ -1,0 +1,84 @@
+"""How much memory a model folder needs at a context length, and what context fits a machine.
+
+Used before loading (the app's fit check, the engine's default context) so a model that will not
+fit is refused with a clear message instead of swapping the machine to a halt.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .checkpoint import locate_tensors
+from .config import ModelConfig
+
+GIB = 1024**3
+# Buffers besides weights and KV: one prefill chunk's activations, the logits, MLX's allocator
+# slack. Measured peaks on the tiny and 20b shapes sit well under this (see bench/memory.py).
+RUNTIME_OVERHEAD_BYTES = GIB // 2
+MIN_CONTEXT, MAX_DEFAULT_CONTEXT = 4096, 32768
+# macOS lets the GPU wire about 2/3 of RAM up to 36 GB and about 3/4 above; use the same share.
+_GPU_SHARE_SMALL, _GPU_SHARE_LARGE = 0.67, 0.75
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    weights_bytes: int
+    kv_bytes: int
+    overhead_bytes: int
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weights_bytes + self.kv_bytes + self.overhead_bytes
+
+
+def _kv_bytes_per_token_and_layer(config: ModelConfig, bytes_per_value: int) -> int:
+    return 2 * config.num_key_value_heads * config.head_dim * bytes_per_value
+
+
+def kv_bytes_per_token(config: ModelConfig, bytes_per_value: int = 2) -> int:
+    """What one more token of context costs: only the full-attention layers grow."""
+    full_layers = sum(not sliding for sliding in config.sliding_layers)
+    return full_layers * _kv_bytes_per_token_and_layer(config, bytes_per_value)
+
+
+def kv_bytes(config: ModelConfig, context_length: int, bytes_per_value: int = 2) -> int:
+    """Keys and values of every full layer at `context_length`, plus the window layers' share."""
+    window_layers = sum(config.sliding_layers)
+    window = min(config.sliding_window, context_length)
+    return kv_bytes_per_token(config, bytes_per_value) * context_length + (
+        window_layers * window * _kv_bytes_per_token_and_layer(config, bytes_per_value)
+    )
+
+
+def weights_bytes(folder: str | Path, config: ModelConfig | None = None) -> int:
+    config = config or ModelConfig.from_folder(folder)
+    return sum(location.spec.nbytes for location in locate_tensors(folder, config).values())
+
+
+def estimate(model_dir: str | Path, context_length: int) -> MemoryEstimate:
+    config = ModelConfig.from_folder(model_dir)
+    return MemoryEstimate(weights_bytes(model_dir, config), kv_bytes(config, context_length), RUNTIME_OVERHEAD_BYTES)
+
+
+def total_memory_bytes() -> int:
+    """Physical memory (macOS and Linux)."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def usable_memory_bytes(total: int | None = None) -> int:
+    """What a model may use: on Apple Silicon the GPU's default working-set limit."""
+    total = total_memory_bytes() if total is None else total
+    share = _GPU_SHARE_SMALL if total <= 36 * GIB else _GPU_SHARE_LARGE
+    return int(total * share)
+
+
+def default_context_length(config: ModelConfig, weights: int, usable: int | None = None) -> int:
+    """The longest context (a multiple of 1024, between 4k and 32k) whose KV cache fits beside
+    the weights; 4k when even that does not fit (the fit check then warns)."""
+    usable = usable_memory_bytes() if usable is None else usable
+    spare = usable - weights - RUNTIME_OVERHEAD_BYTES
+    fitting = spare // kv_bytes_per_token(config)
+    context = min(MAX_DEFAULT_CONTEXT, config.max_position_embeddings, fitting)
+    return max(MIN_CONTEXT, int(context) // 1024 * 1024)
