@@ -3,7 +3,8 @@
 MLX compiles ``metal::utils() + <generated text>``; the emulator compiles the very same generated
 text, so this module must produce it byte for byte (tests/metal/test_emulator_golden.py compares it
 with what MLX prints). Sources: ``mlx/backend/common/metal_kernel.cpp`` (``write_signature``,
-``write_template``, the kernel naming) and ``mlx/backend/common/compiled.cpp`` (``get_type_string``).
+``write_template``, the kernel naming) and ``mlx/backend/common/compiled.cpp``
+(``get_type_string``).
 """
 
 from __future__ import annotations
@@ -107,10 +108,13 @@ def type_string(dtype: mx.Dtype) -> str:
     return TYPE_STRINGS[dtype]
 
 
-def referenced_shape_infos(source: str, input_names: Sequence[str]) -> list[tuple[bool, bool, bool]]:
-    """For each input, whether `_shape`, `_strides`, `_ndim` occur in `source` (a substring test)."""
+def referenced_shape_infos(
+    source: str, input_names: Sequence[str]
+) -> list[tuple[bool, bool, bool]]:
+    """For each input, whether `_shape`, `_strides`, `_ndim` occur in `source` (substrings)."""
     return [
-        (f"{n}_shape" in source, f"{n}_strides" in source, f"{n}_ndim" in source) for n in input_names
+        (f"{n}_shape" in source, f"{n}_strides" in source, f"{n}_ndim" in source)
+        for n in input_names
     ]
 
 

@@ -139,7 +139,8 @@ def rewrite_threadgroup_declarations(code: str, kernel: str) -> str:
     for match in re.finditer(r"\bthreadgroup\b", code):
         if match.start() < position:
             continue
-        paren_depth += code.count("(", scanned, match.start()) - code.count(")", scanned, match.start())
+        opened = code.count("(", scanned, match.start())
+        paren_depth += opened - code.count(")", scanned, match.start())
         scanned = match.start()
         if paren_depth > 0:
             continue

@@ -69,7 +69,8 @@ def test_an_early_return_before_a_barrier_is_an_error():
         y[t] = x[t];
         """,
     )
-    with pytest.raises(KernelExecutionError, match=r"emu_early_return.*reached by 10 threads.*54 returned"):
+    message = r"emu_early_return.*reached by 10 threads.*54 returned"
+    with pytest.raises(KernelExecutionError, match=message):
         _run(kernel)
 
 
@@ -86,7 +87,8 @@ def test_threads_at_different_barriers_are_an_error():
         y[t] = x[t];
         """,
     )
-    with pytest.raises(KernelExecutionError, match="different threadgroup_barrier calls: emu_split_barrier.metal:"):
+    message = "different threadgroup_barrier calls: emu_split_barrier.metal:"
+    with pytest.raises(KernelExecutionError, match=message):
         _run(kernel)
 
 

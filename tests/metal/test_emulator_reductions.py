@@ -181,3 +181,17 @@ def test_simd_functions_use_the_active_lanes_of_partial_and_divergent_groups():
     exclusive = np.array([x[s:i].sum() for i, s in zip(range(threads), start)])
     maximum = x[start + group_size - 1]
     np.testing.assert_array_equal(np.array(scanned), exclusive + 1000.0 * maximum)
+
+
+def test_the_portable_ucontext_fiber_switch_gives_the_same_sums(monkeypatch):
+    monkeypatch.setenv("METAL_EMULATOR_CXXFLAGS", "-DMETAL_EMU_UCONTEXT")
+    kernel = MetalKernel(
+        name=ROW_SUM.name, input_names=ROW_SUM.input_names, output_names=ROW_SUM.output_names,
+        source=ROW_SUM.source,
+    )
+    x = np.random.default_rng(3).standard_normal((4, 300)).astype(np.float32)
+    (out,) = kernel.run_all_schedules(
+        inputs=[x, 300], output_shapes=[(4,)], output_dtypes=[mx.float32],
+        grid=(96, 4, 1), threadgroup=(96, 1, 1),
+    )
+    np.testing.assert_allclose(np.array(out), x.sum(axis=1), rtol=1e-5, atol=1e-4)

@@ -1,5 +1,6 @@
 """The MSL surface the project's kernels use: vectors and swizzles, reinterpretation, bit
-operations, half and bfloat, literals, math, limits and the MLX preamble helpers."""
+operations, half and bfloat, literals, math, limits, the MLX preamble helpers and SIMD-group
+functions on vectors and bfloat."""
 
 from __future__ import annotations
 
@@ -22,7 +23,13 @@ inline float dequant_fp4(uchar nibble) {
 SOURCE = """
 uint t = thread_position_in_grid.x;
 fp4[t] = dequant_fp4(uchar(t));
+float4 vector_sum = simd_sum(float4(float(t), 1.0f, 2.0f, 3.0f));
+half2 swapped = simd_shuffle_xor(half2(half(t), 1.0h), 1);
+bfloat16_t largest = simd_max(bfloat16_t(float(t) * 0.5f));
 if (t != 0) return;
+checks[22] = vector_sum.x + vector_sum.y + vector_sum.w;
+checks[23] = float(swapped.x) + float(swapped.y);
+checks[24] = float(largest);
 
 float4 v(1.0f, 2.0f, 3.0f, 4.0f);
 float2 s = v.xy + v.zw;
@@ -94,7 +101,7 @@ def results() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
     data = np.arange(32, dtype=np.uint8) * 7
     fp4, checks = kernel(
-        inputs=[data], output_shapes=[(16,), (22,)], output_dtypes=[mx.float32, mx.float32],
+        inputs=[data], output_shapes=[(16,), (25,)], output_dtypes=[mx.float32, mx.float32],
         grid=(16, 1, 1), threadgroup=(16, 1, 1),
     )
     return np.array(fp4), np.array(checks), data
@@ -133,6 +140,9 @@ def test_every_construct_computes_what_metal_computes(results):
         19: 0.5,
         20: 5,
         21: 25,
+        22: sum(range(16)) + 16 + 3 * 16,
+        23: 1 + 1,
+        24: 7.5,
     }
     for index, value in expected.items():
         assert checks[index] == pytest.approx(value, rel=1e-6), f"checks[{index}]"

@@ -104,7 +104,8 @@ METAL_EMU_FLOAT_BINARY(step, b < a ? 0.0f : 1.0f)
 
 template <metal_emu::floating T>
 inline T fma(T a, T b, T c) {
-  return static_cast<T>(std::fma(static_cast<float>(a), static_cast<float>(b), static_cast<float>(c)));
+  return static_cast<T>(
+      std::fma(static_cast<float>(a), static_cast<float>(b), static_cast<float>(c)));
 }
 template <metal_emu::floating T, int N>
 inline vec<T, N> fma(const vec<T, N>& a, const vec<T, N>& b, const vec<T, N>& c) {

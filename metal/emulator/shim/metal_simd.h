@@ -122,7 +122,7 @@ void shuffle(Lane* const* lanes) {
       case Source::up: source = int64_t(l) - p; break;
       case Source::down: source = l + p; break;
       case Source::rotate_down: source = (l + p) % kSimdWidth; break;
-      case Source::rotate_up: source = ((int64_t(l) - p) % kSimdWidth + kSimdWidth) % kSimdWidth; break;
+      case Source::rotate_up: source = (l + kSimdWidth - p % kSimdWidth) % kSimdWidth; break;
       case Source::first_active: source = first; break;
     }
     const bool valid = source >= 0 && source < int64_t(kSimdWidth) && lanes[source] != nullptr;

@@ -44,7 +44,8 @@ struct bfloat {
 namespace metal_emu {
 
 template <class T>
-inline constexpr bool is_half_or_bfloat = std::is_same_v<T, metal::half> || std::is_same_v<T, metal::bfloat>;
+inline constexpr bool is_half_or_bfloat =
+    std::is_same_v<T, metal::half> || std::is_same_v<T, metal::bfloat>;
 template <class T>
 inline constexpr bool is_floating = std::is_floating_point_v<T> || is_half_or_bfloat<T>;
 template <class T>
@@ -318,7 +319,9 @@ struct alignas(sizeof(T) * metal_emu::storage_size<N>) vec : metal_emu::vec_stor
   template <class U, int M>
   static constexpr vec<U, M> as_vec(const vec<U, M>& v) { return v; }
   template <class U, int M, int... I>
-  static constexpr vec<U, sizeof...(I)> as_vec(const metal_emu::swizzle<U, M, I...>& s) { return s; }
+  static constexpr vec<U, sizeof...(I)> as_vec(const metal_emu::swizzle<U, M, I...>& s) {
+    return s;
+  }
 };
 
 #define METAL_EMU_VECTOR_TYPES(T, NAME) \
