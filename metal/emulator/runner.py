@@ -72,9 +72,8 @@ def _mismatches(
     if rtol == 0.0 and atol == 0.0:
         a = arrays.to_host(expected, kernel)[0].reshape(-1)
         b = arrays.to_host(actual, kernel)[0].reshape(-1)
-        return (a.view(np.uint8).reshape(a.size, -1) != b.view(np.uint8).reshape(b.size, -1)).any(
-            axis=1
-        )
+        shape = (a.size, a.itemsize)
+        return (a.view(np.uint8).reshape(shape) != b.view(np.uint8).reshape(shape)).any(axis=1)
     a, b = (np.array(x.astype(mx.float32)).reshape(-1) for x in (expected, actual))
     return ~np.isclose(a, b, rtol=rtol, atol=atol, equal_nan=True)
 

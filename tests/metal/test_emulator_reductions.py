@@ -195,3 +195,41 @@ def test_the_portable_ucontext_fiber_switch_gives_the_same_sums(monkeypatch):
         grid=(96, 4, 1), threadgroup=(96, 1, 1),
     )
     np.testing.assert_allclose(np.array(out), x.sum(axis=1), rtol=1e-5, atol=1e-4)
+
+
+TILED_MATMUL = MetalKernel(
+    name="emu_tiled_matmul",
+    input_names=["a", "b", "dims"],
+    output_names=["c"],
+    source="""
+    // c[M, N] = a[M, K] @ b[K, N] with 8x8 tiles in threadgroup memory; the grid is rounded up
+    // to whole tiles and threads outside the matrix only help loading.
+    threadgroup half tile_a[8][8];
+    threadgroup float tile_b[8][8];
+    const int M = dims[0], N = dims[1], K = dims[2];
+    uint2 local = thread_position_in_threadgroup.xy;
+    int row = int(thread_position_in_grid.y), col = int(thread_position_in_grid.x);
+    float acc = 0.0f;
+    for (int k0 = 0; k0 < K; k0 += 8) {
+      int ka = k0 + int(local.x), kb = k0 + int(local.y);
+      tile_a[local.y][local.x] = (row < M && ka < K) ? a[row * K + ka] : half(0.0h);
+      tile_b[local.y][local.x] = (kb < K && col < N) ? b[kb * N + col] : 0.0f;
+      threadgroup_barrier(mem_flags::mem_threadgroup);
+      for (int k = 0; k < 8; ++k) acc = fma(float(tile_a[local.y][k]), tile_b[k][local.x], acc);
+      threadgroup_barrier(mem_flags::mem_threadgroup);
+    }
+    if (row < M && col < N) c[row * N + col] = acc;
+    """,
+)
+
+
+def test_tiled_matmul_with_barriers_in_a_loop():
+    m, n, k = 37, 29, 50
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((m, k)).astype(np.float16)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    (c,) = TILED_MATMUL.run_all_schedules(
+        inputs=[a, b, np.array([m, n, k], np.int32)], output_shapes=[(m, n)],
+        output_dtypes=[mx.float32], grid=(32, 40, 1), threadgroup=(8, 8, 1),
+    )
+    np.testing.assert_allclose(np.array(c), a.astype(np.float32) @ b, rtol=1e-4, atol=1e-4)
