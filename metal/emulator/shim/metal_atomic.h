@@ -56,35 +56,25 @@ void atomic_store_explicit(volatile atomic<T>* object, U value, memory_order) {
   metal_emu::atomic_ref_of(object).store(T(value), std::memory_order_relaxed);
 }
 template <class T, class U>
-T atomic_exchange_explicit(volatile atomic<T>* object, U value, memory_order) {
-  return metal_emu::atomic_ref_of(object).exchange(T(value), std::memory_order_relaxed);
-}
-template <class T, class U>
 bool atomic_compare_exchange_weak_explicit(volatile atomic<T>* object, T* expected, U desired,
                                            memory_order, memory_order) {
   return metal_emu::atomic_ref_of(object).compare_exchange_strong(*expected, T(desired),
                                                                   std::memory_order_relaxed);
 }
-template <class T, class U>
-T atomic_fetch_add_explicit(volatile atomic<T>* object, U operand, memory_order) {
-  return metal_emu::atomic_ref_of(object).fetch_add(T(operand), std::memory_order_relaxed);
-}
-template <class T, class U>
-T atomic_fetch_sub_explicit(volatile atomic<T>* object, U operand, memory_order) {
-  return metal_emu::atomic_ref_of(object).fetch_sub(T(operand), std::memory_order_relaxed);
-}
-template <class T, class U>
-T atomic_fetch_and_explicit(volatile atomic<T>* object, U operand, memory_order) {
-  return metal_emu::atomic_ref_of(object).fetch_and(T(operand), std::memory_order_relaxed);
-}
-template <class T, class U>
-T atomic_fetch_or_explicit(volatile atomic<T>* object, U operand, memory_order) {
-  return metal_emu::atomic_ref_of(object).fetch_or(T(operand), std::memory_order_relaxed);
-}
-template <class T, class U>
-T atomic_fetch_xor_explicit(volatile atomic<T>* object, U operand, memory_order) {
-  return metal_emu::atomic_ref_of(object).fetch_xor(T(operand), std::memory_order_relaxed);
-}
+
+#define METAL_EMU_ATOMIC_FETCH(NAME, METHOD)                                                \
+  template <class T, class U>                                                              \
+  T NAME(volatile atomic<T>* object, U operand, memory_order) {                            \
+    return metal_emu::atomic_ref_of(object).METHOD(T(operand), std::memory_order_relaxed); \
+  }
+METAL_EMU_ATOMIC_FETCH(atomic_fetch_add_explicit, fetch_add)
+METAL_EMU_ATOMIC_FETCH(atomic_fetch_sub_explicit, fetch_sub)
+METAL_EMU_ATOMIC_FETCH(atomic_fetch_and_explicit, fetch_and)
+METAL_EMU_ATOMIC_FETCH(atomic_fetch_or_explicit, fetch_or)
+METAL_EMU_ATOMIC_FETCH(atomic_fetch_xor_explicit, fetch_xor)
+METAL_EMU_ATOMIC_FETCH(atomic_exchange_explicit, exchange)
+#undef METAL_EMU_ATOMIC_FETCH
+
 template <class T, class U>
 T atomic_fetch_max_explicit(volatile atomic<T>* object, U operand, memory_order) {
   return metal_emu::fetch_update(object, T(operand), [](T a, T b) { return max(a, b); });
