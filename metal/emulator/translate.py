@@ -147,7 +147,8 @@ def rewrite_threadgroup_declarations(code: str, kernel: str) -> str:
         end = _statement_end(code, match.end())
         declaration = code[match.end() : end]
         declarators = _split_declarators(declaration)
-        if any("*" in d.split("[")[0] or "&" in d.split("[")[0] for d in declarators):
+        heads = [d.split("[")[0] for d in declarators]  # type and name, without array sizes
+        if any("*" in head or "&" in head for head in heads):
             continue
         line = code.count("\n", 0, match.start()) + 1
         if any("=" in d or "{" in d for d in declarators):
@@ -155,7 +156,7 @@ def rewrite_threadgroup_declarations(code: str, kernel: str) -> str:
                 f"kernel {kernel!r}: threadgroup variables cannot be initialised "
                 f"({kernel}.metal:{line})"
             )
-        names = [_IDENTIFIER.findall(d.split("[")[0])[-1] for d in declarators]
+        names = [_IDENTIFIER.findall(head)[-1] for head in heads]
         registrations = "".join(
             f" ::metal_emu::register_threadgroup_memory(&{n}, sizeof({n}));" for n in names
         )
