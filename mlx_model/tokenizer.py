@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import codecs
 import json
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import tiktoken
 
@@ -150,7 +151,7 @@ class Tokenizer:
             self.special_ids["<|return|>"],
             self.special_ids["<|call|>"],
         )
-        """`<|return|>` and `<|call|>`: where one assistant turn stops sampling (never `<|end|>`)."""
+        """`<|return|>` and `<|call|>`: where an assistant turn stops sampling (never `<|end|>`)."""
 
     @property
     def n_vocab(self) -> int:
@@ -205,7 +206,14 @@ def load_tokenizer(model_dir: str | Path | None = None) -> Tokenizer:
 
 @lru_cache(maxsize=1)
 def _tiktoken_o200k_harmony() -> Tokenizer:
-    return Tokenizer(tiktoken.get_encoding("o200k_harmony"))
+    try:
+        return Tokenizer(tiktoken.get_encoding("o200k_harmony"))
+    except Exception as exc:  # tiktoken fails with whatever its download raised
+        raise RuntimeError(
+            "tiktoken could not load o200k_harmony: it downloads o200k_base.tiktoken once and "
+            "caches it in TIKTOKEN_CACHE_DIR. Offline, load the tokenizer from a model folder "
+            f"that has a tokenizer.json instead. ({exc})"
+        ) from exc
 
 
 @lru_cache(maxsize=4)
@@ -249,7 +257,9 @@ def _ranks_from_vocab(path: Path, vocab: Any) -> dict[bytes, int]:
     ranks: dict[bytes, int] = {}
     for piece, token_id in vocab.items():
         if not isinstance(token_id, int) or isinstance(token_id, bool):
-            raise TokenizerFileError(path, f"vocab entry {piece!r} has a non-integer id {token_id!r}")
+            raise TokenizerFileError(
+                path, f"vocab entry {piece!r} has a non-integer id {token_id!r}"
+            )
         try:
             ranks[_piece_bytes(piece)] = token_id
         except UnicodeEncodeError:
@@ -335,7 +345,10 @@ def _hub_tokenizer_files() -> tuple[tuple[str, bytes], ...]:
         "tokenizer_class": "PreTrainedTokenizerFast",
     }
     return (
-        ("tokenizer.json", json.dumps(_hub_tokenizer_json(ranks), indent=2, ensure_ascii=False).encode()),
+        (
+            "tokenizer.json",
+            json.dumps(_hub_tokenizer_json(ranks), indent=2, ensure_ascii=False).encode(),
+        ),
         ("tokenizer_config.json", _pretty_sorted_json(config)),
         ("special_tokens_map.json", _pretty_sorted_json(special_map)),
     )
@@ -410,7 +423,7 @@ def _hub_tokenizer_json(ranks: Mapping[bytes, int]) -> dict[str, Any]:
 
 
 def _last_merge(ranks: Mapping[bytes, int], token: bytes, rank: int) -> tuple[bytes, bytes]:
-    """The pair a token is merged from: BPE of its bytes with only lower ranks stops at two parts."""
+    """The pair a token is merged from: BPE of its bytes with lower ranks only stops at two."""
     parts = [token[i : i + 1] for i in range(len(token))]
     while len(parts) > 2:
         best_rank, best_at = rank, -1

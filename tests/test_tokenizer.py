@@ -1,4 +1,4 @@
-"""o200k_harmony from tiktoken and from a model folder's tokenizer.json, and the Hub files we write."""
+"""o200k_harmony from tiktoken and from a model folder's tokenizer.json; the Hub files we write."""
 
 from __future__ import annotations
 
@@ -204,7 +204,9 @@ def test_loading_and_writing_are_cached(hub_folder: Path, tmp_path: Path) -> Non
 
 def test_a_broken_tokenizer_json_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "tokenizer.json").write_text('{"model": {"type": "BPE", "vocab": {')
-    with pytest.raises(TokenizerFileError, match="tokenizer.json: cannot be read as JSON") as caught:
+    with pytest.raises(
+        TokenizerFileError, match="tokenizer.json: cannot be read as JSON"
+    ) as caught:
         load_tokenizer(tmp_path)
     assert isinstance(caught.value, ValueError)
     assert caught.value.path == (tmp_path / "tokenizer.json").resolve()
@@ -225,7 +227,9 @@ def _write_variant(folder: Path, document: dict) -> None:
     (folder / "tokenizer.json").write_text(json.dumps(document))
 
 
-def test_a_small_vocabulary_with_o200ks_pattern_is_refused(hub_document: dict, tmp_path: Path) -> None:
+def test_a_small_vocabulary_with_o200ks_pattern_is_refused(
+    hub_document: dict, tmp_path: Path
+) -> None:
     model = {**hub_document["model"], "vocab": {"a": 0, "b": 1}, "merges": []}
     _write_variant(tmp_path, {**hub_document, "model": model})
     with pytest.raises(TokenizerFileError, match="model.vocab has 2 distinct tokens"):
