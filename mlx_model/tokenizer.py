@@ -325,7 +325,8 @@ def write_tokenizer_files(folder: Path) -> None:
 
 @lru_cache(maxsize=1)
 def _hub_tokenizer_files() -> tuple[tuple[str, bytes], ...]:
-    ranks = tiktoken.get_encoding("o200k_harmony")._mergeable_ranks
+    encoding = tiktoken.get_encoding("o200k_harmony")
+    ranks = {token: encoding.encode_single_token(token) for token in encoding.token_byte_values()}
     special_map = {
         "bos_token": "<|startoftext|>",
         "eos_token": "<|return|>",

@@ -43,13 +43,12 @@ def _namespace_block(namespace: Mapping[str, Any]) -> str:
 
 
 def rust_lines(text: str | None) -> list[str]:
-    """Rust's `str::lines()`: split on `\\n`, drop one `\\r` before it, no empty last line."""
+    """Rust's `str::lines()`: split at `\\n` or `\\r\\n` (a bare `\\r` stays), no empty last."""
     if not text:
         return []
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
+    *ended, last = text.split("\n")
+    lines = [line[:-1] if line.endswith("\r") else line for line in ended]
+    return [*lines, last] if last else lines
 
 
 def _get(schema: Any, key: str) -> Any:
@@ -75,8 +74,8 @@ def _nullable(schema: Any, rendered: str) -> str:
 def _default_comment(schema: Any, *, raw_enum_string: bool) -> str | None:
     """`default: ...`; a string is quoted raw unless the schema is an enum.
 
-    Inside a oneOf's variant list an enum's string default is printed as JSON instead
-    (`raw_enum_string=False`), as openai-harmony does.
+    The variants of a schema that is itself a `oneOf` (not a oneOf property) print an enum's
+    string default as JSON instead (`raw_enum_string=False`), as openai-harmony does.
     """
     if not isinstance(schema, dict) or "default" not in schema:
         return None

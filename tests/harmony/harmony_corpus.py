@@ -142,7 +142,8 @@ TOP_LEVEL_ONE_OF = {
 
 MULTILINE_TOOL = ToolDescription.new(
     "annotate",
-    "First line of the description.\r\nSecond line, after CRLF.\n\nAfter a blank line.\n",
+    "First line of the description.\r\nSecond line, after CRLF.\n\nAfter a blank line.\n"
+    "A bare \r stays, also at the very end.\r",
     parameters={"type": "object", "properties": {}},
 )
 
@@ -320,7 +321,7 @@ def conversations() -> list[tuple[str, Conversation]]:
                 .with_tools(
                     ToolNamespaceConfig(
                         name="calendar",
-                        description="Calendar access.\nTimes are UTC.",
+                        description="Calendar access.\r\nTimes are UTC.\n",
                         tools=[
                             ToolDescription.new(
                                 "list_events",
