@@ -20,7 +20,7 @@ import mlx.core as mx
 from .config import ModelConfig
 from .conversation import Conversation
 from .events import Done, Event, Stats
-from .harmony import StreamParser, render_for_completion
+from .harmony import StreamParser, drop_completed_chain_of_thought, render_for_completion
 from .loader import load
 from .memory import default_context_length, weights_bytes
 from .prompt_cache import Cancelled, PromptCache
@@ -111,7 +111,9 @@ class Engine:
     # -- prompts -------------------------------------------------------------------------------
 
     def _render(self, messages: list[dict]) -> list[int]:
-        return render_for_completion(messages, self.tokenizer)
+        """Render for completion with every completed turn's chain of thought dropped, as the
+        harmony guide asks (openai-harmony itself keeps analysis after the first final)."""
+        return render_for_completion(drop_completed_chain_of_thought(messages), self.tokenizer)
 
     def _prompt_tokens(self, messages: list[dict]) -> list[int]:
         """Render for completion, continuing a tool-call turn with the tokens the model wrote."""

@@ -19,3 +19,15 @@ if _vocab_dir and "TIKTOKEN_CACHE_DIR" not in os.environ:
     _cache = Path(tempfile.mkdtemp(prefix="tiktoken-cache-"))
     shutil.copyfile(Path(_vocab_dir) / "o200k_base.tiktoken", _cache / _O200K_CACHE_NAME)
     os.environ["TIKTOKEN_CACHE_DIR"] = str(_cache)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def harmony_model_dir() -> Path:
+    """A tiny gpt-oss trained in this session to answer its script in harmony form (see
+    tests/support/harmony_model.py); cached across sessions under the user's cache folder."""
+    from support.harmony_model import trained_harmony_model
+
+    return trained_harmony_model()
