@@ -147,8 +147,12 @@ class Engine:
             dropped += user_turns[1]
             body = body[user_turns[1] :]
 
+    def prompt_tokens(self, conversation: Conversation) -> list[int]:
+        """The prompt the next reply would read, before any fitting to the context."""
+        return self._prompt_tokens(conversation.harmony_messages())
+
     def count_tokens(self, conversation: Conversation) -> int:
-        return len(self._prompt_tokens(conversation.harmony_messages()))
+        return len(self.prompt_tokens(conversation))
 
     def memory_in_use(self) -> int:
         return mx.get_active_memory()
@@ -160,11 +164,13 @@ class Engine:
         conversation: Conversation,
         sampling: SamplingSettings = SamplingSettings(),
         cancel: threading.Event | None = None,
+        on_token: Callable[[int], None] | None = None,
     ) -> Iterator[Event]:
         """Generate the assistant's next reply as events, ending with Stats and Done.
 
         The generated messages (on cancel or at the token limit, the unfinished one too) are
-        appended to `conversation.messages` before Done is yielded.
+        appended to `conversation.messages` before Done is yielded. `on_token` sees every
+        sampled id first (the terminal's --raw view).
         """
         cancel = cancel or threading.Event()
         started = time.perf_counter()
@@ -229,6 +235,8 @@ class Engine:
             generated.append(token_id)
             if first_token_at is None:
                 first_token_at = time.perf_counter()
+            if on_token is not None:
+                on_token(token_id)
             yield from parser.feed(token_id)
             if token_id in self._stop_ids:
                 reason = "call" if token_id == self._call_id else "return"

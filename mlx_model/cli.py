@@ -1,0 +1,197 @@
+"""`gpt-oss-chat`: chat with gpt-oss in a terminal, on the same engine as the desktop app.
+
+The chain of thought streams dimmed and the answer plainly; `--raw` shows the harmony text the
+model reads and writes, `--json` prints one JSON event per line for scripts, and `--prompt`
+answers a single message without interaction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from typing import TextIO
+
+from . import hub
+from .config import ModelFolderError
+from .conversation import REASONING_LEVELS, Conversation
+from .engine import Engine, EngineError
+from .events import Done, Event, MessageStart, Stats, TextDelta, ToolCall
+from .sampling import SamplingSettings
+from .tokenizer import TokenizerFileError
+
+DIM, RESET = "\x1b[2m", "\x1b[0m"
+_DATA_DIR_ENV = "GPT_OSS_DESKTOP_DATA_DIR"
+
+
+def default_models_dir() -> Path:
+    """Where the app keeps downloaded models, so the terminal and the app share them."""
+    if os.environ.get(_DATA_DIR_ENV):
+        return Path(os.environ[_DATA_DIR_ENV]) / "models"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "gpt-oss-desktop" / "models"
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "gpt-oss-desktop" / "models"
+
+
+def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="gpt-oss-chat", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="a model folder, or a Hub id such as openai/gpt-oss-20b")
+    parser.add_argument("--reasoning", choices=REASONING_LEVELS, default="medium", help="reasoning effort")
+    parser.add_argument("--developer", default=None, help="developer instructions")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--top-k", type=int, default=0)
+    parser.add_argument("--min-p", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--max-tokens", type=int, default=4096, help="most new tokens per reply")
+    parser.add_argument("--context", type=int, default=None, help="context length (default: what fits in memory)")
+    parser.add_argument("--start-date", default=None, help="the conversation's date, YYYY-MM-DD (default: today)")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--raw", action="store_true", help="print the harmony text instead of the rendered chat")
+    output.add_argument("--json", action="store_true", help="print one JSON event per line")
+    parser.add_argument("--prompt", default=None, help="answer this one message and exit")
+    return parser.parse_args(argv)
+
+
+class _Printer:
+    """Renders engine events for a person (dimmed reasoning, plain answer) or as JSON lines."""
+
+    def __init__(self, out: TextIO, err: TextIO, as_json: bool, raw: bool, colour: bool) -> None:
+        self.out, self.err = out, err
+        self.as_json, self.raw, self.colour = as_json, raw, colour
+        self._channel: str | None = None
+
+    def event(self, event: Event) -> None:
+        if self.as_json:
+            print(json.dumps({"type": type(event).__name__, **asdict(event)}), file=self.out, flush=True)
+            return
+        if isinstance(event, Stats):
+            print(
+                f"[{event.new_tokens} tokens, {event.tokens_per_s:.1f} tok/s, first token {event.ttft_s:.2f} s, "
+                f"{event.cached_tokens} of {event.prompt_tokens} prompt tokens cached]",
+                file=self.err,
+            )
+        elif isinstance(event, Done) and event.detail:
+            print(f"[{event.reason}: {event.detail}]", file=self.err)
+        if self.raw:
+            return
+        if isinstance(event, MessageStart):
+            self._begin(event.channel)
+        elif isinstance(event, TextDelta):
+            dim = self.colour and event.channel == "analysis"
+            self.out.write(f"{DIM}{event.text}{RESET}" if dim else event.text)
+            self.out.flush()
+        elif isinstance(event, ToolCall):
+            print(f"\n→ {event.recipient}({event.arguments_json})" + (f"  [{event.error}]" if event.error else ""),
+                  file=self.out)
+        elif isinstance(event, Done):
+            print(file=self.out)
+
+    def _begin(self, channel: str | None) -> None:
+        if self._channel is not None:
+            print(file=self.out)
+        if channel == "analysis":
+            label = "Thinking: "
+        elif channel == "final":
+            label = "" if self._channel is None else "\n"
+        else:
+            label = f"[{channel}] "
+        self.out.write(f"{DIM}{label}{RESET}" if self.colour and channel == "analysis" else label)
+        self._channel = channel
+
+    def token(self, text: str) -> None:
+        self.out.write(text)
+        self.out.flush()
+
+    def reset(self) -> None:
+        self._channel = None
+
+
+def _resolve(model: str, err: TextIO) -> Path:
+    """A local folder, a downloaded Hub id, or a Hub id downloaded now with a progress bar."""
+    models_dir = default_models_dir()
+    try:
+        return hub.resolve_model(model, models_dir=models_dir)
+    except hub.NotDownloadedError:
+        pass
+    plan = hub.plan_download(model, models_dir)
+    print(f"Downloading {model}: {hub.format_bytes(plan.remaining_bytes)} to {plan.target} "
+          f"({hub.format_bytes(plan.free_bytes)} free)", file=err)
+
+    def progress(done: int, total: int) -> None:
+        width = 30
+        filled = int(width * done / total) if total else width
+        print(f"\r[{'#' * filled}{'.' * (width - filled)}] {hub.format_bytes(done)} / {hub.format_bytes(total)}",
+              end="", file=err, flush=True)
+
+    folder = hub.download(plan, progress=progress)
+    print(file=err)
+    return folder
+
+
+def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout,
+         stderr: TextIO = sys.stderr) -> int:
+    args = parse_arguments(argv)
+    try:
+        sampling = SamplingSettings(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
+                                    min_p=args.min_p, seed=args.seed, max_new_tokens=args.max_tokens)
+        folder = _resolve(args.model, stderr)
+        if not args.json:
+            print(f"Loading {folder} …", file=stderr)
+        engine = Engine.load(folder, context_length=args.context)
+    except (ValueError, hub.HubError, ModelFolderError, TokenizerFileError, EngineError, OSError) as error:
+        print(f"gpt-oss-chat: {error}", file=stderr)
+        return 2
+
+    conversation = Conversation(reasoning=args.reasoning, instructions=args.developer,
+                                start_date=args.start_date or datetime.date.today().isoformat())
+    printer = _Printer(stdout, stderr, args.json, args.raw, colour=stdout.isatty())
+
+    def answer(text: str) -> None:
+        conversation.add_user(text)
+        if args.raw:  # what the model reads this turn beyond what its cache already holds
+            prompt = engine.prompt_tokens(conversation)
+            printer.token(engine.tokenizer.decode(prompt[engine.cache.reusable_prefix(prompt):]))
+        printer.reset()
+        on_token = (lambda token_id: printer.token(engine.tokenizer.decode([token_id]))) if args.raw else None
+        cancel = threading.Event()
+        try:
+            for event in engine.reply(conversation, sampling, cancel, on_token=on_token):
+                printer.event(event)
+        except KeyboardInterrupt:
+            cancel.set()
+            print("\n[stopped]", file=stderr)
+
+    if args.prompt is not None:
+        answer(args.prompt)
+        return 0
+    interactive = stdin.isatty()
+    while True:
+        if interactive:
+            print("\n› ", end="", file=stdout, flush=True)
+        line = stdin.readline()
+        if not line:
+            return 0
+        text = line.strip()
+        if text in ("/quit", "/exit"):
+            return 0
+        if text.startswith("/reasoning "):
+            level = text.split(maxsplit=1)[1]
+            if level in REASONING_LEVELS:
+                conversation.reasoning = level
+                print(f"[reasoning: {level}]", file=stderr)
+            else:
+                print(f"[reasoning must be one of {', '.join(REASONING_LEVELS)}]", file=stderr)
+            continue
+        if text:
+            answer(text)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
