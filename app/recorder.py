@@ -39,6 +39,7 @@ class ReplyRecorder:
         self._thinking_since: float | None = None
         self._analysis_done = False
         self.row_ids: list[int] = []
+        self._shown: list[str] = []  # visible text of the rows already finished
         self._open_row()
 
     # -- what the panel and the bubble need ----------------------------------------------------
@@ -50,6 +51,11 @@ class ReplyRecorder:
     @property
     def thinking(self) -> bool:
         return self._thinking_since is not None
+
+    def visible_text(self) -> str:
+        """What the user sees of this reply: answers and preambles, not reasoning or tool calls."""
+        current = [self.content] if self._row_id is not None and self.recipient is None and self.content else []
+        return "\n\n".join(self._shown + current)
 
     def thinking_seconds(self) -> float:
         """How long the current analysis has been going on (0 when not thinking)."""
@@ -96,6 +102,8 @@ class ReplyRecorder:
             fields["channel"] or "final", fields["recipient"], fields["content_type"], fields["content"],
         )
         self._write(status="complete")
+        if self.recipient is None and self.content:
+            self._shown.append(self.content)
         self._row_id = None
 
     def flush_if_due(self) -> bool:

@@ -1,0 +1,84 @@
+"""Start the app: `python -m app` or `gpt-oss-desktop [--model PATH_OR_HUB_ID]`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from . import paths, theme
+from .session import ChatSession
+from .settings import Key, Settings, configure_application
+from .store import Store, StoreError
+from .window import MainWindow
+from .worker import EngineHost
+
+log = logging.getLogger(__name__)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="gpt-oss-desktop", description="Chat with gpt-oss on this Mac, offline.")
+    parser.add_argument(
+        "--model", metavar="PATH_OR_HUB_ID",
+        help="a model folder, or a Hub id such as openai/gpt-oss-20b (downloaded first if needed)",
+    )
+    return parser.parse_args(argv)
+
+
+def open_store() -> Store | None:
+    """The chat database; a damaged one is moved aside (never deleted) if the user agrees."""
+    path = paths.database_path()
+    try:
+        return Store(path)
+    except StoreError as error:
+        if not error.damaged:
+            QMessageBox.critical(None, "Chats Unavailable", str(error))
+            return None
+        answer = QMessageBox.warning(
+            None, "Chats Damaged",
+            f"{error}\n\nMove the damaged file aside (it is kept, renamed) and start with no chats?",
+            QMessageBox.StandardButton.Cancel | QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.Cancel,
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            return None
+        kept = Store.move_aside(path)
+        log.warning("moved the damaged chat database to %s", kept)
+        return Store(path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    app = QApplication(sys.argv[:1])
+    configure_application(app)
+    theme.watcher().apply()
+    store = open_store()
+    if store is None:
+        return 1
+    interrupted = store.mark_interrupted_replies()
+    if interrupted:
+        log.info("%d reply(ies) were interrupted when the app last stopped", interrupted)
+    settings = Settings()
+    engine = EngineHost()
+    session = ChatSession(store, settings, engine, models_dir=paths.models_dir())
+    window = MainWindow(session, settings, paths.models_dir())
+    window.show()
+    last = settings.value(Key.LAST_CONVERSATION)
+    session.open_conversation(last if any(c.id == last for c in session.conversations()) else None)
+    model = args.model or settings.value(Key.MODEL)
+    if model:
+        window.open_model(model)
+    else:
+        window.show_model_dialog(first_run=True)
+    code = app.exec()
+    finished = engine.shutdown()
+    store.close()
+    if not finished:
+        # The engine is inside a model load, which cannot be interrupted; every chat is already
+        # committed, so leave without waiting for it (Qt would abort on a running QThread).
+        os._exit(code)
+    return code

@@ -1,0 +1,455 @@
+"""What the app does, apart from how it looks: the open chat, sending, streaming replies into the
+store, stop, regenerate, edit and resend, reasoning levels, and the model.
+
+It lives on the GUI thread, talks to the engine only through `EngineHost`, and tells the window
+what changed with signals; the window decides how to show it. The store is the truth: every
+prompt is built from what is stored, so what the model saw is exactly what the user sees after a
+restart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from mlx_model import hub
+from mlx_model.events import Done, MessageDone, MessageStart, ParseWarning, Stats, TextDelta, ToolCall
+
+from .export import chat_json, chat_markdown
+from .models import EstimateFunction, FitVerdict, check_model_fit
+from .recorder import ReplyRecorder
+from .settings import Key, Settings
+from .store import DEFAULT_TITLE, ConversationRecord, SearchHit, Store, StoreError
+from .transcript import Turn, conversation_kwargs, group_turns, title_from_text
+from .worker import EngineHost
+
+log = logging.getLogger(__name__)
+
+TICK_MS = 200
+MAX_TOOL_ROUNDS = 3
+"""Replies that end in a call to a tool this app does not have are answered with an error and
+continued, at most this many times in a row."""
+
+_DONE_STATUS = {"return": "complete", "call": "complete", "max_tokens": "complete", "context_full": "complete",
+                "cancelled": "cancelled", "error": "failed"}
+_DONE_DETAIL = {
+    "max_tokens": "Stopped at the maximum reply length (Settings › Maximum tokens).",
+    "context_full": "The chat fills the model's context. Start a new chat, or raise the context length in Settings.",
+}
+
+
+def _engine_estimate(model_dir: Path, context_length: int):
+    from mlx_model.memory import estimate
+
+    return estimate(model_dir, context_length)
+
+
+def display_name(path_or_id: str) -> str:
+    """`gpt-oss-20b` for a Hub id, the folder's name for a path."""
+    return path_or_id.rstrip("/").split("/")[-1] if hub.is_hub_id(path_or_id) else Path(path_or_id).name
+
+
+@dataclass
+class _Reply:
+    reply_id: int
+    conversation_id: int
+    recorder: ReplyRecorder
+    shown_before: str = ""  # visible text of earlier rounds of this reply (before a tool call)
+    tool_rounds: int = 0
+    done: Done | None = None
+    failure: str | None = None
+    stats: dict[str, Any] | None = None
+
+    def visible_text(self) -> str:
+        return "\n\n".join(part for part in (self.shown_before, self.recorder.visible_text()) if part)
+
+
+class ChatSession(QObject):
+    conversations_changed = Signal()
+    conversation_opened = Signal(object, object)  # ConversationRecord | None, list[Turn]
+    level_changed = Signal(str)
+    user_turn_added = Signal(object)  # Turn
+    turns_truncated = Signal(int)  # index of the first turn removed
+    reply_started = Signal(str)  # reasoning level
+    reply_text = Signal(str)  # the reply's whole visible text so far
+    reasoning_started = Signal()
+    reasoning_text = Signal(str)
+    thinking = Signal(float)  # seconds of analysis so far
+    thought = Signal(float)  # seconds, once analysis ends
+    tool_called = Signal(str, str)  # recipient, arguments
+    tool_answered = Signal(str, str)  # tool name, result
+    note = Signal(str)
+    reply_finished = Signal(object)  # the stored Turn, or None
+    busy_changed = Signal(bool)
+    stats = Signal(object)  # dict of mlx_model.events.Stats
+    context_measured = Signal(int, int)  # used, limit
+    memory_measured = Signal(object)  # bytes
+    model_loading = Signal(str, float)
+    model_loaded = Signal(str)  # display name
+    model_failed = Signal(str)
+    error = Signal(str)
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        engine: EngineHost,
+        *,
+        models_dir: Path,
+        estimate: EstimateFunction = _engine_estimate,
+    ) -> None:
+        super().__init__()
+        self.store = store
+        self.settings = settings
+        self.engine = engine
+        self.models_dir = models_dir
+        self.estimate = estimate
+        self.current: ConversationRecord | None = None
+        self.draft_level = settings.default_reasoning()
+        self.model_name: str | None = None
+        self.model_ready = False
+        self._reply: _Reply | None = None
+        self._last_error = ""
+        self._tick = QTimer(self)
+        self._tick.setInterval(TICK_MS)
+        self._tick.timeout.connect(self._on_tick)
+        worker = engine.worker
+        worker.loading.connect(self.model_loading)
+        worker.loaded.connect(self._on_loaded)
+        worker.load_failed.connect(self._on_load_failed)
+        worker.event.connect(self._on_event)
+        worker.reply_failed.connect(self._on_reply_failed)
+        worker.reply_ended.connect(self._on_reply_ended)
+        worker.measured.connect(self._on_measured)
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        return self._reply is not None
+
+    @property
+    def level(self) -> str:
+        return self.current.reasoning_level if self.current else self.draft_level
+
+    def conversations(self) -> list[ConversationRecord]:
+        return self._guard(self.store.conversations, [])
+
+    def search(self, text: str) -> list[SearchHit]:
+        return self._guard(lambda: self.store.search(text), [])
+
+    def turns(self) -> list[Turn]:
+        return group_turns(self.store.messages(self.current.id)) if self.current else []
+
+    # -- conversations -------------------------------------------------------------------------
+
+    def open_conversation(self, conversation_id: int | None) -> None:
+        if conversation_id is None:
+            self.current = None
+            self.draft_level = self.settings.default_reasoning()
+        else:
+            try:
+                self.current = self.store.conversation(conversation_id)
+            except (KeyError, StoreError) as error:
+                self.error.emit(str(error))
+                return
+            self.settings.set_value(Key.LAST_CONVERSATION, conversation_id)
+        self.conversation_opened.emit(self.current, self._guard(self.turns, []))
+        self.level_changed.emit(self.level)
+        self._measure()
+
+    def new_conversation(self) -> None:
+        """A blank chat; it is stored when its first message is sent."""
+        self.open_conversation(None)
+
+    def rename(self, conversation_id: int, title: str) -> None:
+        self._guard(lambda: self.store.rename_conversation(conversation_id, title))
+        if self.current and self.current.id == conversation_id:
+            self.current = self.store.conversation(conversation_id)
+        self.conversations_changed.emit()
+
+    def delete(self, conversation_id: int) -> None:
+        if self._reply and self._reply.conversation_id == conversation_id:
+            self.error.emit("This chat is still replying. Stop the reply before deleting the chat.")
+            return
+        self._guard(lambda: self.store.delete_conversation(conversation_id))
+        if self.current and self.current.id == conversation_id:
+            self.new_conversation()
+        self.conversations_changed.emit()
+
+    def export(self, conversation_id: int, kind: str, destination: Path) -> bool:
+        try:
+            conversation = self.store.conversation(conversation_id)
+            records = self.store.messages(conversation_id)
+            text = chat_markdown(conversation, records) if kind == "markdown" else chat_json(conversation, records)
+            destination.write_text(text, encoding="utf-8")
+        except (StoreError, OSError) as error:
+            self.error.emit(f"Could not export the chat to {destination}: {error}")
+            return False
+        return True
+
+    def set_level(self, level: str) -> None:
+        """The reasoning level of this chat's next reply (and the draft's, before it is stored)."""
+        if self.current:
+            self._guard(lambda: self.store.set_reasoning_level(self.current.id, level))
+            self.current = dataclasses.replace(self.current, reasoning_level=level)
+        else:
+            self.draft_level = level
+        self.level_changed.emit(level)
+        self._measure()
+
+    # -- replies -------------------------------------------------------------------------------
+
+    def send(self, text: str) -> None:
+        if self.busy or not text.strip():
+            return
+        if not self.model_ready:
+            self.error.emit("No model is loaded yet. Choose one with File › Choose Model….")
+            return
+        try:
+            if self.current is None:
+                self.current = self.store.create_conversation(
+                    reasoning_level=self.draft_level,
+                    developer_instructions=self.settings.value(Key.DEVELOPER_INSTRUCTIONS) or None,
+                    model=self.model_name,
+                    title=title_from_text(text) or DEFAULT_TITLE,
+                )
+                self.settings.set_value(Key.LAST_CONVERSATION, self.current.id)
+            elif self.current.title == DEFAULT_TITLE and not self.store.messages(self.current.id):
+                self.store.rename_conversation(self.current.id, title_from_text(text))
+            record = self.store.add_message(self.current.id, role="user", content=text)
+        except StoreError as error:
+            self.error.emit(str(error))
+            return
+        self.conversations_changed.emit()
+        self.user_turn_added.emit(Turn("user", [record]))
+        self._start_reply()
+
+    def regenerate(self) -> None:
+        """Replace the last reply with a new one."""
+        if self.busy or self.current is None:
+            return
+        turns = self._guard(self.turns, [])
+        if not turns or turns[-1].role != "assistant":
+            return
+        self._guard(lambda: self.store.truncate_conversation(self.current.id, turns[-1].position))
+        self.turns_truncated.emit(len(turns) - 1)
+        self._start_reply()
+
+    def edit_and_resend(self, message_id: int, text: str) -> None:
+        """Replace a user message and everything after it, then reply to the new text."""
+        if self.busy or self.current is None or not text.strip():
+            return
+        turns = self._guard(self.turns, [])
+        index = next((i for i, t in enumerate(turns) if t.role == "user" and t.first_id == message_id), None)
+        if index is None:
+            return
+        try:
+            self.store.truncate_conversation(self.current.id, turns[index].position)
+            record = self.store.add_message(self.current.id, role="user", content=text)
+        except StoreError as error:
+            self.error.emit(str(error))
+            return
+        self.turns_truncated.emit(index)
+        self.user_turn_added.emit(Turn("user", [record]))
+        self._start_reply()
+
+    def stop(self) -> None:
+        if self._reply is not None:
+            self.engine.cancel(self._reply.reply_id)
+
+    def _start_reply(self, previous: _Reply | None = None) -> None:
+        assert self.current is not None
+        try:
+            conversation = self.store.conversation(self.current.id)
+            kwargs = conversation_kwargs(conversation, self.store.messages(conversation.id))
+            if self.model_name and conversation.model != self.model_name:
+                self.store.set_model(conversation.id, self.model_name)
+            recorder = ReplyRecorder(self.store, conversation.id, conversation.reasoning_level)
+        except StoreError as error:
+            self.error.emit(str(error))
+            self._end_reply(None)
+            return
+        reply_id = self.engine.reply(kwargs, self.settings.sampling_kwargs())
+        self._reply = _Reply(reply_id, conversation.id, recorder)
+        if previous is None:
+            self.busy_changed.emit(True)
+            self.reply_started.emit(conversation.reasoning_level)
+        else:
+            self._reply.shown_before = previous.visible_text()
+            self._reply.tool_rounds = previous.tool_rounds
+        self._tick.start()
+
+    def _live(self) -> bool:
+        """Whether the streaming reply belongs to the chat on screen."""
+        return self._reply is not None and self.current is not None and self._reply.conversation_id == self.current.id
+
+    def _on_event(self, reply_id: int, event: object) -> None:
+        reply = self._reply
+        if reply is None or reply.reply_id != reply_id:
+            return
+        recorder = reply.recorder
+        was_thinking = recorder.thinking
+        try:
+            if isinstance(event, MessageStart):
+                recorder.start_message(event.channel, event.recipient, event.content_type)
+                if event.channel == "analysis" and self._live():
+                    self.reasoning_started.emit()
+            elif isinstance(event, TextDelta):
+                recorder.add_text(event.channel, event.text)
+                if self._live():
+                    if event.channel == "analysis":
+                        self.reasoning_text.emit(event.text)
+                    elif recorder.recipient is None:
+                        self.reply_text.emit(reply.visible_text())
+            elif isinstance(event, MessageDone):
+                recorder.finish_message(event.message)
+            elif isinstance(event, ToolCall) and self._live():
+                self.tool_called.emit(event.recipient, event.arguments_json)
+            elif isinstance(event, ParseWarning):
+                log.warning("model output: %s (skipped %r)", event.what, event.skipped)
+                if self._live():
+                    self.note.emit(f"Skipped malformed model output: {event.what}")
+            elif isinstance(event, Stats):
+                reply.stats = dataclasses.asdict(event)
+                if self._live():
+                    self.stats.emit(reply.stats)
+            elif isinstance(event, Done):
+                reply.done = event
+        except StoreError as error:
+            self._report(str(error))
+        if was_thinking and not recorder.thinking and self._live():
+            self.thought.emit(recorder.thought_seconds or 0.0)
+
+    def _on_reply_failed(self, reply_id: int, message: str) -> None:
+        if self._reply is not None and self._reply.reply_id == reply_id:
+            self._reply.failure = message
+
+    def _on_reply_ended(self, reply_id: int) -> None:
+        reply = self._reply
+        if reply is None or reply.reply_id != reply_id:
+            return
+        self._tick.stop()
+        done = reply.done or Done("error", reply.failure or "The engine stopped without finishing the reply.")
+        if reply.failure and done.reason != "error":
+            done = Done("error", reply.failure)
+        try:
+            reply.recorder.finish(
+                _DONE_STATUS[done.reason], detail=done.detail or _DONE_DETAIL.get(done.reason), stats=reply.stats
+            )
+            if done.reason == "call" and reply.tool_rounds < MAX_TOOL_ROUNDS:
+                self._answer_unknown_tools(reply)
+                reply.tool_rounds += 1
+                self._start_reply(previous=reply)
+                return
+        except StoreError as error:
+            self._report(str(error))
+        self._end_reply(reply)
+
+    def _answer_unknown_tools(self, reply: _Reply) -> None:
+        """The app offers the model no tools; a call it makes anyway gets an error result, so the
+        model can answer without it."""
+        for row_id in reply.recorder.row_ids:
+            call = self.store.message(row_id)
+            if call.recipient:
+                result = json.dumps({"error": f"{call.recipient} is not available in this app."})
+                self.store.add_message(
+                    reply.conversation_id, role="tool", author_name=call.recipient, channel="commentary",
+                    recipient="assistant", content=result,
+                )
+                if self._live():
+                    self.tool_answered.emit(call.recipient, result)
+
+    def _end_reply(self, reply: _Reply | None) -> None:
+        live = self._live()
+        self._reply = None
+        self.busy_changed.emit(False)
+        if live:
+            turns = self._guard(self.turns, [])
+            finished = turns[-1] if turns and turns[-1].role == "assistant" else None
+            self.reply_finished.emit(finished)
+        self.conversations_changed.emit()
+
+    def _on_tick(self) -> None:
+        if self._reply is None:
+            return
+        try:
+            self._reply.recorder.flush_if_due()
+        except StoreError as error:
+            self._report(str(error))
+        if self._reply.recorder.thinking and self._live():
+            self.thinking.emit(self._reply.recorder.thinking_seconds())
+
+    # -- the model -----------------------------------------------------------------------------
+
+    def open_model(self, path_or_id: str, confirm: Callable[[FitVerdict], bool]) -> bool:
+        """Resolve and check a model, then load it on the engine thread. Raises
+        `hub.NotDownloadedError` for a Hub id that must be downloaded first; other problems are
+        reported through `model_failed`. `confirm` is asked when the model may not fit."""
+        try:
+            folder = hub.resolve_model(path_or_id, models_dir=self.models_dir)
+        except hub.NotDownloadedError:
+            raise
+        except hub.HubError as error:
+            self.model_failed.emit(str(error))
+            return False
+        context_length = self.settings.context_length()
+        try:
+            verdict = check_model_fit(folder, context_length, self.estimate)
+        except (OSError, ValueError) as error:
+            self.model_failed.emit(f"Could not read {folder}: {error}")
+            return False
+        if not verdict.fits and not confirm(verdict):
+            return False
+        self.model_ready = False
+        self.model_name = display_name(path_or_id)
+        self.settings.set_value(Key.MODEL, path_or_id)
+        self.model_loading.emit(f"Loading {self.model_name}…", 0.0)
+        self.engine.load(str(folder), context_length)
+        return True
+
+    def _on_loaded(self, info: Any) -> None:
+        self.model_ready = True
+        self.model_loaded.emit(self.model_name or info.name)
+        self._measure()
+
+    def _on_load_failed(self, message: str) -> None:
+        self.model_ready = False
+        self.model_failed.emit(message)
+
+    def _on_measured(self, used: int, limit: int, memory: int) -> None:
+        self.context_measured.emit(used, limit)
+        self.memory_measured.emit(memory)
+
+    def _measure(self) -> None:
+        if self.model_ready and not self.busy:
+            conversation = self.current
+            records = self._guard(lambda: self.store.messages(conversation.id), []) if conversation else []
+            if conversation is None:
+                kwargs = {"messages": [], "reasoning": self.draft_level,
+                          "instructions": self.settings.value(Key.DEVELOPER_INSTRUCTIONS) or None, "tools": []}
+            else:
+                kwargs = conversation_kwargs(conversation, records)
+            self.engine.measure(kwargs)
+
+    # -- errors --------------------------------------------------------------------------------
+
+    def _guard(self, action: Callable[[], Any], fallback: Any = None) -> Any:
+        try:
+            return action()
+        except StoreError as error:
+            self._report(str(error))
+            return fallback
+
+    def _report(self, message: str) -> None:
+        """Tell the user once per distinct problem, not once per token."""
+        if message != self._last_error:
+            self._last_error = message
+            self.error.emit(message)

@@ -1,0 +1,246 @@
+"""The list of chats: new, rename in place, delete, export, and search across all of them.
+
+A view only: it shows what it is given and emits what the user asks for; the window does the
+storage work and hands back the updated list.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QColor, QFont, QKeySequence, QPainter, QPainterPath
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMenu,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from . import theme
+from .store import ConversationRecord, SearchHit
+
+ID_ROLE = Qt.ItemDataRole.UserRole
+SUBTITLE_ROLE = Qt.ItemDataRole.UserRole + 1
+SEARCH_DELAY_MS = 150
+
+
+def when(timestamp: float, now: dt.datetime | None = None) -> str:
+    """'14:05' today, 'Yesterday', a weekday this week, else the date."""
+    now = now or dt.datetime.now()
+    moment = dt.datetime.fromtimestamp(timestamp)
+    days = (now.date() - moment.date()).days
+    if days <= 0:
+        return moment.strftime("%H:%M")
+    if days == 1:
+        return "Yesterday"
+    if days < 7:
+        return moment.strftime("%A")
+    return moment.strftime("%d %b %Y")
+
+
+class ConversationDelegate(QStyledItemDelegate):
+    """Two lines per chat (title, then date or search snippet) on a rounded selection."""
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
+        return QSize(option.rect.width(), 2 * option.fontMetrics.height() + 18)
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        colours = theme.palette()
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        card = option.rect.adjusted(6, 2, -6, -2)
+        if option.state & QStyle.StateFlag.State_Selected:
+            path = QPainterPath()
+            path.addRoundedRect(card, 7, 7)
+            painter.fillPath(path, QColor(colours.selection))
+        elif option.state & QStyle.StateFlag.State_MouseOver:
+            path = QPainterPath()
+            path.addRoundedRect(card, 7, 7)
+            painter.fillPath(path, QColor(colours.border))
+        text_rect = card.adjusted(10, 6, -10, -6)
+        line = option.fontMetrics.height()
+        title_font = QFont(option.font)
+        title_font.setWeight(title_font.Weight.DemiBold)
+        painter.setFont(title_font)
+        painter.setPen(QColor(colours.text))
+        title = index.data(Qt.ItemDataRole.DisplayRole) or ""
+        elided = painter.fontMetrics().elidedText(title, Qt.TextElideMode.ElideRight, text_rect.width())
+        painter.drawText(QRect(text_rect.left(), text_rect.top(), text_rect.width(), line), Qt.AlignmentFlag.AlignLeft, elided)
+        painter.setFont(option.font)
+        painter.setPen(QColor(colours.muted))
+        subtitle = index.data(SUBTITLE_ROLE) or ""
+        elided = option.fontMetrics.elidedText(subtitle, Qt.TextElideMode.ElideRight, text_rect.width())
+        painter.drawText(
+            QRect(text_rect.left(), text_rect.top() + line + 2, text_rect.width(), line), Qt.AlignmentFlag.AlignLeft, elided
+        )
+        painter.restore()
+
+
+class ConversationSidebar(QWidget):
+    conversation_selected = Signal(int)
+    new_requested = Signal()
+    rename_requested = Signal(int, str)
+    delete_requested = Signal(int)
+    export_requested = Signal(int, str)  # "markdown" or "json"
+    search_changed = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("Sidebar")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        self._filling = False
+
+        title = QLabel("Chats")
+        title.setObjectName("SidebarTitle")
+        self.new_button = QToolButton()
+        self.new_button.setObjectName("NewChatButton")
+        self.new_button.setIcon(theme.icon("compose"))
+        self.new_button.setIconSize(QSize(18, 18))
+        self.new_button.setToolTip("New Chat (⌘N)")
+        self.new_button.setAutoRaise(True)
+        self.new_button.clicked.connect(self.new_requested)
+        self.search = QLineEdit()
+        self.search.setObjectName("SearchField")
+        self.search.setPlaceholderText("Search all chats")
+        self.search.setClearButtonEnabled(True)
+        self.search.addAction(theme.icon("search", theme.palette().muted), QLineEdit.ActionPosition.LeadingPosition)
+        self._search_timer = QTimer(self)
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(SEARCH_DELAY_MS)
+        self._search_timer.timeout.connect(lambda: self.search_changed.emit(self.search.text().strip()))
+        self.search.textChanged.connect(lambda _text: self._search_timer.start())
+        self.empty = QLabel()
+        self.empty.setObjectName("SidebarEmpty")
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+        self.empty.setWordWrap(True)
+
+        self.list = QListWidget()
+        self.list.setObjectName("ConversationList")
+        self.list.setItemDelegate(ConversationDelegate(self.list))
+        self.list.setMouseTracking(True)
+        self.list.setEditTriggers(
+            QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed
+        )
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.list.customContextMenuRequested.connect(self._context_menu)
+        self.list.currentItemChanged.connect(self._current_changed)
+        self.list.itemChanged.connect(self._renamed)
+        delete = QAction("Delete Chat", self.list)
+        delete.setShortcuts([QKeySequence(Qt.Key.Key_Delete), QKeySequence(Qt.Key.Key_Backspace)])
+        delete.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        delete.triggered.connect(self._delete_current)
+        self.list.addAction(delete)
+
+        header = QHBoxLayout()
+        header.setContentsMargins(14, 10, 8, 4)
+        header.addWidget(title)
+        header.addStretch(1)
+        header.addWidget(self.new_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(6)
+        layout.addLayout(header)
+        search_row = QHBoxLayout()
+        search_row.setContentsMargins(10, 0, 10, 2)
+        search_row.addWidget(self.search)
+        layout.addLayout(search_row)
+        layout.addWidget(self.list, 1)
+        layout.addWidget(self.empty)
+        layout.addStretch(0)
+
+    # -- what is shown -------------------------------------------------------------------------
+
+    def show_conversations(self, records: list[ConversationRecord], selected: int | None) -> None:
+        self._fill([(r.id, r.title, when(r.updated_at)) for r in records], selected)
+        self.empty.setText("" if records else "No chats yet.")
+        self.empty.setVisible(not records)
+
+    def show_search_results(self, hits: list[SearchHit], selected: int | None) -> None:
+        self._fill([(h.conversation_id, h.title, h.snippet or "Title matches") for h in hits], selected)
+        self.empty.setText("" if hits else f"No chat mentions “{self.search.text().strip()}”.")
+        self.empty.setVisible(not hits)
+
+    def searching(self) -> bool:
+        return bool(self.search.text().strip())
+
+    def select(self, conversation_id: int | None) -> None:
+        """Highlight a chat without emitting `conversation_selected`."""
+        self._filling = True
+        item = self._item(conversation_id)
+        if item is None:
+            self.list.setCurrentRow(-1)
+        else:
+            self.list.setCurrentItem(item)
+        self._filling = False
+
+    def rename(self, conversation_id: int) -> None:
+        """Start editing a chat's title in place."""
+        item = self._item(conversation_id)
+        if item is not None:
+            self.list.setCurrentItem(item)
+            self.list.editItem(item)
+
+    def focus_search(self) -> None:
+        self.search.setFocus()
+        self.search.selectAll()
+
+    def current_id(self) -> int | None:
+        item = self.list.currentItem()
+        return item.data(ID_ROLE) if item is not None else None
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _fill(self, rows: list[tuple[int, str, str]], selected: int | None) -> None:
+        self._filling = True
+        self.list.clear()
+        for conversation_id, title, subtitle in rows:
+            item = QListWidgetItem(title)
+            item.setData(ID_ROLE, conversation_id)
+            item.setData(SUBTITLE_ROLE, subtitle)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
+            item.setToolTip(title)
+            self.list.addItem(item)
+            if conversation_id == selected:
+                self.list.setCurrentItem(item)
+        self._filling = False
+
+    def _item(self, conversation_id: int | None) -> QListWidgetItem | None:
+        for row in range(self.list.count()):
+            if self.list.item(row).data(ID_ROLE) == conversation_id:
+                return self.list.item(row)
+        return None
+
+    def _current_changed(self, current: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
+        if current is not None and not self._filling:
+            self.conversation_selected.emit(current.data(ID_ROLE))
+
+    def _renamed(self, item: QListWidgetItem) -> None:
+        if not self._filling:
+            self.rename_requested.emit(item.data(ID_ROLE), item.text())
+
+    def _delete_current(self) -> None:
+        if (conversation_id := self.current_id()) is not None:
+            self.delete_requested.emit(conversation_id)
+
+    def _context_menu(self, position) -> None:
+        item = self.list.itemAt(position)
+        if item is None:
+            return
+        conversation_id = item.data(ID_ROLE)
+        menu = QMenu(self)
+        menu.addAction("Rename", lambda: self.rename(conversation_id))
+        menu.addAction("Export as Markdown…", lambda: self.export_requested.emit(conversation_id, "markdown"))
+        menu.addAction("Export as JSON…", lambda: self.export_requested.emit(conversation_id, "json"))
+        menu.addSeparator()
+        menu.addAction("Delete", lambda: self.delete_requested.emit(conversation_id))
+        menu.exec(self.list.viewport().mapToGlobal(position))

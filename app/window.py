@@ -1,0 +1,443 @@
+"""The main window: sidebar, chat and reasoning dock, the toolbar with the reasoning level, the
+status bar, and a native menu bar with the roles macOS expects.
+
+The window only shows things and asks the session to act; the session does the work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSize, Qt
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSizePolicy,
+    QSplitter,
+    QToolBar,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from mlx_model import hub
+
+from . import theme
+from .chat_view import LEVEL_NAMES, ChatView
+from .model_dialog import ModelDialog
+from .models import FitVerdict, total_ram_bytes
+from .reasoning_panel import ReasoningPanel
+from .reasoning_toggle import ReasoningToggle
+from .session import ChatSession
+from .settings import APPLICATION_DISPLAY_NAME, REASONING_LEVELS, Key, Settings
+from .settings_dialog import SettingsDialog
+from .sidebar import ConversationSidebar
+from .status_bar import StatusBar
+from .store import DEFAULT_TITLE
+
+ABOUT_TEXT = (
+    "<h3>gpt-oss</h3><p>OpenAI's open-weight gpt-oss models, running locally on Apple silicon with MLX.</p>"
+    "<p>Your chats never leave this Mac.</p>"
+)
+
+
+def standard_shortcut(key: QKeySequence.StandardKey, fallback: str) -> list[QKeySequence]:
+    """The platform's shortcut for a standard action, or `fallback` where it has none (Linux has
+    no standard Preferences or Quit key; macOS gives ⌘, and ⌘Q)."""
+    bindings = QKeySequence.keyBindings(key)
+    return bindings or [QKeySequence(fallback)]
+
+
+class Banner(QFrame):
+    """A dismissable line above the chat for problems that must not interrupt typing."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("Banner")
+        self.label = QLabel()
+        self.label.setObjectName("BannerText")
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QToolButton()
+        close.setText("Dismiss")
+        close.setObjectName("BannerDismiss")
+        close.clicked.connect(self.hide)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(14, 8, 10, 8)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(close)
+        self.hide()
+
+    def show_message(self, text: str) -> None:
+        self.label.setText(text)
+        self.show()
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, session: ChatSession, settings: Settings, models_dir: Path) -> None:
+        super().__init__()
+        self.session = session
+        self.settings = settings
+        self.models_dir = models_dir
+        self.setObjectName("MainWindow")
+        self.setWindowIcon(theme.app_icon())
+        self.setUnifiedTitleAndToolBarOnMac(True)
+        self.setDockOptions(QMainWindow.DockOption.AnimatedDocks)
+
+        self.sidebar = ConversationSidebar()
+        self.chat = ChatView()
+        self.banner = Banner()
+        self.panel = ReasoningPanel(self)
+        self.toggle = ReasoningToggle()
+        self.status = StatusBar()
+        self.setStatusBar(self.status)
+        self.status.show_model(None)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.panel)
+
+        chat_column = QWidget()
+        chat_column.setObjectName("ChatColumn")
+        column = QVBoxLayout(chat_column)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.banner)
+        column.addWidget(self.chat, 1)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setObjectName("MainSplitter")
+        self.splitter.setHandleWidth(1)
+        self.splitter.addWidget(self.sidebar)
+        self.splitter.addWidget(chat_column)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setCollapsible(1, False)
+        self.splitter.setSizes([250, 800])
+        self.setCentralWidget(self.splitter)
+
+        self._build_actions()
+        self._build_toolbar()
+        self._build_menus()
+        self._connect()
+        self._restore_geometry()
+        self.refresh_sidebar()
+
+    # -- construction --------------------------------------------------------------------------
+
+    def _action(self, text: str, slot: Callable, shortcuts: list[QKeySequence] | None = None,
+                role: QAction.MenuRole = QAction.MenuRole.NoRole, icon: str | None = None) -> QAction:
+        """An action with an explicit menu role: NoRole unless it belongs in the app menu, so Qt's
+        text heuristics never move e.g. "About…" items on their own."""
+        action = QAction(text, self)
+        action.setMenuRole(role)
+        if shortcuts:
+            action.setShortcuts(shortcuts)
+        if icon:
+            action.setIcon(theme.icon(icon))
+        action.triggered.connect(slot)
+        return action
+
+    def _build_actions(self) -> None:
+        standard = QKeySequence.StandardKey
+        self.new_action = self._action("New Chat", self.session.new_conversation, QKeySequence.keyBindings(standard.New),
+                                       icon="compose")
+        self.choose_model_action = self._action("Choose Model…", lambda: self.show_model_dialog(first_run=False),
+                                                [QKeySequence("Ctrl+Shift+O")], icon="chip")
+        self.open_folder_action = self._action("Open Model Folder…", self.open_model_folder,
+                                               QKeySequence.keyBindings(standard.Open), icon="folder")
+        self.export_markdown_action = self._action("Export Chat as Markdown…", lambda: self.export_current("markdown"),
+                                                   [QKeySequence("Ctrl+Shift+E")])
+        self.export_json_action = self._action("Export Chat as JSON…", lambda: self.export_current("json"))
+        self.close_action = self._action("Close Window", self.close, QKeySequence.keyBindings(standard.Close))
+        self.quit_action = self._action("Quit gpt-oss", QApplication.quit, standard_shortcut(standard.Quit, "Ctrl+Q"),
+                                        QAction.MenuRole.QuitRole)
+        self.settings_action = self._action("Settings…", self.show_settings,
+                                            standard_shortcut(standard.Preferences, "Ctrl+,"),
+                                            QAction.MenuRole.PreferencesRole)
+        self.about_action = self._action("About gpt-oss", self.show_about, role=QAction.MenuRole.AboutRole)
+        self.about_qt_action = self._action("About Qt", QApplication.aboutQt, role=QAction.MenuRole.AboutQtRole)
+        self.find_action = self._action("Search Chats", self.sidebar.focus_search, QKeySequence.keyBindings(standard.Find))
+        self.stop_action = self._action("Stop Reply", self.session.stop,
+                                        [QKeySequence("Ctrl+."), QKeySequence(Qt.Key.Key_Escape)], icon="stop")
+        self.regenerate_action = self._action("Regenerate Reply", self.session.regenerate, [QKeySequence("Ctrl+R")],
+                                              icon="regenerate")
+        self.rename_action = self._action("Rename Chat", self.rename_current)
+        self.delete_action = self._action("Delete Chat…", self.delete_current, [QKeySequence("Ctrl+Backspace")])
+        self.level_group = QActionGroup(self)
+        self.level_actions: dict[str, QAction] = {}
+        for number, level in enumerate(REASONING_LEVELS, start=1):
+            action = self._action(f"{LEVEL_NAMES[level]} Reasoning", lambda _=False, level=level: self.session.set_level(level),
+                                  [QKeySequence(f"Ctrl+{number}")])
+            action.setCheckable(True)
+            self.level_group.addAction(action)
+            self.level_actions[level] = action
+        self.sidebar_action = self._action("Show Sidebar", lambda checked: self.sidebar.setVisible(checked),
+                                           [QKeySequence("Ctrl+Alt+S")], icon="sidebar")
+        self.sidebar_action.setCheckable(True)
+        self.sidebar_action.setChecked(True)
+        self.panel_action = self.panel.toggleViewAction()
+        self.panel_action.setText("Show Reasoning Panel")
+        self.panel_action.setShortcut(QKeySequence("Ctrl+Alt+R"))
+        self.panel_action.setIcon(theme.icon("reasoning"))
+        self.panel_action.setMenuRole(QAction.MenuRole.NoRole)
+        self.minimize_action = self._action("Minimize", self.showMinimized, [QKeySequence("Ctrl+M")])
+        self.zoom_action = self._action("Zoom", lambda: self.showNormal() if self.isMaximized() else self.showMaximized())
+        self.stop_action.setEnabled(False)
+        for action in (self.stop_action, self.regenerate_action):
+            self.addAction(action)  # their shortcuts work wherever the focus is
+
+    def _build_toolbar(self) -> None:
+        toolbar = QToolBar("Toolbar")
+        toolbar.setObjectName("MainToolbar")
+        toolbar.setMovable(False)
+        toolbar.setFloatable(False)
+        toolbar.setIconSize(QSize(18, 18))
+        toolbar.setContextMenuPolicy(Qt.ContextMenuPolicy.PreventContextMenu)
+        toolbar.addAction(self.sidebar_action)
+        toolbar.addAction(self.new_action)
+        toolbar.addSeparator()
+        self.title = QLabel(DEFAULT_TITLE)
+        self.title.setObjectName("ChatTitle")
+        self.title.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.title.setAlignment(Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft)
+        toolbar.addWidget(self.title)
+        toolbar.addWidget(self.toggle)
+        toolbar.addSeparator()
+        toolbar.addAction(self.panel_action)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, toolbar)
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("File")
+        file_menu.addActions([self.new_action, self.choose_model_action, self.open_folder_action])
+        file_menu.addSeparator()
+        file_menu.addActions([self.export_markdown_action, self.export_json_action])
+        file_menu.addSeparator()
+        file_menu.addActions([self.close_action, self.quit_action])
+
+        edit_menu = bar.addMenu("Edit")
+        standard = QKeySequence.StandardKey
+        edit_menu.addAction(self._focus_action("Undo", standard.Undo, "undo"))
+        edit_menu.addAction(self._focus_action("Redo", standard.Redo, "redo"))
+        edit_menu.addSeparator()
+        for text, key, method in (("Cut", standard.Cut, "cut"), ("Copy", standard.Copy, "copy"),
+                                  ("Paste", standard.Paste, "paste"), ("Select All", standard.SelectAll, "selectAll")):
+            edit_menu.addAction(self._focus_action(text, key, method))
+        edit_menu.addSeparator()
+        edit_menu.addAction(self.find_action)
+        edit_menu.addSeparator()
+        edit_menu.addAction(self.settings_action)
+
+        chat_menu = bar.addMenu("Chat")
+        chat_menu.addActions([self.stop_action, self.regenerate_action])
+        chat_menu.addSeparator()
+        chat_menu.addActions(list(self.level_actions.values()))
+        chat_menu.addSeparator()
+        chat_menu.addActions([self.rename_action, self.delete_action])
+
+        view_menu = bar.addMenu("View")
+        view_menu.addActions([self.sidebar_action, self.panel_action])
+        window_menu = bar.addMenu("Window")
+        window_menu.addActions([self.minimize_action, self.zoom_action])
+        help_menu = bar.addMenu("Help")
+        help_menu.addActions([self.about_action, self.about_qt_action])
+
+    def _focus_action(self, text: str, key: QKeySequence.StandardKey, method: str) -> QAction:
+        """Edit-menu commands, sent to whichever text widget has the focus."""
+
+        def send() -> None:
+            target = QApplication.focusWidget()
+            if target is not None and hasattr(target, method):
+                getattr(target, method)()
+
+        action = self._action(text, send, QKeySequence.keyBindings(key))
+        action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)  # the widgets handle the keys themselves
+        return action
+
+    def _connect(self) -> None:
+        session, chat, panel = self.session, self.chat, self.panel
+        chat.send_requested.connect(session.send)
+        chat.edit_submitted.connect(session.edit_and_resend)
+        chat.stop_requested.connect(session.stop)
+        chat.regenerate_requested.connect(session.regenerate)
+        chat.reasoning_requested.connect(panel.reveal)
+        chat.copied.connect(lambda _text: self.status.showMessage("Copied to the clipboard", 2000))
+        self.sidebar.conversation_selected.connect(session.open_conversation)
+        self.sidebar.new_requested.connect(session.new_conversation)
+        self.sidebar.rename_requested.connect(session.rename)
+        self.sidebar.delete_requested.connect(self.confirm_delete)
+        self.sidebar.export_requested.connect(self.export)
+        self.sidebar.search_changed.connect(lambda _text: self.refresh_sidebar())
+        self.toggle.level_changed.connect(session.set_level)
+
+        session.conversations_changed.connect(self.refresh_sidebar)
+        session.conversation_opened.connect(self._show_conversation)
+        session.level_changed.connect(self._show_level)
+        session.user_turn_added.connect(chat.add_user_turn)
+        session.turns_truncated.connect(self._truncate)
+        session.reply_started.connect(self._begin_reply)
+        session.reply_text.connect(chat.show_reply_text)
+        session.reasoning_started.connect(panel.start_reasoning_block)
+        session.reasoning_text.connect(panel.append_reasoning)
+        session.thinking.connect(chat.show_reply_thinking)
+        session.thinking.connect(panel.set_thinking)
+        session.thought.connect(panel.set_thought)
+        session.tool_called.connect(panel.add_tool_call)
+        session.tool_answered.connect(panel.add_tool_result)
+        session.note.connect(panel.add_note)
+        session.reply_finished.connect(self._finish_reply)
+        session.busy_changed.connect(self._show_busy)
+        session.stats.connect(self.status.show_stats)
+        session.context_measured.connect(self.status.show_context)
+        session.memory_measured.connect(self.status.show_memory)
+        session.model_loading.connect(self.status.show_loading)
+        session.model_loaded.connect(self._model_loaded)
+        session.model_failed.connect(self._model_failed)
+        session.error.connect(self.banner.show_message)
+
+    # -- session → view ------------------------------------------------------------------------
+
+    def refresh_sidebar(self) -> None:
+        selected = self.session.current.id if self.session.current else None
+        if self.sidebar.searching():
+            self.sidebar.show_search_results(self.session.search(self.sidebar.search.text()), selected)
+        else:
+            self.sidebar.show_conversations(self.session.conversations(), selected)
+
+    def _show_conversation(self, record, turns) -> None:
+        self.chat.show_turns(turns)
+        self.panel.show_turns(turns)
+        title = record.title if record else DEFAULT_TITLE
+        self.title.setText(title)
+        self.setWindowTitle(title)
+        self.sidebar.select(record.id if record else None)
+        self.status.clear_reply_figures()
+        self.chat.composer.input.setFocus()
+
+    def _show_level(self, level: str) -> None:
+        self.toggle.set_level(level)
+        self.level_actions[level].setChecked(True)
+        self.chat.composer.set_next_level(level)
+
+    def _truncate(self, index: int) -> None:
+        self.chat.remove_turns_from(index)
+        self.panel.show_turns(self.session.turns())
+
+    def _begin_reply(self, level: str) -> None:
+        self.chat.begin_reply(level)
+        self.panel.begin_reply(level)
+        self.status.clear_reply_figures()
+
+    def _finish_reply(self, turn) -> None:
+        self.chat.finish_reply(turn)
+        self.panel.show_turns(self.session.turns())
+        self.panel.set_thought(turn.thought_seconds if turn else None)
+        if self.session.current:
+            self.title.setText(self.session.current.title)
+            self.setWindowTitle(self.session.current.title)
+
+    def _show_busy(self, busy: bool) -> None:
+        self.chat.set_busy(busy)
+        self.stop_action.setEnabled(busy)
+        self.regenerate_action.setEnabled(not busy)
+
+    def _model_loaded(self, name: str) -> None:
+        self.status.show_model(name)
+        self.chat.composer.input.setPlaceholderText(f"Message {name}")
+
+    def _model_failed(self, message: str) -> None:
+        self.status.show_model(None)
+        self.banner.show_message(message)
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def open_model(self, path_or_id: str) -> None:
+        try:
+            self.session.open_model(path_or_id, self.confirm_fit)
+        except hub.NotDownloadedError as missing:
+            self.show_model_dialog(first_run=False, preselect=missing.repo_id)
+
+    def confirm_fit(self, verdict: FitVerdict) -> bool:
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Memory")
+        box.setText("This model may not fit in memory." if verdict.runs else "This model will not fit in memory.")
+        box.setInformativeText(verdict.message)
+        load = box.addButton("Load Anyway", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        return box.clickedButton() is load
+
+    def show_model_dialog(self, *, first_run: bool, preselect: str | None = None) -> None:
+        dialog = ModelDialog(self.models_dir, total_ram_bytes(), first_run=first_run, preselect=preselect, parent=self)
+        if dialog.exec() and dialog.chosen:
+            self.open_model(dialog.chosen)
+
+    def open_model_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a Model Folder")
+        if folder:
+            self.open_model(folder)
+
+    def show_settings(self) -> None:
+        before = (self.settings.value(Key.MODEL), self.settings.value(Key.CONTEXT_LENGTH))
+        if SettingsDialog(self.settings, self).exec():
+            model, context = self.settings.value(Key.MODEL), self.settings.value(Key.CONTEXT_LENGTH)
+            if model and (model, context) != before and not self.session.busy:
+                self.open_model(model)
+
+    def show_about(self) -> None:
+        QMessageBox.about(self, f"About {APPLICATION_DISPLAY_NAME}", ABOUT_TEXT)
+
+    def export_current(self, kind: str) -> None:
+        if self.session.current is None:
+            self.banner.show_message("There is nothing to export yet: this chat has no messages.")
+            return
+        self.export(self.session.current.id, kind)
+
+    def export(self, conversation_id: int, kind: str) -> None:
+        record = self.session.store.conversation(conversation_id)
+        suffix, name = (".md", "Markdown") if kind == "markdown" else (".json", "JSON")
+        safe_title = "".join(c if c.isalnum() or c in " -_" else "_" for c in record.title).strip() or "chat"
+        path, _filter = QFileDialog.getSaveFileName(
+            self, f"Export Chat as {name}", str(Path.home() / f"{safe_title}{suffix}"), f"{name} (*{suffix})"
+        )
+        if path and self.session.export(conversation_id, kind, Path(path)):
+            self.status.showMessage(f"Exported to {path}", 4000)
+
+    def rename_current(self) -> None:
+        if self.session.current is not None:
+            self.sidebar.rename(self.session.current.id)
+
+    def delete_current(self) -> None:
+        if self.session.current is not None:
+            self.confirm_delete(self.session.current.id)
+
+    def confirm_delete(self, conversation_id: int) -> None:
+        title = self.session.store.conversation(conversation_id).title
+        answer = QMessageBox.question(
+            self, "Delete Chat", f"Delete “{title}”? This cannot be undone.",
+            QMessageBox.StandardButton.Cancel | QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.Cancel,
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.session.delete(conversation_id)
+
+    # -- geometry ------------------------------------------------------------------------------
+
+    def _restore_geometry(self) -> None:
+        geometry = self.settings.value(Key.WINDOW_GEOMETRY)
+        if not (geometry and self.restoreGeometry(QByteArray(geometry))):
+            self.resize(1180, 760)
+        state = self.settings.value(Key.WINDOW_STATE)
+        if state:
+            self.restoreState(QByteArray(state))
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.session.stop()
+        self.settings.set_value(Key.WINDOW_GEOMETRY, bytes(self.saveGeometry().data()))
+        self.settings.set_value(Key.WINDOW_STATE, bytes(self.saveState().data()))
+        self.settings.sync()
+        super().closeEvent(event)

@@ -1,0 +1,156 @@
+"""The engine's one thread: it loads the model, generates replies and measures, and reports back
+with Qt signals. Nothing here touches a widget or the store.
+
+MLX arrays belong to the thread that made them, so every engine call runs on this one thread.
+The GUI calls `EngineHost`, whose signals queue the work here; cancelling is the exception: it
+sets a `threading.Event` directly, because the thread is busy inside the reply loop, and the
+engine checks that event between tokens.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from .threads import start_in_thread, stop_thread
+
+log = logging.getLogger(__name__)
+
+
+class EngineApi(NamedTuple):
+    """The parts of `mlx_model` the worker uses, resolved on the worker thread at first load."""
+
+    load: Callable[..., Any]  # Engine.load(path, *, context_length, progress)
+    conversation: Callable[..., Any]  # Conversation(**kwargs)
+    sampling: Callable[..., Any]  # SamplingSettings(**kwargs)
+    error: type[Exception]  # EngineError: its message is for the user
+
+
+def mlx_engine_api() -> EngineApi:
+    """Imported lazily, on the worker thread: MLX initialises there and the window opens sooner."""
+    from mlx_model.conversation import Conversation
+    from mlx_model.engine import Engine, EngineError, SamplingSettings
+
+    return EngineApi(Engine.load, Conversation, SamplingSettings, EngineError)
+
+
+class EngineWorker(QObject):
+    loading = Signal(str, float)  # what is happening, fraction done
+    loaded = Signal(object)  # ModelInfo
+    load_failed = Signal(str)
+    event = Signal(int, object)  # reply id, an mlx_model.events event
+    reply_failed = Signal(int, str)
+    reply_ended = Signal(int)
+    measured = Signal(int, int, int)  # context tokens used, context limit, memory in use (bytes)
+
+    def __init__(self, api_factory: Callable[[], EngineApi] = mlx_engine_api) -> None:
+        super().__init__()
+        self._api_factory = api_factory
+        self._api: EngineApi | None = None
+        self._engine: Any = None
+        self._cancels: dict[int, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def cancel(self, reply_id: int) -> None:
+        """Thread-safe: stops reply `reply_id` at its next token, even before it has started."""
+        self._cancel_event(reply_id).set()
+
+    def cancel_all(self) -> None:
+        """Thread-safe: stops whatever reply is running or queued."""
+        with self._lock:
+            pending = list(self._cancels.values())
+        for event in pending:
+            event.set()
+
+    def _cancel_event(self, reply_id: int) -> threading.Event:
+        with self._lock:
+            return self._cancels.setdefault(reply_id, threading.Event())
+
+    @Slot(str, object)
+    def load(self, path: str, context_length: int | None) -> None:
+        self._engine = None  # free the old model's memory before reading the new one
+        try:
+            api = self._api = self._api or self._api_factory()
+            self._engine = api.load(path, context_length=context_length, progress=self.loading.emit)
+        except Exception as error:  # the thread must survive any failure
+            self.load_failed.emit(self._describe(error, f"Could not load the model at {path}"))
+            return
+        self.loaded.emit(self._engine.info)
+        self.measured.emit(0, self._engine.info.context_limit, self._engine.memory_in_use())
+
+    @Slot(int, object, object)
+    def reply(self, reply_id: int, conversation_kwargs: dict[str, Any], sampling_kwargs: dict[str, Any]) -> None:
+        cancel = self._cancel_event(reply_id)
+        try:
+            if self._engine is None:
+                raise RuntimeError("no model is loaded")
+            conversation = self._api.conversation(**conversation_kwargs)
+            for event in self._engine.reply(conversation, self._api.sampling(**sampling_kwargs), cancel):
+                self.event.emit(reply_id, event)
+            used = self._engine.count_tokens(conversation)
+            self.measured.emit(used, self._engine.info.context_limit, self._engine.memory_in_use())
+        except Exception as error:
+            self.reply_failed.emit(reply_id, self._describe(error, "The reply failed"))
+        finally:
+            with self._lock:
+                self._cancels.pop(reply_id, None)
+            self.reply_ended.emit(reply_id)
+
+    @Slot(object)
+    def measure(self, conversation_kwargs: dict[str, Any]) -> None:
+        """How much of the context a conversation takes (for the status bar)."""
+        if self._engine is None:
+            return
+        try:
+            used = self._engine.count_tokens(self._api.conversation(**conversation_kwargs))
+        except Exception:
+            log.exception("could not measure the conversation")
+            return
+        self.measured.emit(used, self._engine.info.context_limit, self._engine.memory_in_use())
+
+    def _describe(self, error: Exception, context: str) -> str:
+        if self._api is not None and isinstance(error, self._api.error):
+            return str(error)
+        log.exception(context)
+        return f"{context}: {error}"
+
+
+class EngineHost(QObject):
+    """The GUI thread's handle on the worker: queues work onto its thread and hands out reply ids."""
+
+    _load = Signal(str, object)
+    _reply = Signal(int, object, object)
+    _measure = Signal(object)
+
+    def __init__(self, worker: EngineWorker | None = None) -> None:
+        super().__init__()
+        self.worker = worker or EngineWorker()
+        self._ids = itertools.count(1)
+        self._load.connect(self.worker.load)
+        self._reply.connect(self.worker.reply)
+        self._measure.connect(self.worker.measure)
+        self.thread = start_in_thread(self.worker, "engine")
+
+    def load(self, path: str, context_length: int | None) -> None:
+        self._load.emit(path, context_length)
+
+    def reply(self, conversation_kwargs: dict[str, Any], sampling_kwargs: dict[str, Any]) -> int:
+        reply_id = next(self._ids)
+        self._reply.emit(reply_id, conversation_kwargs, sampling_kwargs)
+        return reply_id
+
+    def cancel(self, reply_id: int) -> None:
+        self.worker.cancel(reply_id)
+
+    def measure(self, conversation_kwargs: dict[str, Any]) -> None:
+        self._measure.emit(conversation_kwargs)
+
+    def shutdown(self, timeout_ms: int = 5000) -> bool:
+        """Stop the thread; False if it is still inside a call that cannot be interrupted."""
+        self.worker.cancel_all()
+        return stop_thread(self.thread, timeout_ms)
