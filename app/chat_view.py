@@ -39,6 +39,7 @@ def thought_label(seconds: float) -> str:
 def _tool_button(icon_name: str, tip: str) -> QToolButton:
     button = QToolButton()
     button.setObjectName("MessageAction")
+    button.setProperty("icon_name", icon_name)
     button.setIcon(theme.icon(icon_name, theme.palette().muted))
     button.setIconSize(QSize(15, 15))
     button.setToolTip(tip)
@@ -166,6 +167,11 @@ class MessageBubble(QFrame):
             self.set_thought(turn.thought_seconds, turn.has_reasoning)
             self.set_stats(turn.stats)
             self.set_status(turn.status, turn.detail)
+
+    def apply_theme(self) -> None:
+        for button in self.findChildren(QToolButton, "MessageAction"):
+            button.setIcon(theme.icon(button.property("icon_name"), theme.palette().muted))
+        self.set_text(self.text)
 
     def set_actions_enabled(self, enabled: bool, *, last: bool) -> None:
         if self.role == "user":
@@ -379,7 +385,7 @@ class ChatView(QWidget):
         layout.addWidget(self.scroll, 1)
         layout.addWidget(self.composer)
         self._show_empty_state()
-        theme.watcher().changed.connect(lambda _palette: self._rerender())
+        theme.watcher().changed.connect(self._apply_theme)  # a bound method: disconnected with the view
 
     # -- whole conversations -------------------------------------------------------------------
 
@@ -479,6 +485,7 @@ class ChatView(QWidget):
         self.empty_state.setVisible(empty)
         self.scroll.setVisible(not empty)
 
-    def _rerender(self) -> None:
+    def _apply_theme(self, _colours: theme.Palette) -> None:
         for bubble in self.bubbles:
-            bubble.set_text(bubble.text)
+            bubble.apply_theme()
+        self.composer.set_busy(self._busy)

@@ -146,7 +146,9 @@ class ChatSession(QObject):
         return self._guard(lambda: self.store.search(text), [])
 
     def turns(self) -> list[Turn]:
-        return group_turns(self.store.messages(self.current.id)) if self.current else []
+        """The open chat's turns as stored ([] for a new chat, or when the store fails)."""
+        current = self.current
+        return self._guard(lambda: group_turns(self.store.messages(current.id)), []) if current else []
 
     # -- conversations -------------------------------------------------------------------------
 
@@ -161,7 +163,7 @@ class ChatSession(QObject):
                 self.error.emit(str(error))
                 return
             self.settings.set_value(Key.LAST_CONVERSATION, conversation_id)
-        self.conversation_opened.emit(self.current, self._guard(self.turns, []))
+        self.conversation_opened.emit(self.current, self.turns())
         self.level_changed.emit(self.level)
         self._measure()
 
@@ -236,7 +238,7 @@ class ChatSession(QObject):
         """Replace the last reply with a new one."""
         if self.busy or self.current is None:
             return
-        turns = self._guard(self.turns, [])
+        turns = self.turns()
         if not turns or turns[-1].role != "assistant":
             return
         self._guard(lambda: self.store.truncate_conversation(self.current.id, turns[-1].position))
@@ -247,7 +249,7 @@ class ChatSession(QObject):
         """Replace a user message and everything after it, then reply to the new text."""
         if self.busy or self.current is None or not text.strip():
             return
-        turns = self._guard(self.turns, [])
+        turns = self.turns()
         index = next((i for i, t in enumerate(turns) if t.role == "user" and t.first_id == message_id), None)
         if index is None:
             return
@@ -372,7 +374,7 @@ class ChatSession(QObject):
         self._reply = None
         self.busy_changed.emit(False)
         if live:
-            turns = self._guard(self.turns, [])
+            turns = self.turns()
             finished = turns[-1] if turns and turns[-1].role == "assistant" else None
             self.reply_finished.emit(finished)
         self.conversations_changed.emit()

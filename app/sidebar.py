@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QColor, QFont, QKeySequence, QPainter, QPainterPath
+from PySide6.QtCore import QEvent, QModelIndex, QObject, QRect, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -104,7 +104,6 @@ class ConversationSidebar(QWidget):
         title.setObjectName("SidebarTitle")
         self.new_button = QToolButton()
         self.new_button.setObjectName("NewChatButton")
-        self.new_button.setIcon(theme.icon("compose"))
         self.new_button.setIconSize(QSize(18, 18))
         self.new_button.setToolTip("New Chat (⌘N)")
         self.new_button.setAutoRaise(True)
@@ -113,7 +112,7 @@ class ConversationSidebar(QWidget):
         self.search.setObjectName("SearchField")
         self.search.setPlaceholderText("Search all chats")
         self.search.setClearButtonEnabled(True)
-        self.search.addAction(theme.icon("search", theme.palette().muted), QLineEdit.ActionPosition.LeadingPosition)
+        self.search_icon = self.search.addAction(theme.icon("search"), QLineEdit.ActionPosition.LeadingPosition)
         self._search_timer = QTimer(self)
         self._search_timer.setSingleShot(True)
         self._search_timer.setInterval(SEARCH_DELAY_MS)
@@ -135,11 +134,7 @@ class ConversationSidebar(QWidget):
         self.list.customContextMenuRequested.connect(self._context_menu)
         self.list.currentItemChanged.connect(self._current_changed)
         self.list.itemChanged.connect(self._renamed)
-        delete = QAction("Delete Chat", self.list)
-        delete.setShortcuts([QKeySequence(Qt.Key.Key_Delete), QKeySequence(Qt.Key.Key_Backspace)])
-        delete.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
-        delete.triggered.connect(self._delete_current)
-        self.list.addAction(delete)
+        self.list.installEventFilter(self)
 
         header = QHBoxLayout()
         header.setContentsMargins(14, 10, 8, 4)
@@ -157,6 +152,13 @@ class ConversationSidebar(QWidget):
         layout.addWidget(self.list, 1)
         layout.addWidget(self.empty)
         layout.addStretch(0)
+        self._apply_theme(theme.palette())
+        theme.watcher().changed.connect(self._apply_theme)
+
+    def _apply_theme(self, colours: theme.Palette) -> None:
+        self.new_button.setIcon(theme.icon("compose", colours.text))
+        self.search_icon.setIcon(theme.icon("search", colours.muted))
+        self.list.viewport().update()
 
     # -- what is shown -------------------------------------------------------------------------
 
@@ -228,9 +230,18 @@ class ConversationSidebar(QWidget):
         if not self._filling:
             self.rename_requested.emit(item.data(ID_ROLE), item.text())
 
-    def _delete_current(self) -> None:
-        if (conversation_id := self.current_id()) is not None:
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Delete or Backspace on the list (not while a title is being edited) deletes a chat."""
+        if (
+            watched is self.list
+            and event.type() == QEvent.Type.KeyPress
+            and event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace)
+            and self.list.state() != QAbstractItemView.State.EditingState
+            and (conversation_id := self.current_id()) is not None
+        ):
             self.delete_requested.emit(conversation_id)
+            return True
+        return super().eventFilter(watched, event)
 
     def _context_menu(self, position) -> None:
         item = self.list.itemAt(position)

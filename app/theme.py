@@ -64,9 +64,10 @@ class ThemeWatcher(QObject):
         super().__init__()
         self.palette = LIGHT
 
-    def apply(self) -> Palette:
+    def apply(self, forced: Palette | None = None) -> Palette:
+        """Style the app for the system's appearance (or `forced`, for previews and tests)."""
         hints = QGuiApplication.styleHints()
-        self.palette = DARK if hints.colorScheme() == Qt.ColorScheme.Dark else LIGHT
+        self.palette = forced or (DARK if hints.colorScheme() == Qt.ColorScheme.Dark else LIGHT)
         app = QApplication.instance()
         if app is not None:
             app.setStyleSheet(stylesheet(self.palette))

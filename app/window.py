@@ -124,6 +124,17 @@ class MainWindow(QMainWindow):
         self._connect()
         self._restore_geometry()
         self.refresh_sidebar()
+        self._apply_theme(theme.palette())
+        theme.watcher().changed.connect(self._apply_theme)
+
+    def _apply_theme(self, colours: theme.Palette) -> None:
+        """Icons are drawn in the palette's colours, so they are redrawn when it changes; so is
+        the reasoning panel (a reply being streamed keeps its colours until it ends)."""
+        for action in self.findChildren(QAction):
+            if name := action.property("icon_name"):
+                action.setIcon(theme.icon(name, colours.text))
+        if not self.session.busy:
+            self.panel.show_turns(self.session.turns())
 
     # -- construction --------------------------------------------------------------------------
 
@@ -136,7 +147,7 @@ class MainWindow(QMainWindow):
         if shortcuts:
             action.setShortcuts(shortcuts)
         if icon:
-            action.setIcon(theme.icon(icon))
+            action.setProperty("icon_name", icon)
         action.triggered.connect(slot)
         return action
 
@@ -181,7 +192,7 @@ class MainWindow(QMainWindow):
         self.panel_action = self.panel.toggleViewAction()
         self.panel_action.setText("Show Reasoning Panel")
         self.panel_action.setShortcut(QKeySequence("Ctrl+Alt+R"))
-        self.panel_action.setIcon(theme.icon("reasoning"))
+        self.panel_action.setProperty("icon_name", "reasoning")
         self.panel_action.setMenuRole(QAction.MenuRole.NoRole)
         self.minimize_action = self._action("Minimize", self.showMinimized, [QKeySequence("Ctrl+M")])
         self.zoom_action = self._action("Zoom", lambda: self.showNormal() if self.isMaximized() else self.showMaximized())
