@@ -23,7 +23,8 @@ def _text_content(text: str) -> list[dict[str, str]]:
 def harmony_messages(records: list[MessageRecord]) -> list[dict[str, Any]]:
     """The chat in openai-harmony `Message.to_dict()` form. An assistant message's reasoning
     becomes the analysis message before it; leaving out analysis after a final answer is the
-    renderer's job, as harmony specifies."""
+    renderer's job, as harmony specifies. A reply stopped while the model was still thinking
+    (reasoning and nothing else) is left out: a dangling thought is not given back to it."""
     messages: list[dict[str, Any]] = []
     for record in records:
         if record.role == "user":
@@ -38,23 +39,22 @@ def harmony_messages(records: list[MessageRecord]) -> list[dict[str, Any]]:
                     "recipient": record.recipient or "assistant",
                 }
             )
-        else:
+        elif record.content or record.recipient:
             if record.reasoning:
                 messages.append(
                     {"role": "assistant", "name": None, "content": _text_content(record.reasoning), "channel": "analysis"}
                 )
-            if record.content or record.recipient:
-                message = {
-                    "role": "assistant",
-                    "name": None,
-                    "content": _text_content(record.content),
-                    "channel": record.channel or "final",
-                }
-                if record.recipient:
-                    message["recipient"] = record.recipient
-                if record.content_type:
-                    message["content_type"] = record.content_type
-                messages.append(message)
+            message = {
+                "role": "assistant",
+                "name": None,
+                "content": _text_content(record.content),
+                "channel": record.channel or "final",
+            }
+            if record.recipient:
+                message["recipient"] = record.recipient
+            if record.content_type:
+                message["content_type"] = record.content_type
+            messages.append(message)
     return messages
 
 

@@ -46,6 +46,14 @@ def test_messages_convert_to_harmony_dicts_in_order(store):
     ]
 
 
+def test_a_reply_stopped_while_thinking_is_not_given_back_to_the_model(store):
+    chat = store.create_conversation()
+    store.add_message(chat.id, role="user", content="Hi")
+    store.add_message(chat.id, role="assistant", reasoning="The user gree", status="cancelled")
+    store.add_message(chat.id, role="user", content="Hello?")
+    assert [m["role"] for m in harmony_messages(store.messages(chat.id))] == ["user", "user"]
+
+
 def test_the_dicts_are_what_openai_harmony_itself_produces(store):
     chat = store.create_conversation()
     fill(store, chat.id)

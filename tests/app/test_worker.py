@@ -1,0 +1,115 @@
+"""The engine thread's signal plumbing.
+
+These tests use a small in-test double of the engine (it only replays events and records what it
+was given) to check that calls are queued onto the worker thread, events come back in order to
+the GUI thread, cancel reaches the engine, and failures become messages. What the real engine
+does in the app is tested in test_app_with_engine.py.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+from PySide6.QtCore import QThread
+
+from app.worker import EngineApi, EngineHost, EngineWorker
+from mlx_model.events import Done, MessageStart, Stats, TextDelta
+
+
+class DoubleError(Exception):
+    pass
+
+
+@dataclass
+class EngineDouble:
+    info: SimpleNamespace = field(default_factory=lambda: SimpleNamespace(name="double", context_limit=2048))
+    threads: list[QThread] = field(default_factory=list)
+    cancels: list[threading.Event] = field(default_factory=list)
+    fail_with: Exception | None = None
+    gate: threading.Event | None = None  # when set up, the next reply waits for it
+
+    def reply(self, conversation, sampling, cancel):
+        self.threads.append(QThread.currentThread())
+        self.cancels.append(cancel)
+        if self.gate is not None:
+            gate, self.gate = self.gate, None
+            assert gate.wait(10)
+        if self.fail_with:
+            raise self.fail_with
+        yield MessageStart("final", None, None)
+        for piece in ("Hel", "lo"):
+            yield TextDelta("final", piece)
+        yield Stats(10, 0, 2, 0.1, 20.0, 1000)
+        yield Done("cancelled" if cancel.is_set() else "return")
+
+    def count_tokens(self, conversation):
+        return 42
+
+    def memory_in_use(self):
+        return 1000
+
+
+def host_with(engine: EngineDouble) -> EngineHost:
+    api = EngineApi(load=lambda path, **options: engine, conversation=dict, sampling=dict, error=DoubleError)
+    return EngineHost(EngineWorker(api_factory=lambda: api))
+
+
+def test_calls_run_on_the_worker_thread_and_events_come_back_in_order(qtbot):
+    engine = EngineDouble()
+    host = host_with(engine)
+    with qtbot.waitSignal(host.worker.loaded):
+        host.load("/models/double", 2048)
+    events: list[tuple[int, object]] = []
+    host.worker.event.connect(lambda reply_id, event: events.append((reply_id, event)))
+    with qtbot.waitSignal(host.worker.measured) as measured:
+        reply_id = host.reply({"messages": []}, {"temperature": 0.0})
+    assert [type(e).__name__ for _, e in events] == ["MessageStart", "TextDelta", "TextDelta", "Stats", "Done"]
+    assert {r for r, _ in events} == {reply_id}
+    assert measured.args == [42, 2048, 1000]
+    assert engine.threads == [host.thread] and host.thread is not QThread.currentThread()
+    assert host.shutdown()
+
+
+def test_cancel_reaches_the_engine_even_before_its_reply_starts(qtbot):
+    engine = EngineDouble(gate=threading.Event())
+    host = host_with(engine)
+    with qtbot.waitSignal(host.worker.loaded):
+        host.load("/models/double", None)
+    done: dict[int, object] = {}
+    host.worker.event.connect(lambda reply_id, event: done.update({reply_id: event}) if isinstance(event, Done) else None)
+    gate = engine.gate
+    busy = host.reply({}, {})  # holds the worker thread until the gate opens
+    queued = host.reply({}, {})
+    host.cancel(queued)
+    gate.set()
+    qtbot.waitUntil(lambda: len(done) == 2, timeout=5000)
+    assert done == {busy: Done("return"), queued: Done("cancelled")}
+    assert host.shutdown()
+
+
+def test_engine_errors_become_their_message_and_the_thread_survives(qtbot):
+    engine = EngineDouble(fail_with=DoubleError("The model needs 30 GB."))
+    host = host_with(engine)
+    with qtbot.waitSignal(host.worker.loaded):
+        host.load("/models/double", None)
+    with qtbot.waitSignal(host.worker.reply_failed) as failed:
+        host.reply({}, {})
+    assert failed.args[1] == "The model needs 30 GB."
+    engine.fail_with = None
+    with qtbot.waitSignal(host.worker.reply_ended):
+        host.reply({}, {})
+    assert host.shutdown()
+
+
+def test_a_load_failure_is_reported_with_the_path(qtbot):
+    def refuse(path, **options):
+        raise FileNotFoundError("config.json")
+
+    api = EngineApi(load=refuse, conversation=dict, sampling=dict, error=DoubleError)
+    host = EngineHost(EngineWorker(api_factory=lambda: api))
+    with qtbot.waitSignal(host.worker.load_failed) as failed:
+        host.load("/models/missing", None)
+    assert failed.args == ["Could not load the model at /models/missing: config.json"]
+    assert host.shutdown()
