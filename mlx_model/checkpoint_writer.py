@@ -180,6 +180,10 @@ def _write_checkpoint(
     folder: Path, config: ModelConfig, source: _TensorSource | _ArraySource, *, shards: int, tokenizer: bool
 ) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
+    if tokenizer:  # first: it is the step that can fail (it needs the o200k vocabulary)
+        from .tokenizer import write_tokenizer_files
+
+        write_tokenizer_files(folder)
     specs = expected_tensors(config)
     ordered = [(index, name, spec) for index, (name, spec) in enumerate(sorted(specs.items()))]
 
@@ -206,10 +210,6 @@ def _write_checkpoint(
 
     (folder / "config.json").write_text(json.dumps(config.to_hub_dict(), indent=2) + "\n")
     (folder / "generation_config.json").write_text(json.dumps(_GENERATION_CONFIG, indent=2) + "\n")
-    if tokenizer:
-        from .tokenizer import write_tokenizer_files
-
-        write_tokenizer_files(folder)
     return folder
 
 

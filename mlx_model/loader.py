@@ -1,21 +1,74 @@
-"""`load(folder)`: a checked Hub checkpoint → a ready MLX model, or a clear error and nothing."""
+"""`load(folder)`: a checked Hub checkpoint → a ready MLX model, or a clear error and nothing.
+
+How the weights are held is explicit in `LoadOptions`; README.md ("Memory") gives each option's
+measured memory saving and quality cost.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import mlx.core as mx
+import mlx.nn as nn
 
-from .checkpoint import locate_tensors
+from .checkpoint import TensorLocation, locate_tensors
 from .config import ModelConfig, ModelFolderError
 from .model import Model
+from .offload import MappedEmbedding, PagedExperts
+
+_EMBEDDING = "model.embed_tokens.weight"
+_QUANTIZATION_GROUP = 64
 
 
-def load(path: str | Path, dtype: mx.Dtype = mx.bfloat16) -> Model:
+@dataclass(frozen=True)
+class LoadOptions:
+    """embedding: "mapped" reads only the rows a prompt touches from the shard (no quality cost);
+    dense_bits: attention and unembedding weights in 16 (as published), 8 or 4 bits (affine,
+    groups of 64); expert_budget_bytes: None keeps every expert resident, a number keeps that
+    many bytes of experts resident and pages the rest from disk (same outputs, slower)."""
+
+    embedding: Literal["resident", "mapped"] = "mapped"
+    dense_bits: Literal[16, 8, 4] = 16
+    expert_budget_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.embedding not in ("resident", "mapped"):
+            raise ValueError(f"embedding must be 'resident' or 'mapped', not {self.embedding!r}")
+        if self.dense_bits not in (16, 8, 4):
+            raise ValueError(f"dense_bits must be 16, 8 or 4, not {self.dense_bits!r}")
+        if self.expert_budget_bytes is not None and self.expert_budget_bytes <= 0:
+            raise ValueError("expert_budget_bytes must be positive")
+
+
+def _is_dense_projection(path: str, module: nn.Module) -> bool:
+    """Attention projections and the unembedding; the router stays exact (tiny, and a rounded
+    router logit can flip which experts run)."""
+    return isinstance(module, nn.Linear) and not path.endswith("router")
+
+
+def _page_experts(model: Model, locations: dict[str, TensorLocation], budget: int, dtype: mx.Dtype) -> None:
+    config = model.config
+    for index, layer in enumerate(model.model.layers):
+        prefix = f"model.layers.{index}.mlp.experts."
+        parts = {name[len(prefix):]: location for name, location in locations.items() if name.startswith(prefix)}
+        probe = PagedExperts(parts, slots=1, dtype=dtype)
+        slots = budget // (probe.slot_bytes * config.num_hidden_layers)
+        if slots < config.num_experts_per_tok:
+            raise ModelFolderError(
+                f"an expert budget of {budget} bytes leaves {slots} experts per layer resident; "
+                f"each token needs {config.num_experts_per_tok}: raise the budget"
+            )
+        layer.mlp.experts = PagedExperts(parts, slots=slots, dtype=dtype)
+
+
+def load(path: str | Path, dtype: mx.Dtype = mx.bfloat16, options: LoadOptions = LoadOptions()) -> Model:
     """Build the 20b or 120b model (or any shape) from config.json and load its weights.
 
     The MXFP4 experts are used as stored; the dense weights are cast to `dtype` (bfloat16 as
-    published, float32 for exact comparisons). Every shard is checked before anything is read.
+    published, float32 for exact comparisons). Every shard is checked before anything is read,
+    and tensors are read lazily, layer by layer, so peak memory stays near the final size.
     """
     folder = Path(path)
     if not folder.is_dir():
@@ -28,9 +81,21 @@ def load(path: str | Path, dtype: mx.Dtype = mx.bfloat16) -> Model:
             weights.update(mx.load(str(shard)))
         except (RuntimeError, ValueError) as error:
             raise ModelFolderError(f"{shard}: cannot be read by MLX ({error})") from error
+
     model = Model(config)
+    if options.embedding == "mapped":
+        model.model.embed_tokens = MappedEmbedding(locations[_EMBEDDING], dtype)
+        del weights[_EMBEDDING]
+    if options.expert_budget_bytes is not None:
+        _page_experts(model, locations, options.expert_budget_bytes, dtype)
+        weights = {name: value for name, value in weights.items() if ".mlp.experts." not in name}
     model.load_weights(list(Model.sanitize(weights).items()), strict=True)
     if dtype != mx.bfloat16:
         model.cast_dense(dtype)
+    if options.dense_bits != 16:
+        nn.quantize(model, group_size=_QUANTIZATION_GROUP, bits=options.dense_bits,
+                    class_predicate=_is_dense_projection)
+    for layer in model.model.layers:  # materialise one layer at a time: bounded peak memory
+        mx.eval(layer.parameters())
     mx.eval(model.parameters())
     return model

@@ -16,6 +16,7 @@ from . import kernels
 from .cache import FullCache, LayerCache, WindowCache
 from .config import ModelConfig, yarn_inverse_frequencies
 from .kernels import ExpertWeights
+from .offload import ExpertBatch
 
 
 class RMSNorm(nn.Module):
@@ -104,6 +105,10 @@ class Experts(nn.Module):
             self.down_proj_bias,
         )
 
+    def batches(self, indices: mx.array) -> Iterator[ExpertBatch]:
+        """All experts are resident: every token in one batch (offload.PagedExperts splits)."""
+        yield ExpertBatch(0, indices.shape[0], self.weights, indices)
+
 
 class MoE(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
@@ -122,14 +127,18 @@ class MoE(nn.Module):
         indices = mx.stop_gradient(mx.argpartition(-logits, kth=self.top_k - 1, axis=-1)[:, : self.top_k])
         chosen = mx.take_along_axis(logits, indices, axis=-1)
         weights = mx.softmax(chosen.astype(mx.float32), axis=-1).astype(x.dtype)
-        out = kernels.moe(
-            tokens,
-            indices.astype(mx.uint32),
-            weights,
-            self.experts.weights,
-            swiglu_limit=self.swiglu_limit,
-            swiglu_alpha=self.swiglu_alpha,
-        )
+        outputs = [
+            kernels.moe(
+                tokens[batch.start : batch.stop],
+                batch.indices.astype(mx.uint32),
+                weights[batch.start : batch.stop],
+                batch.weights,
+                swiglu_limit=self.swiglu_limit,
+                swiglu_alpha=self.swiglu_alpha,
+            )
+            for batch in self.experts.batches(indices)
+        ]
+        out = outputs[0] if len(outputs) == 1 else mx.concatenate(outputs)
         return out.reshape(shape)
 
 

@@ -32,6 +32,7 @@ from openai_harmony import (
 )
 
 from mlx_model import load
+from mlx_model.loader import LoadOptions
 from mlx_model.checkpoint_writer import save_model, tiny_config, write_random_checkpoint
 
 START_DATE = "2026-11-23"
@@ -154,7 +155,7 @@ def train(folder: Path) -> Path:
     sequences = training_sequences()
     work = folder / "random"
     write_random_checkpoint(work, tiny_config(), seed=21, tokenizer=False)
-    model = load(work, dtype=mx.float32)
+    model = load(work, dtype=mx.float32, options=LoadOptions(embedding="resident"))
     model.freeze(keys=["gate_up_proj_blocks", "gate_up_proj_scales", "down_proj_blocks", "down_proj_scales"], strict=False)
 
     def loss(model, tokens: mx.array, prompt_length: int) -> mx.array:

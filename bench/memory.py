@@ -1,0 +1,146 @@
+"""Peak memory of gpt-oss on this project's engine, per load option, beside mlx-lm.
+
+Each configuration runs in its own process: load the checkpoint, prefill a prompt of
+`--prompt-tokens` and decode `--tokens`, then report MLX's peak memory (what counts against a
+Mac's GPU working-set limit) and the process's peak RSS. mlx-lm runs on the same checkpoint and
+prompt in the same run, and the table gives each configuration's ratio to it.
+
+    python bench/memory.py --shape 20b --prompt-tokens 512 --tokens 3
+    python bench/memory.py --model PATH --configs resident,mapped,mapped+8bit --budget-gib 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+GIB = 1024**3
+CACHE = Path.home() / ".cache" / "gpt-oss-desktop" / "bench-models"
+
+# name -> LoadOptions fields; "budget" is filled from --budget-gib
+CONFIGS: dict[str, dict] = {
+    "resident": dict(embedding="resident", dense_bits=16),
+    "mapped": dict(embedding="mapped", dense_bits=16),
+    "mapped+8bit": dict(embedding="mapped", dense_bits=8),
+    "mapped+4bit": dict(embedding="mapped", dense_bits=4),
+    "mapped+8bit+paged": dict(embedding="mapped", dense_bits=8, expert_budget_bytes="budget"),
+}
+
+_OURS = r"""
+import json, resource, sys, time
+import mlx.core as mx, numpy as np
+from mlx_model import load
+from mlx_model.loader import LoadOptions
+from mlx_model.prompt_cache import PromptCache
+folder, options, prompt_tokens, new_tokens, chunk = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+started = time.perf_counter()
+model = load(folder, options=LoadOptions(**options))
+loaded = time.perf_counter()
+prompt = np.random.default_rng(0).integers(0, 200_000, prompt_tokens).tolist()
+cache = PromptCache(model, chunk_size=chunk)
+logits = cache.prefill(prompt).logits
+prefilled = time.perf_counter()
+for _ in range(new_tokens):
+    token = mx.argmax(logits)
+    logits = cache.step(token)
+    cache.record(token.item())
+mx.eval(logits)
+done = time.perf_counter()
+paging = [layer.mlp.experts.stats for layer in model.model.layers if hasattr(layer.mlp.experts, "stats")]
+print(json.dumps(dict(
+    peak_mlx=mx.get_peak_memory(), active_mlx=mx.get_active_memory(),
+    peak_rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    load_s=loaded - started, prefill_s=prefilled - loaded, decode_s_per_token=(done - prefilled) / max(new_tokens, 1),
+    hit_rate=(sum(s.hits for s in paging) / max(1, sum(s.hits + s.misses for s in paging))) if paging else None,
+)))
+"""
+
+_MLX_LM = r"""
+import json, resource, sys, time
+import mlx.core as mx, numpy as np
+from mlx_lm import load
+from mlx_lm.generate import generate_step
+folder, prompt_tokens, new_tokens, chunk = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+started = time.perf_counter()
+model, tokenizer = load(folder)
+loaded = time.perf_counter()
+prompt = mx.array(np.random.default_rng(0).integers(0, 200_000, prompt_tokens).tolist())
+steps = generate_step(prompt, model, max_tokens=new_tokens, sampler=lambda x: mx.argmax(x, axis=-1), prefill_step_size=chunk)
+first = None
+for n, _ in enumerate(steps):
+    if first is None:
+        first = time.perf_counter()
+done = time.perf_counter()
+print(json.dumps(dict(
+    peak_mlx=mx.get_peak_memory(), active_mlx=mx.get_active_memory(),
+    peak_rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    load_s=loaded - started, prefill_s=first - loaded, decode_s_per_token=(done - first) / max(new_tokens - 1, 1),
+    hit_rate=None,
+)))
+"""
+
+
+def run(script: str, *args: str) -> dict:
+    result = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"benchmark process failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def checkpoint(shape: str | None, model: str | None) -> Path:
+    if model:
+        return Path(model)
+    from mlx_model.checkpoint_writer import write_random_checkpoint
+
+    folder = CACHE / shape
+    if not (folder / "config.json").exists():
+        print(f"writing a random {shape} checkpoint to {folder} …", file=sys.stderr)
+        write_random_checkpoint(folder, shape, seed=0, shards=3)
+    return folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--shape", choices=["tiny", "20b", "120b"])
+    source.add_argument("--model")
+    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated: " + ", ".join(CONFIGS))
+    parser.add_argument("--budget-gib", type=float, default=None, help="expert budget for the paged config")
+    parser.add_argument("--prompt-tokens", type=int, default=512)
+    parser.add_argument("--tokens", type=int, default=3)
+    parser.add_argument("--chunk", type=int, default=512, help="prefill chunk (ours and mlx-lm's)")
+    parser.add_argument("--no-peer", action="store_true", help="skip mlx-lm")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args(argv)
+    folder = checkpoint(args.shape, args.model)
+
+    results: dict[str, dict] = {}
+    if not args.no_peer:
+        results["mlx-lm"] = run(_MLX_LM, str(folder), str(args.prompt_tokens), str(args.tokens), str(args.chunk))
+    for name in args.configs.split(","):
+        options = dict(CONFIGS[name])
+        if options.get("expert_budget_bytes") == "budget":
+            if args.budget_gib is None:
+                continue
+            options["expert_budget_bytes"] = int(args.budget_gib * GIB)
+        results[name] = run(_OURS, str(folder), json.dumps(options), str(args.prompt_tokens), str(args.tokens), str(args.chunk))
+        print(f"{name}: {results[name]}", file=sys.stderr)
+
+    peer = results.get("mlx-lm")
+    print(f"\n{folder.name}: prompt {args.prompt_tokens} tokens, {args.tokens} new, chunk {args.chunk}")
+    print(f"{'config':<20}{'peak MLX GiB':>14}{'peak RSS GiB':>14}{'vs mlx-lm':>11}{'load s':>9}{'s/token':>10}{'hit rate':>10}")
+    for name, r in results.items():
+        ratio = f"{r['peak_mlx'] / peer['peak_mlx']:.2f}" if peer else "-"
+        hits = f"{r['hit_rate']:.2f}" if r["hit_rate"] is not None else "-"
+        print(f"{name:<20}{r['peak_mlx'] / GIB:>14.2f}{r['peak_rss'] / GIB:>14.2f}{ratio:>11}"
+              f"{r['load_s']:>9.1f}{r['decode_s_per_token']:>10.2f}{hits:>10}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(dict(checkpoint=str(folder), args=vars(args), results=results), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,169 @@
+"""Weights that stay on disk: the embedding table and, under a memory budget, the experts.
+
+The checkpoint's own shards are memory-mapped read-only; only what a forward pass touches is
+copied into MLX memory. The embedding reads just the rows of the tokens being embedded (one
+1.16 GB table for 20b, of which a chat touches a few hundred kilobytes). Paged experts keep a
+fixed pool of slots per layer, least recently used first out, and read a missing expert's bytes
+(12.6 MiB at the real shape) when the router picks it; the math runs on the pool through the
+same kernels, so outputs equal the all-resident path.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Iterator
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+
+from .checkpoint import TensorLocation
+from .kernels import ExpertWeights
+
+_EXPERT_PARTS = (
+    "gate_up_proj_blocks",
+    "gate_up_proj_scales",
+    "gate_up_proj_bias",
+    "down_proj_blocks",
+    "down_proj_scales",
+    "down_proj_bias",
+)
+
+
+def _mapped(location: TensorLocation, dtype: type) -> np.memmap:
+    itemsize = np.dtype(dtype).itemsize
+    shape = list(location.spec.shape)
+    if location.spec.dtype == "U8" and dtype is np.uint32:  # MXFP4 blocks as MLX's uint32 words
+        shape = [*shape[:-2], shape[-2] * shape[-1] // 4]
+    assert np.prod(shape) * itemsize == location.spec.nbytes
+    return np.memmap(location.file, dtype=dtype, mode="r", offset=location.offset, shape=tuple(shape))
+
+
+class MappedEmbedding(nn.Module):
+    """An embedding whose table stays in the memory-mapped shard; rows are read on lookup.
+
+    Reading the ids needs them on the host, which ends MLX's lazy pipelining for one step per
+    token: a small cost for 1.16 GB less resident memory (the table is the same for 20b and 120b).
+    """
+
+    def __init__(self, location: TensorLocation, dtype: mx.Dtype) -> None:
+        super().__init__()
+        self._table = _mapped(location, np.uint16)  # bfloat16 bit patterns
+        self._dtype = dtype
+
+    def __call__(self, tokens: mx.array) -> mx.array:
+        rows = self._table[np.asarray(tokens, dtype=np.int64)]
+        return mx.array(rows).view(mx.bfloat16).astype(self._dtype)
+
+
+@dataclass
+class PagingStats:
+    hits: int = 0
+    misses: int = 0
+    bytes_read: int = 0
+
+    @property
+    def hit_rate(self) -> float:
+        total = self.hits + self.misses
+        return self.hits / total if total else 1.0
+
+    def add(self, other: "PagingStats") -> None:
+        self.hits += other.hits
+        self.misses += other.misses
+        self.bytes_read += other.bytes_read
+
+
+@dataclass(frozen=True)
+class ExpertBatch:
+    """Token rows [start, stop) whose experts are all resident, with indices into the pool."""
+
+    start: int
+    stop: int
+    weights: ExpertWeights
+    indices: mx.array
+
+
+class PagedExperts(nn.Module):
+    """One layer's experts with `slots` of them resident; the rest are read on demand."""
+
+    def __init__(self, locations: dict[str, TensorLocation], slots: int, dtype: mx.Dtype) -> None:
+        super().__init__()
+        self._files = {
+            part: _mapped(locations[part], np.uint32 if part.endswith("blocks") else
+                          np.uint8 if part.endswith("scales") else np.uint16)
+            for part in _EXPERT_PARTS
+        }
+        self.num_experts = self._files["gate_up_proj_blocks"].shape[0]
+        self.slots = min(slots, self.num_experts)
+        if self.slots < 1:
+            raise ValueError("expert paging needs at least one slot per layer")
+        self.expert_bytes = sum(f[0].nbytes for f in self._files.values())  # read per miss
+        self._dtype = dtype
+        self.slot_bytes = sum(  # resident per slot (biases in the compute dtype)
+            f[0].size * self._mlx_dtype(part).size for part, f in self._files.items()
+        )
+        self._pool = {
+            part: mx.zeros((self.slots, *f.shape[1:]), dtype=self._mlx_dtype(part))
+            for part, f in self._files.items()
+        }
+        self._slot_of: OrderedDict[int, int] = OrderedDict()  # expert -> slot, least recent first
+        self.stats = PagingStats()
+
+    def _mlx_dtype(self, part: str) -> mx.Dtype:
+        if part.endswith("blocks"):
+            return mx.uint32
+        return mx.uint8 if part.endswith("scales") else self._dtype
+
+    @property
+    def resident_bytes(self) -> int:
+        return sum(array.nbytes for array in self._pool.values())
+
+    def _load(self, expert: int, slot: int) -> None:
+        for part, mapped in self._files.items():
+            values = mx.array(np.array(mapped[expert]))
+            if part.endswith("bias"):
+                values = values.view(mx.bfloat16).astype(self._dtype)
+            self._pool[part][slot] = values
+        self.stats.bytes_read += self.expert_bytes
+
+    def _make_resident(self, experts: list[int]) -> None:
+        needed = set(experts)
+        for expert in experts:
+            if expert in self._slot_of:
+                self._slot_of.move_to_end(expert)
+                self.stats.hits += 1
+                continue
+            self.stats.misses += 1
+            if len(self._slot_of) < self.slots:
+                slot = len(self._slot_of)
+            else:
+                victim = next(e for e in self._slot_of if e not in needed)
+                slot = self._slot_of.pop(victim)
+            self._load(expert, slot)
+            self._slot_of[expert] = slot
+
+    def batches(self, indices: mx.array) -> Iterator[ExpertBatch]:
+        """Split the tokens into runs whose distinct experts fit the pool, load each run's
+        experts, and give their indices into the pool."""
+        host = np.asarray(indices)
+        start = 0
+        while start < len(host):
+            distinct: list[int] = []
+            stop = start
+            while stop < len(host):
+                new = [int(e) for e in dict.fromkeys(host[stop].tolist()) if e not in distinct]
+                if len(distinct) + len(new) > self.slots:
+                    break
+                distinct += new
+                stop += 1
+            if stop == start:
+                raise ValueError(f"a token needs {len(set(host[start].tolist()))} experts but only "
+                                 f"{self.slots} slots are resident")
+            self._make_resident(distinct)
+            lookup = np.zeros(self.num_experts, dtype=np.uint32)
+            for expert, slot in self._slot_of.items():
+                lookup[expert] = slot
+            yield ExpertBatch(start, stop, ExpertWeights(*(self._pool[p] for p in _EXPERT_PARTS)),
+                              mx.array(lookup[host[start:stop]]))
+            start = stop
