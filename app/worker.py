@@ -56,6 +56,11 @@ class EngineWorker(QObject):
         self._cancels: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
 
+    @property
+    def engine(self) -> Any:
+        """The loaded engine, for diagnostics once no reply runs (it belongs to this thread)."""
+        return self._engine
+
     def cancel(self, reply_id: int) -> None:
         """Thread-safe: stops reply `reply_id` at its next token, even before it has started."""
         self._cancel_event(reply_id).set()

@@ -62,12 +62,14 @@ def test_calls_run_on_the_worker_thread_and_events_come_back_in_order(qtbot):
     with qtbot.waitSignal(host.worker.loaded):
         host.load("/models/double", 2048)
     events: list[tuple[int, object]] = []
+    measured: list[tuple[int, int, int]] = []
     host.worker.event.connect(lambda reply_id, event: events.append((reply_id, event)))
-    with qtbot.waitSignal(host.worker.measured) as measured:
+    host.worker.measured.connect(lambda *figures: measured.append(figures))
+    with qtbot.waitSignal(host.worker.reply_ended):
         reply_id = host.reply({"messages": []}, {"temperature": 0.0})
     assert [type(e).__name__ for _, e in events] == ["MessageStart", "TextDelta", "TextDelta", "Stats", "Done"]
     assert {r for r, _ in events} == {reply_id}
-    assert measured.args == [42, 2048, 1000]
+    assert measured[-1] == (42, 2048, 1000)
     assert engine.threads == [host.thread] and host.thread is not QThread.currentThread()
     assert host.shutdown()
 
