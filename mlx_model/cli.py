@@ -17,11 +17,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TextIO
 
-from . import hub
+from . import hub, memory
 from .config import ModelFolderError
 from .conversation import REASONING_LEVELS, Conversation
 from .engine import Engine, EngineError
 from .events import Done, Event, MessageStart, Stats, TextDelta, ToolCall
+from .loader import LoadOptions
 from .sampling import SamplingSettings
 from .tokenizer import TokenizerFileError
 
@@ -51,6 +52,13 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--max-tokens", type=int, default=4096, help="most new tokens per reply")
     parser.add_argument("--context", type=int, default=None, help="context length (default: what fits in memory)")
+    memory = parser.add_argument_group("memory (see README: Memory)")
+    memory.add_argument("--dense-bits", type=int, choices=(16, 8, 4), default=16,
+                        help="attention and unembedding weights in 16 (as published), 8 or 4 bits")
+    memory.add_argument("--expert-budget-gib", type=float, default=None,
+                        help="keep this much of the experts resident and page the rest from disk")
+    memory.add_argument("--fit", action="store_true",
+                        help="pick the least lossy options that fit this machine's memory")
     parser.add_argument("--start-date", default=None, help="the conversation's date, YYYY-MM-DD (default: today)")
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--raw", action="store_true", help="print the harmony text instead of the rendered chat")
@@ -71,6 +79,8 @@ class _Printer:
         if self.as_json:
             print(json.dumps({"type": type(event).__name__, **asdict(event)}), file=self.out, flush=True)
             return
+        if isinstance(event, (Stats, Done)) and not self.raw:
+            self._end_line()
         if isinstance(event, Stats):
             print(
                 f"[{event.new_tokens} tokens, {event.tokens_per_s:.1f} tok/s, first token {event.ttft_s:.2f} s, "
@@ -90,8 +100,11 @@ class _Printer:
         elif isinstance(event, ToolCall):
             print(f"\n→ {event.recipient}({event.arguments_json})" + (f"  [{event.error}]" if event.error else ""),
                   file=self.out)
-        elif isinstance(event, Done):
-            print(file=self.out)
+
+    def _end_line(self) -> None:
+        if self._channel is not None:
+            print(file=self.out, flush=True)
+            self._channel = None
 
     def _begin(self, channel: str | None) -> None:
         if self._channel is not None:
@@ -135,6 +148,18 @@ def _resolve(model: str, err: TextIO) -> Path:
     return folder
 
 
+def _load_options(args: argparse.Namespace, folder: Path, err: TextIO) -> LoadOptions:
+    if not args.fit:
+        budget = None if args.expert_budget_gib is None else int(args.expert_budget_gib * memory.GIB)
+        return LoadOptions(dense_bits=args.dense_bits, expert_budget_bytes=budget)
+    context = args.context or memory.MIN_CONTEXT
+    options = memory.fitting_options(folder, context)
+    if options is None:
+        raise EngineError(f"{folder.name} does not fit this machine's memory even with its experts paged from disk")
+    print(f"[memory: {options}]", file=err)
+    return options
+
+
 def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout,
          stderr: TextIO = sys.stderr) -> int:
     args = parse_arguments(argv)
@@ -142,9 +167,10 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextI
         sampling = SamplingSettings(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
                                     min_p=args.min_p, seed=args.seed, max_new_tokens=args.max_tokens)
         folder = _resolve(args.model, stderr)
+        options = _load_options(args, folder, stderr)
         if not args.json:
             print(f"Loading {folder} …", file=stderr)
-        engine = Engine.load(folder, context_length=args.context)
+        engine = Engine.load(folder, context_length=args.context, options=options)
     except (ValueError, hub.HubError, ModelFolderError, TokenizerFileError, EngineError, OSError) as error:
         print(f"gpt-oss-chat: {error}", file=stderr)
         return 2

@@ -21,7 +21,7 @@ from .config import ModelConfig
 from .conversation import Conversation
 from .events import Done, Event, Stats
 from .harmony import StreamParser, drop_completed_chain_of_thought, render_for_completion
-from .loader import load
+from .loader import LoadOptions, load
 from .memory import default_context_length, weights_bytes
 from .prompt_cache import Cancelled, PromptCache
 from .sampling import Sampler, SamplingSettings
@@ -93,17 +93,21 @@ class Engine:
         *,
         context_length: int | None = None,
         dtype: mx.Dtype = mx.bfloat16,
+        options: LoadOptions = LoadOptions(),
         overflow: OverflowPolicy = "drop_oldest",
         progress: Callable[[str, float], None] | None = None,
     ) -> "Engine":
-        """Load a model folder (weights and tokenizer). Blocking: call it off the GUI thread."""
+        """Load a model folder (weights and tokenizer). Blocking: call it off the GUI thread.
+
+        `options` says how weights are held (see LoadOptions; memory.fitting_options picks the
+        least lossy that fits a machine)."""
         folder = Path(path).expanduser()
         if progress:
             progress("Reading the tokenizer", 0.0)
         tokenizer = load_tokenizer(folder)
         if progress:
             progress("Loading the weights", 0.1)
-        model = load(folder, dtype=dtype)
+        model = load(folder, dtype=dtype, options=options)
         if progress:
             progress("Ready", 1.0)
         return cls(model, tokenizer, folder, context_length=context_length, overflow=overflow)

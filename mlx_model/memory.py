@@ -10,8 +10,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint import locate_tensors
+from .checkpoint import TensorSpec, locate_tensors
 from .config import ModelConfig
+from .loader import LoadOptions
 
 GIB = 1024**3
 # Buffers besides weights and KV: one prefill chunk's activations, the logits, MLX's allocator
@@ -53,13 +54,60 @@ def kv_bytes(config: ModelConfig, context_length: int, bytes_per_value: int = 2)
 
 
 def weights_bytes(folder: str | Path, config: ModelConfig | None = None) -> int:
+    """Bytes of the checkpoint's tensors (what a fully resident bfloat16 load holds)."""
     config = config or ModelConfig.from_folder(folder)
     return sum(location.spec.nbytes for location in locate_tensors(folder, config).values())
 
 
-def estimate(model_dir: str | Path, context_length: int) -> MemoryEstimate:
+def _is_quantizable(name: str) -> bool:
+    return name.endswith(("proj.weight", "lm_head.weight")) and ".mlp." not in name
+
+
+def resident_weights_bytes(specs: dict[str, TensorSpec], config: ModelConfig, options: LoadOptions) -> int:
+    """What a load with `options` keeps in memory (bfloat16 compute dtype)."""
+    total = 0
+    for name, spec in specs.items():
+        if name == "model.embed_tokens.weight" and options.embedding == "mapped":
+            continue
+        if ".mlp.experts." in name and options.expert_budget_bytes is not None:
+            continue
+        size = spec.nbytes
+        if options.dense_bits != 16 and _is_quantizable(name):
+            # affine groups of 64 carry a float16 scale and bias each: 0.5 bit a weight
+            size = int(size * (options.dense_bits + 0.5) / 16)
+        total += size
+    if options.expert_budget_bytes is not None:
+        experts = sum(spec.nbytes for name, spec in specs.items() if ".mlp.experts." in name)
+        total += min(options.expert_budget_bytes, experts)
+    return total
+
+
+def estimate(model_dir: str | Path, context_length: int, options: LoadOptions = LoadOptions()) -> MemoryEstimate:
     config = ModelConfig.from_folder(model_dir)
-    return MemoryEstimate(weights_bytes(model_dir, config), kv_bytes(config, context_length), RUNTIME_OVERHEAD_BYTES)
+    specs = {name: location.spec for name, location in locate_tensors(model_dir, config).items()}
+    return MemoryEstimate(
+        resident_weights_bytes(specs, config, options), kv_bytes(config, context_length), RUNTIME_OVERHEAD_BYTES
+    )
+
+
+def fitting_options(model_dir: str | Path, context_length: int, usable: int | None = None) -> LoadOptions | None:
+    """The least lossy options under which the model fits `usable` bytes: the defaults, else
+    8-bit dense weights, else 8-bit with the experts paged from disk under what is left.
+    None when not even that fits."""
+    usable = usable_memory_bytes() if usable is None else usable
+    for options in (LoadOptions(), LoadOptions(dense_bits=8)):
+        if estimate(model_dir, context_length, options).total_bytes <= usable:
+            return options
+    config = ModelConfig.from_folder(model_dir)
+    without_experts = estimate(model_dir, context_length, LoadOptions(dense_bits=8, expert_budget_bytes=1))
+    budget = usable - without_experts.total_bytes
+    per_token_experts = config.num_experts_per_tok * config.num_hidden_layers
+    specs = {name: location.spec for name, location in locate_tensors(model_dir, config).items()}
+    expert_bytes = sum(s.nbytes for n, s in specs.items() if ".mlp.experts." in n) // (
+        config.num_local_experts * config.num_hidden_layers)
+    if budget < per_token_experts * expert_bytes:
+        return None
+    return LoadOptions(dense_bits=8, expert_budget_bytes=budget)
 
 
 def total_memory_bytes() -> int:
