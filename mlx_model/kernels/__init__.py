@@ -1,20 +1,24 @@
 """One entry point per kernel; the backend is picked here and nowhere else.
 
-`reference` runs the MLX-op twins (any device); `metal` runs the custom kernels through
-`mx.fast.metal_kernel` (Apple GPUs); `emulator` runs the same Metal source on the CPU through
-`metal.emulator` (tests on Linux). The default is `metal` where MLX has a Metal device, else
-`reference`; the environment variable GPT_OSS_KERNELS overrides it for checks.
+`reference` runs the MLX-op twins (any device); `metal` runs the custom kernels of `metal/`
+through `mx.fast.metal_kernel` (Apple GPUs); `emulator` runs the same Metal source on the CPU
+through `metal.emulator` (tests on Linux). The default is `metal` where MLX has a Metal device,
+else `reference`; the environment variable GPT_OSS_KERNELS overrides it for checks. Asking for
+`metal` without a Metal device is an error, never a silent fallback.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+from types import ModuleType
 from typing import Literal
 
 import mlx.core as mx
 
 from . import reference
 from .layout import ExpertWeights
+from .metal_kernels import MetalKernels
 
 Backend = Literal["metal", "emulator", "reference"]
 BACKENDS: tuple[str, ...] = ("metal", "emulator", "reference")
@@ -29,13 +33,29 @@ def default_backend() -> Backend:
     return "metal" if mx.metal.is_available() else "reference"
 
 
-def _implementation(backend: Backend | None):
+@functools.cache
+def _custom_kernels(backend: str) -> MetalKernels:
+    """The custom kernels built by one factory; kept so each kernel compiles once per process."""
+    if backend == "metal":
+        return MetalKernels(mx.fast.metal_kernel)
+    from metal.emulator import MetalKernel
+
+    return MetalKernels(MetalKernel)
+
+
+def _implementation(backend: Backend | None) -> ModuleType | MetalKernels:
     backend = backend or default_backend()
     if backend == "reference":
         return reference
     if backend not in BACKENDS:
         raise ValueError(f"unknown kernel backend {backend!r}: expected one of {', '.join(BACKENDS)}")
-    raise NotImplementedError(f"the {backend} kernels are not built yet")
+    if backend == "metal" and not mx.metal.is_available():
+        raise RuntimeError(
+            "kernel backend 'metal' needs MLX with a Metal GPU, and this MLX has none "
+            "(mx.metal.is_available() is False); use 'emulator' to run the same kernels on the "
+            "CPU, or 'reference' for the MLX-op twins"
+        )
+    return _custom_kernels(backend)
 
 
 def moe(
@@ -48,8 +68,16 @@ def moe(
     swiglu_alpha: float,
     backend: Backend | None = None,
 ) -> mx.array:
-    """The routed experts for [T, H] tokens: each token's top-k `indices` [T, k] and routing
-    `weights` [T, k]; returns [T, H] = Σ_k w · (down(SwiGLU(gate_up(x) + b)) + b_down)."""
+    """The routed experts: out[t] = Σ_k weights[t,k] · (W_down · SwiGLU(W_gate_up · x[t] + b) + b_down)
+    with the experts `indices[t, k]`.
+
+    x [T, H] (bfloat16 or float32); indices [T, k] uint32; weights [T, k]; `experts` in the
+    checkpoint's own layout (see ExpertWeights): gate/linear rows interleaved, MXFP4 blocks as
+    [E, N, K/8] uint32 (the Hub's uint8 blocks viewed as MLX mxfp4), [E, N, K/32] uint8 scales.
+    The SwiGLU is gpt-oss's: gate clamped above at `swiglu_limit`, linear clamped to ±limit, +1
+    on linear, sigmoid(swiglu_alpha · gate). Returns [T, H] in x's dtype. On the custom
+    kernels, fewer than 32 tokens run as per-token GEMVs, more as GEMMs grouped by expert.
+    """
     return _implementation(backend).moe(
         x, indices, weights, experts, swiglu_limit=swiglu_limit, swiglu_alpha=swiglu_alpha
     )
@@ -66,8 +94,13 @@ def attention(
     backend: Backend | None = None,
 ) -> mx.array:
     """Causal attention with sinks and GQA. q [B, Hq, L, D]; k, v [B, Hkv, S, D] in time order,
-    ending at the last query; sinks [Hq]; `window` keys including the current one, or None for
-    full attention. Returns [B, Hq, L, D]."""
+    ending at the last query (q and k, v may be strided views, as the caches return them);
+    sinks [Hq], one logit per head that joins the softmax's denominator only; `scale` multiplies
+    q · k; `window` keys including the current one, or None for full attention. Returns
+    [B, Hq, L, D] in q's dtype. On the custom kernels, up to 8 queries run one threadgroup per
+    query (long contexts split across threadgroups), more run as tiles that skip key blocks
+    outside the window and above the causal diagonal.
+    """
     return _implementation(backend).attention(q, k, v, sinks, scale=scale, window=window)
 
 

@@ -1,0 +1,401 @@
+"""The custom Metal kernels of `metal/`, run through a kernel factory.
+
+`mx.fast.metal_kernel` runs them on an Apple GPU; `metal.emulator.MetalKernel` runs the very same
+source text on the CPU. Everything else (which kernel for how many tokens, grids, threadgroups,
+templates, the few MLX ops between kernels) is this one module, parameterised only by the
+factory, so the emulator tests exercise the code that runs on a Mac.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Callable, Mapping, Sequence
+
+import mlx.core as mx
+
+from .layout import ExpertWeights
+
+KernelFactory = Callable[..., Callable[..., Sequence[mx.array]]]
+"""`mx.fast.metal_kernel` or `metal.emulator.MetalKernel`: same constructor, same call."""
+
+# From this many tokens on, the experts run as grouped GEMMs (each expert's weights read once per
+# tile of its tokens) instead of per-token GEMVs: llama.cpp's crossover for the same MXFP4
+# experts (ne21_mm_id_min); to be re-measured on a Mac.
+GROUPED_MOE_MIN_TOKENS = 32
+# Up to this many queries, attention runs one threadgroup per query (MLX's sdpa_vector limit).
+DECODE_ATTENTION_MAX_QUERIES = 8
+# A decode query's keys are split across threadgroups in runs of about this many keys.
+KEYS_PER_SPLIT = 256
+MAX_SPLITS = 64
+THREADGROUP_MEMORY_BYTES = 32 * 1024
+
+# Thread geometry each kernel's source is written for (see the header comment of each file).
+_GEMV_THREADS = 256
+_GATE_UP_COLUMNS_PER_THREADGROUP = 8
+_DOWN_ROWS_PER_THREADGROUP = 16
+_GROUPED_THREADS = 128
+_GROUPED_TILE_ROWS = 32  # (token, expert) pairs per tile
+_GROUPED_TILE_OUTPUTS = 64  # weight rows per tile
+_ATTENTION_SIMDGROUPS = 4  # both attention kernels: threadgroups of 128 threads
+_PREFILL_ATTENTION_ROWS = 32  # (query, head) rows per threadgroup
+_PREFILL_ATTENTION_KEYS = 32
+
+
+@dataclass(frozen=True)
+class _KernelSource:
+    """One kernel file of metal/, the headers it needs and its parameter names."""
+
+    body: str
+    headers: tuple[str, ...]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    row_contiguous: bool = True
+
+    @property
+    def name(self) -> str:
+        return "gpt_oss_" + self.body.removesuffix(".metal")
+
+
+_GATE_UP_DECODE = _KernelSource(
+    "moe_gate_up_swiglu.metal",
+    ("mxfp4.h", "swiglu.h"),
+    ("x", "expert_ids", "gate_up_blocks", "gate_up_scales", "gate_up_bias", "hidden_size",
+     "intermediate_size", "swiglu_limit", "swiglu_alpha"),
+    ("activations",),
+)
+_DOWN_DECODE = _KernelSource(
+    "moe_down_accumulate.metal",
+    ("mxfp4.h",),
+    ("activations", "expert_ids", "routing_weights", "down_blocks", "down_scales", "down_bias",
+     "hidden_size", "intermediate_size", "top_k"),
+    ("out",),
+)
+_GATE_UP_GROUPED = _KernelSource(
+    "moe_grouped_gate_up_swiglu.metal",
+    ("mxfp4.h", "swiglu.h", "moe_grouped.h"),
+    ("x", "sorted_pairs", "row_offsets", "tile_offsets", "gate_up_blocks", "gate_up_scales",
+     "gate_up_bias", "hidden_size", "intermediate_size", "top_k", "experts", "swiglu_limit",
+     "swiglu_alpha"),
+    ("activations",),
+)
+_DOWN_GROUPED = _KernelSource(
+    "moe_grouped_down.metal",
+    ("mxfp4.h", "moe_grouped.h"),
+    ("activations", "sorted_pairs", "row_offsets", "tile_offsets", "routing_weights", "down_blocks",
+     "down_scales", "down_bias", "hidden_size", "intermediate_size", "experts"),
+    ("pair_out",),
+)
+_ATTENTION_DECODE = _KernelSource(
+    "attention_decode.metal",
+    ("attention.h",),
+    ("q", "k", "v", "sinks", "scale", "window", "splits"),
+    ("out",),
+    row_contiguous=False,  # strided q and cache views are read in place
+)
+_ATTENTION_DECODE_COMBINE = _KernelSource(
+    "attention_decode_combine.metal", ("attention.h",), ("partials",), ("out",)
+)
+_ATTENTION_PREFILL = _KernelSource(
+    "attention_prefill.metal",
+    ("attention.h",),
+    ("q", "k", "v", "sinks", "scale", "window"),
+    ("out",),
+    row_contiguous=False,
+)
+
+
+def _read(file: str) -> str:
+    return (resources.files("metal") / file).read_text(encoding="utf-8")
+
+
+class MetalKernels:
+    """`moe` and `attention` with the arguments of `kernels.reference`, on the custom kernels."""
+
+    def __init__(self, factory: KernelFactory) -> None:
+        self._factory = factory
+        self._kernels: dict[_KernelSource, Callable[..., Sequence[mx.array]]] = {}
+
+    def _run(
+        self,
+        source: _KernelSource,
+        inputs: Mapping[str, Any],
+        outputs: Mapping[str, tuple[Sequence[int], mx.Dtype]],
+        *,
+        grid: tuple[int, int, int],
+        threadgroup: tuple[int, int, int],
+        template: Sequence[tuple[str, Any]] = (),
+    ) -> list[mx.array]:
+        kernel = self._kernels.get(source)
+        if kernel is None:
+            kernel = self._factory(
+                name=source.name,
+                input_names=list(source.inputs),
+                output_names=list(source.outputs),
+                source=_read(source.body),
+                header="\n".join(_read(header) for header in source.headers),
+                ensure_row_contiguous=source.row_contiguous,
+            )
+            self._kernels[source] = kernel
+        return list(
+            kernel(
+                inputs=[inputs[name] for name in source.inputs],
+                output_shapes=[outputs[name][0] for name in source.outputs],
+                output_dtypes=[outputs[name][1] for name in source.outputs],
+                grid=grid,
+                threadgroup=threadgroup,
+                template=list(template) or None,
+            )
+        )
+
+    # -- Experts --------------------------------------------------------------------------------
+
+    def moe(
+        self,
+        x: mx.array,
+        indices: mx.array,
+        weights: mx.array,
+        experts: ExpertWeights,
+        *,
+        swiglu_limit: float,
+        swiglu_alpha: float,
+    ) -> mx.array:
+        """Per-token GEMVs for decode, grouped GEMMs from GROUPED_MOE_MIN_TOKENS tokens on."""
+        run = self.moe_grouped if x.shape[0] >= GROUPED_MOE_MIN_TOKENS else self.moe_decode
+        return run(x, indices, weights, experts, swiglu_limit=swiglu_limit, swiglu_alpha=swiglu_alpha)
+
+    def moe_decode(
+        self,
+        x: mx.array,
+        indices: mx.array,
+        weights: mx.array,
+        experts: ExpertWeights,
+        *,
+        swiglu_limit: float,
+        swiglu_alpha: float,
+    ) -> mx.array:
+        """moe_gate_up_swiglu then moe_down_accumulate: two dispatches per layer."""
+        tokens, top_k = indices.shape
+        hidden, columns = _check_expert_shapes(x, experts)
+        expert_ids = indices.astype(mx.uint32)
+        (activations,) = self._run(
+            _GATE_UP_DECODE,
+            {
+                "x": x,
+                "expert_ids": expert_ids,
+                "gate_up_blocks": experts.gate_up_blocks,
+                "gate_up_scales": experts.gate_up_scales,
+                "gate_up_bias": experts.gate_up_bias,
+                "hidden_size": hidden,
+                "intermediate_size": columns,
+                "swiglu_limit": float(swiglu_limit),
+                "swiglu_alpha": float(swiglu_alpha),
+            },
+            {"activations": ((tokens, top_k, columns), mx.float32)},
+            grid=(_GEMV_THREADS * (columns // _GATE_UP_COLUMNS_PER_THREADGROUP), tokens, 1),
+            threadgroup=(_GEMV_THREADS, 1, 1),
+            template=[("TOP_K", top_k)],
+        )
+        (out,) = self._run(
+            _DOWN_DECODE,
+            {
+                "activations": activations,
+                "expert_ids": expert_ids,
+                "routing_weights": weights,
+                "down_blocks": experts.down_blocks,
+                "down_scales": experts.down_scales,
+                "down_bias": experts.down_bias,
+                "hidden_size": hidden,
+                "intermediate_size": columns,
+                "top_k": top_k,
+            },
+            {"out": ((tokens, hidden), x.dtype)},
+            grid=(_GEMV_THREADS * (hidden // _DOWN_ROWS_PER_THREADGROUP), tokens, 1),
+            threadgroup=(_GEMV_THREADS, 1, 1),
+            template=[("OutT", x.dtype)],
+        )
+        return out
+
+    def moe_grouped(
+        self,
+        x: mx.array,
+        indices: mx.array,
+        weights: mx.array,
+        experts: ExpertWeights,
+        *,
+        swiglu_limit: float,
+        swiglu_alpha: float,
+    ) -> mx.array:
+        """The (token, expert) pairs sorted by expert, then two tiled GEMMs over tiles of one
+        expert's pairs, so each expert's weights are read once per 32 of its tokens.
+
+        The tile table is built with MLX ops (no host sync): the grid is sized for the most
+        tiles P pairs can need, and surplus threadgroups return at once.
+        """
+        tokens, top_k = indices.shape
+        hidden, columns = _check_expert_shapes(x, experts)
+        num_experts = experts.num_experts
+        pairs = tokens * top_k
+        expert_of_pair = indices.flatten().astype(mx.uint32)
+        sorted_pairs = mx.argsort(expert_of_pair).astype(mx.uint32)
+        counts = mx.zeros((num_experts,), mx.int32).at[expert_of_pair].add(1)
+        tiles = (counts + _GROUPED_TILE_ROWS - 1) // _GROUPED_TILE_ROWS
+        start = mx.zeros((1,), mx.int32)
+        row_offsets = mx.concatenate([start, mx.cumsum(counts)])
+        tile_offsets = mx.concatenate([start, mx.cumsum(tiles)])
+        max_tiles = math.ceil(pairs / _GROUPED_TILE_ROWS) + min(num_experts, pairs)
+        grouping = dict(sorted_pairs=sorted_pairs, row_offsets=row_offsets, tile_offsets=tile_offsets)
+
+        (activations,) = self._run(
+            _GATE_UP_GROUPED,
+            {
+                "x": x,
+                **grouping,
+                "gate_up_blocks": experts.gate_up_blocks,
+                "gate_up_scales": experts.gate_up_scales,
+                "gate_up_bias": experts.gate_up_bias,
+                "hidden_size": hidden,
+                "intermediate_size": columns,
+                "top_k": top_k,
+                "experts": num_experts,
+                "swiglu_limit": float(swiglu_limit),
+                "swiglu_alpha": float(swiglu_alpha),
+            },
+            {"activations": ((pairs, columns), mx.float32)},
+            grid=(_GROUPED_THREADS * (2 * columns // _GROUPED_TILE_OUTPUTS), max_tiles, 1),
+            threadgroup=(_GROUPED_THREADS, 1, 1),
+        )
+        (pair_out,) = self._run(
+            _DOWN_GROUPED,
+            {
+                "activations": activations,
+                **grouping,
+                "routing_weights": weights.flatten(),
+                "down_blocks": experts.down_blocks,
+                "down_scales": experts.down_scales,
+                "down_bias": experts.down_bias,
+                "hidden_size": hidden,
+                "intermediate_size": columns,
+                "experts": num_experts,
+            },
+            {"pair_out": ((pairs, hidden), mx.float32)},
+            grid=(_GROUPED_THREADS * math.ceil(hidden / _GROUPED_TILE_OUTPUTS), max_tiles, 1),
+            threadgroup=(_GROUPED_THREADS, 1, 1),
+        )
+        return pair_out.reshape(tokens, top_k, hidden).sum(axis=1).astype(x.dtype)
+
+    # -- Attention ------------------------------------------------------------------------------
+
+    def attention(
+        self, q: mx.array, k: mx.array, v: mx.array, sinks: mx.array, *, scale: float, window: int | None
+    ) -> mx.array:
+        """One threadgroup per query up to DECODE_ATTENTION_MAX_QUERIES queries, tiles beyond."""
+        decode = q.shape[2] <= DECODE_ATTENTION_MAX_QUERIES
+        run = self.attention_decode if decode else self.attention_prefill
+        return run(q, k, v, sinks, scale=scale, window=window)
+
+    def attention_decode(
+        self,
+        q: mx.array,
+        k: mx.array,
+        v: mx.array,
+        sinks: mx.array,
+        *,
+        scale: float,
+        window: int | None,
+        keys_per_split: int = KEYS_PER_SPLIT,
+    ) -> mx.array:
+        """attention_decode, plus attention_decode_combine when the visible keys are split
+        across threadgroups (long full-attention contexts; never a 128-key sliding window)."""
+        batch, heads, queries, dims = q.shape
+        kv_heads, keys = k.shape[1], k.shape[2]
+        group = _check_attention_shapes(q, k, v, sinks)
+        _check_threadgroup_memory("attention_decode", 4 * _ATTENTION_SIMDGROUPS * group * (dims + 2))
+        visible = keys if window is None else min(keys, window)
+        splits = min(MAX_SPLITS, max(1, math.ceil(visible / keys_per_split)))
+        split_shape = (batch, kv_heads, queries, splits, group, dims + 2)
+        (out,) = self._run(
+            _ATTENTION_DECODE,
+            {"q": q, "k": k, "v": v, "sinks": mx.contiguous(sinks), "scale": float(scale),
+             "window": window or 0, "splits": splits},
+            {"out": (split_shape, mx.float32) if splits > 1 else ((batch, heads, queries, dims), q.dtype)},
+            grid=(32 * _ATTENTION_SIMDGROUPS * splits, queries * kv_heads, batch),
+            threadgroup=(32 * _ATTENTION_SIMDGROUPS, 1, 1),
+            template=[("OutT", mx.float32 if splits > 1 else q.dtype), ("G", group), ("D", dims)],
+        )
+        if splits == 1:
+            return out
+        (combined,) = self._run(
+            _ATTENTION_DECODE_COMBINE,
+            {"partials": out},
+            {"out": ((batch, heads, queries, dims), q.dtype)},
+            grid=(dims, queries * heads, batch),
+            threadgroup=(dims, 1, 1),
+            template=[("OutT", q.dtype), ("G", group), ("D", dims)],
+        )
+        return combined
+
+    def attention_prefill(
+        self, q: mx.array, k: mx.array, v: mx.array, sinks: mx.array, *, scale: float, window: int | None
+    ) -> mx.array:
+        """attention_prefill: tiles of 32 (query, head) rows against tiles of 32 keys."""
+        batch, heads, queries, dims = q.shape
+        kv_heads = k.shape[1]
+        group = _check_attention_shapes(q, k, v, sinks)
+        if _PREFILL_ATTENTION_ROWS % group:
+            raise ValueError(f"attention_prefill needs a GQA group dividing 32, got {group}")
+        rows, keys = _PREFILL_ATTENTION_ROWS, _PREFILL_ATTENTION_KEYS
+        _check_threadgroup_memory(
+            "attention_prefill", 4 * (rows * dims + keys * (dims + 1) + keys * dims + rows * keys)
+        )
+        queries_per_threadgroup = rows // group
+        (out,) = self._run(
+            _ATTENTION_PREFILL,
+            {"q": q, "k": k, "v": v, "sinks": mx.contiguous(sinks), "scale": float(scale),
+             "window": window or 0},
+            {"out": ((batch, heads, queries, dims), q.dtype)},
+            grid=(32 * _ATTENTION_SIMDGROUPS * math.ceil(queries / queries_per_threadgroup), kv_heads,
+                  batch),
+            threadgroup=(32 * _ATTENTION_SIMDGROUPS, 1, 1),
+            template=[("OutT", q.dtype), ("G", group), ("D", dims)],
+        )
+        return out
+
+
+def _check_attention_shapes(q: mx.array, k: mx.array, v: mx.array, sinks: mx.array) -> int:
+    """The GQA group size, after checking the shapes the attention kernels are written for."""
+    if q.ndim != 4 or k.ndim != 4 or k.shape != v.shape or q.shape[::3] != k.shape[::3]:
+        raise ValueError(
+            f"attention needs q [B, Hq, L, D] and k, v [B, Hkv, S, D]; got {q.shape}, {k.shape}, {v.shape}"
+        )
+    heads, kv_heads, dims = q.shape[1], k.shape[1], q.shape[3]
+    if heads % kv_heads or sinks.shape != (heads,):
+        raise ValueError(
+            f"{heads} query heads, {kv_heads} KV heads and sinks of shape {sinks.shape} do not fit"
+        )
+    if q.shape[2] > k.shape[2]:
+        raise ValueError(f"{q.shape[2]} queries but only {k.shape[2]} keys: keys must end at the last query")
+    if not (dims <= 32 and dims & (dims - 1) == 0 or dims % 32 == 0):
+        raise ValueError(
+            f"the attention kernels need a head size that is a power of two up to 32 or a multiple "
+            f"of 32, got {dims}"
+        )
+    return heads // kv_heads
+
+
+def _check_threadgroup_memory(kernel: str, size: int) -> None:
+    if size > THREADGROUP_MEMORY_BYTES:
+        raise ValueError(
+            f"{kernel} would need {size} bytes of threadgroup memory, Metal allows {THREADGROUP_MEMORY_BYTES}"
+        )
+
+
+def _check_expert_shapes(x: mx.array, experts: ExpertWeights) -> tuple[int, int]:
+    """(hidden, intermediate) sizes, after checking they are whole MXFP4 groups and agree."""
+    hidden, columns = experts.hidden_size, experts.intermediate_size
+    if hidden % 32 or columns % 32:
+        raise ValueError(f"MXFP4 experts need sizes that are multiples of 32, got H={hidden}, I={columns}")
+    if x.shape[-1] != hidden or experts.gate_up_blocks.shape[-1] * 8 != hidden:
+        raise ValueError(f"tokens of width {x.shape[-1]} do not match experts of hidden size {hidden}")
+    return hidden, columns
