@@ -17,7 +17,7 @@ ASSISTANT_NAME = "gpt-oss"
 
 
 def _iso(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds")
 
 
 def _fence(text: str, language: str = "") -> str:

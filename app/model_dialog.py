@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QButtonGroup,
     QDialog,
@@ -108,7 +107,6 @@ class ModelDialog(QDialog):
         for choice in CATALOGUE:
             card = ModelCard(choice, total_ram, _is_downloaded(choice, models_dir))
             self.group.addButton(card.radio)
-            card.radio.toggled.connect(self._update_buttons)
             self.cards.append(card)
             cards.addWidget(card)
         enabled = [card for card in self.cards if card.radio.isEnabled()]
@@ -153,6 +151,8 @@ class ModelDialog(QDialog):
         layout.addWidget(self.status)
         layout.addLayout(buttons)
         self.setMinimumWidth(540)
+        for card in self.cards:
+            card.radio.toggled.connect(self._update_buttons)
         self._update_buttons()
 
     def selected(self) -> ModelCard | None:

@@ -30,7 +30,7 @@ class ReasoningToggle(QWidget):
         label.setObjectName("ToggleLabel")
         layout.addWidget(label)
         layout.addSpacing(8)
-        for level, position in zip(REASONING_LEVELS, _POSITIONS):
+        for level, position in zip(REASONING_LEVELS, _POSITIONS, strict=True):
             button = QPushButton(LEVEL_NAMES[level])
             button.setObjectName("Segment")
             button.setProperty("position", position)

@@ -27,9 +27,10 @@ import re
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .checkpoint import shard_files
 from .config import ModelFolderError

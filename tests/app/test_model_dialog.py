@@ -1,0 +1,126 @@
+"""The model dialog: what the first run offers for the Mac's memory, sizes and free disk, a
+model folder from disk, and the download thread's flow (the transfer itself is tested end to
+end against a loopback Hub in tests/test_hub.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PySide6.QtWidgets import QFileDialog
+
+from app.model_dialog import ModelDialog
+from app.models import GB
+from mlx_model import hub
+
+REPO = "openai/gpt-oss-20b"
+
+
+def write_model(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "tokenizer.json").write_text("{}")
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"w": "model-00000-of-00000.safetensors"}}))
+    (folder / "model-00000-of-00000.safetensors").write_bytes(b"\0" * 16)
+    return folder
+
+
+def mark_downloaded(models_dir: Path, repo_id: str) -> Path:
+    folder = write_model(hub.downloaded_model_dir(models_dir, repo_id))
+    verified = {p.name: f"git:{p.name}" for p in folder.iterdir()}
+    (folder / hub.MANIFEST_NAME).write_text(json.dumps({"repo_id": repo_id, "commit": "c" * 40, "complete": True,
+                                                          "verified": verified}))
+    return folder
+
+
+@pytest.fixture
+def open_dialog(qtbot, tmp_path):
+    opened: list[ModelDialog] = []
+
+    def make(total_ram: int, **options) -> ModelDialog:
+        dialog = ModelDialog(tmp_path / "models", total_ram, **options)
+        qtbot.addWidget(dialog)
+        opened.append(dialog)
+        return dialog
+
+    yield make
+    for dialog in opened:
+        dialog.reject()  # as closing it does: stops the download thread
+
+
+def cards(dialog: ModelDialog) -> dict[str, object]:
+    return {card.choice.name: card for card in dialog.cards}
+
+
+def test_a_16_gb_mac_is_offered_20b_with_a_warning_and_not_120b(open_dialog):
+    dialog = open_dialog(16 * GB, first_run=True)
+    offered = cards(dialog)
+    assert offered["gpt-oss-20b"].radio.isEnabled() and offered["gpt-oss-20b"].radio.isChecked()
+    assert not offered["gpt-oss-120b"].radio.isEnabled()
+    facts = {name: card.findChildren(type(dialog.status))[-1].text() for name, card in offered.items()}
+    assert facts["gpt-oss-20b"].startswith("Download 13.8 GB") and "run slowly" in facts["gpt-oss-20b"]
+    assert "gpt-oss-120b will not fit" in facts["gpt-oss-120b"]
+    assert "free on the disk that holds" in dialog.disk.text()
+    assert dialog.primary.text() == "Download"
+
+
+def test_a_128_gb_mac_is_offered_both(open_dialog):
+    dialog = open_dialog(128 * GB, preselect="openai/gpt-oss-120b")
+    assert all(card.radio.isEnabled() for card in dialog.cards)
+    assert dialog.selected().choice.repo_id == "openai/gpt-oss-120b"
+
+
+def test_a_downloaded_model_is_used_without_downloading_again(open_dialog, tmp_path):
+    mark_downloaded(tmp_path / "models", REPO)
+    dialog = open_dialog(32 * GB)
+    assert dialog.primary.text() == "Use This Model"
+    dialog.primary.click()
+    assert dialog.result() == ModelDialog.DialogCode.Accepted and dialog.chosen == REPO
+
+
+def test_open_folder_takes_a_model_folder_and_names_what_a_bad_one_lacks(open_dialog, tmp_path, monkeypatch):
+    dialog = open_dialog(32 * GB)
+    bad = tmp_path / "not-a-model"
+    bad.mkdir()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(bad))
+    dialog.open_folder.click()
+    assert "config.json is missing" in dialog.status.text() and dialog.chosen is None
+
+    good = write_model(tmp_path / "tiny-model")
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(good))
+    dialog.open_folder.click()
+    assert dialog.chosen == str(good)
+
+
+def plan_for(models_dir: Path, *, present: bool, free: int) -> hub.DownloadPlan:
+    files = tuple(hub.RemoteFile(name, 16 if name.endswith(".safetensors") else 2, git_blob_id=name)
+                  for name in ("config.json", "tokenizer.json", "model.safetensors.index.json",
+                               "model-00000-of-00000.safetensors"))
+    total = sum(f.size for f in files)
+    return hub.DownloadPlan(REPO, "c" * 40, files, hub.downloaded_model_dir(models_dir, REPO),
+                            total if present else 0, free)
+
+
+def test_a_download_that_does_not_fit_is_refused_with_the_sizes(open_dialog, tmp_path, qtbot, monkeypatch):
+    monkeypatch.setattr(hub, "plan_download", lambda repo_id, models_dir, **kw: plan_for(models_dir, present=False, free=0))
+    dialog = open_dialog(32 * GB)
+    dialog.primary.click()
+    qtbot.waitUntil(lambda: "Free some space" in dialog.status.text(), timeout=5000)
+    assert dialog.primary.text() == "Download" and dialog.chosen is None
+
+
+def test_a_finished_download_chooses_the_model(open_dialog, tmp_path, qtbot, monkeypatch):
+    """The plan stands in for the Hub's answer; hub.download then finds every file already
+    verified on disk, so the real download path finishes without a network."""
+    models_dir = tmp_path / "models"
+    mark_downloaded(models_dir, REPO)
+    manifest = hub.downloaded_model_dir(models_dir, REPO) / hub.MANIFEST_NAME
+    manifest.write_text(manifest.read_text().replace('"complete": true', '"complete": false'))
+    monkeypatch.setattr(hub, "plan_download", lambda repo_id, models_dir, **kw: plan_for(models_dir, present=True, free=10 * GB))
+    dialog = open_dialog(32 * GB)
+    assert dialog.primary.text() == "Download"
+    with qtbot.waitSignal(dialog.accepted, timeout=5000):
+        dialog.primary.click()
+    assert dialog.chosen == REPO
+    assert hub.resolve_model(REPO, models_dir=models_dir) == hub.downloaded_model_dir(models_dir, REPO).resolve()
