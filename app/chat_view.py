@@ -176,8 +176,7 @@ class MessageBubble(QFrame):
         if self.role == "user":
             self.edit_button.setEnabled(enabled)
         else:
-            self.regenerate_button.setVisible(last)
-            self.regenerate_button.setEnabled(enabled)
+            self.regenerate_button.setVisible(last and enabled)  # not on a reply still streaming
 
 
 class MessageInput(QPlainTextEdit):

@@ -187,7 +187,7 @@ def test_regenerate_is_offered_on_the_last_reply_only_and_not_while_busy(qtbot, 
     last_reply.regenerate_button.click()
     assert regenerated == [True]
     view.set_busy(True)
-    assert not last_reply.regenerate_button.isEnabled()
+    assert not last_reply.regenerate_button.isVisible()
 
 
 def test_a_stopped_or_interrupted_reply_says_so(qtbot, store):
