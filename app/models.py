@@ -2,23 +2,22 @@
 
 Memory figures: the weights are the Hub checkpoints' safetensors sizes; the KV cache grows only
 in the full-attention layers (half of them; the sliding layers keep 128 positions), at bf16.
-macOS lets the GPU wire about two thirds of RAM up to 36 GB and three quarters above; a model
-that needs more than that still runs, but slowly, with the rest of the system swapped out.
+What the GPU may use and the runtime overhead are mlx_model.memory's figures, the same the
+engine uses to pick its context; a model that needs more than the GPU's share still runs, but
+slowly, with the rest of the system swapped out.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from mlx_model.hub import format_bytes
+from mlx_model.memory import RUNTIME_OVERHEAD_BYTES, total_memory_bytes, usable_memory_bytes
 
 GB = 1000**3
-GIB = 1024**3
-RUNTIME_OVERHEAD_BYTES = GIB // 2
 SMALLEST_CONTEXT = 4096
 """The context assumed when the setting is automatic: the engine never picks less."""
 _SWAP_LIMIT = 0.9
@@ -81,16 +80,6 @@ CATALOGUE: tuple[ModelChoice, ...] = (
 )
 
 
-def total_ram_bytes() -> int:
-    """Physical memory, on macOS and Linux alike."""
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
-def gpu_budget_bytes(total_ram: int) -> int:
-    """What macOS lets the GPU use by default (its recommended working set)."""
-    return int(total_ram * (2 / 3 if total_ram <= 36 * GB else 3 / 4))
-
-
 @dataclass(frozen=True)
 class FitVerdict:
     """`fits`: within the GPU budget. `runs`: over it but under the swap limit (slow, and
@@ -105,7 +94,7 @@ class FitVerdict:
 
 
 def check_fit(name: str, needed_bytes: int, total_ram: int) -> FitVerdict:
-    budget = gpu_budget_bytes(total_ram)
+    budget = usable_memory_bytes(total_ram)
     needed, ram, gpu = format_bytes(needed_bytes), format_bytes(total_ram), format_bytes(budget)
     if needed_bytes <= budget:
         message = f"{name} needs about {needed} of the {gpu} this Mac's GPU can use."
@@ -129,7 +118,7 @@ def check_model_fit(
 ) -> FitVerdict:
     """The check before loading a model folder, with the engine's estimate of what it needs."""
     needed = estimate(model_dir, context_length or SMALLEST_CONTEXT).total_bytes
-    return check_fit(model_dir.name, needed, total_ram_bytes() if total_ram is None else total_ram)
+    return check_fit(model_dir.name, needed, total_memory_bytes() if total_ram is None else total_ram)
 
 
 def offer(choice: ModelChoice, total_ram: int, context_length: int | None = None) -> FitVerdict:

@@ -19,7 +19,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from mlx_model import hub
+from mlx_model import hub, memory
 from mlx_model.events import Done, MessageDone, MessageStart, ParseWarning, Stats, TextDelta, ToolCall
 
 from .export import chat_json, chat_markdown
@@ -43,12 +43,6 @@ _DONE_DETAIL = {
     "max_tokens": "Stopped at the maximum reply length (Settings › Maximum tokens).",
     "context_full": "The chat fills the model's context. Start a new chat, or raise the context length in Settings.",
 }
-
-
-def _engine_estimate(model_dir: Path, context_length: int):
-    from mlx_model.memory import estimate
-
-    return estimate(model_dir, context_length)
 
 
 def display_name(path_or_id: str) -> str:
@@ -103,7 +97,7 @@ class ChatSession(QObject):
         engine: EngineHost,
         *,
         models_dir: Path,
-        estimate: EstimateFunction = _engine_estimate,
+        estimate: EstimateFunction = memory.estimate,
     ) -> None:
         super().__init__()
         self.store = store

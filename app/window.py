@@ -28,11 +28,12 @@ from PySide6.QtWidgets import (
 )
 
 from mlx_model import hub
+from mlx_model.memory import total_memory_bytes
 
 from . import theme
 from .chat_view import LEVEL_NAMES, ChatView
 from .model_dialog import ModelDialog
-from .models import FitVerdict, total_ram_bytes
+from .models import FitVerdict
 from .reasoning_panel import ReasoningPanel
 from .reasoning_toggle import ReasoningToggle
 from .session import ChatSession
@@ -384,7 +385,7 @@ class MainWindow(QMainWindow):
         return box.clickedButton() is load
 
     def show_model_dialog(self, *, first_run: bool, preselect: str | None = None) -> None:
-        dialog = ModelDialog(self.models_dir, total_ram_bytes(), first_run=first_run, preselect=preselect, parent=self)
+        dialog = ModelDialog(self.models_dir, total_memory_bytes(), first_run=first_run, preselect=preselect, parent=self)
         if dialog.exec() and dialog.chosen:
             self.open_model(dialog.chosen)
 

@@ -11,10 +11,10 @@ import pytest
 from PySide6.QtWidgets import QFileDialog
 
 from app.model_dialog import ModelDialog
-from app.models import GB
 from mlx_model import hub
 
 REPO = "openai/gpt-oss-20b"
+GIB = 1024**3
 
 
 def write_model(folder: Path) -> Path:
@@ -54,7 +54,7 @@ def cards(dialog: ModelDialog) -> dict[str, object]:
 
 
 def test_a_16_gb_mac_is_offered_20b_with_a_warning_and_not_120b(open_dialog):
-    dialog = open_dialog(16 * GB, first_run=True)
+    dialog = open_dialog(16 * GIB, first_run=True)
     offered = cards(dialog)
     assert offered["gpt-oss-20b"].radio.isEnabled() and offered["gpt-oss-20b"].radio.isChecked()
     assert not offered["gpt-oss-120b"].radio.isEnabled()
@@ -66,21 +66,21 @@ def test_a_16_gb_mac_is_offered_20b_with_a_warning_and_not_120b(open_dialog):
 
 
 def test_a_128_gb_mac_is_offered_both(open_dialog):
-    dialog = open_dialog(128 * GB, preselect="openai/gpt-oss-120b")
+    dialog = open_dialog(128 * GIB, preselect="openai/gpt-oss-120b")
     assert all(card.radio.isEnabled() for card in dialog.cards)
     assert dialog.selected().choice.repo_id == "openai/gpt-oss-120b"
 
 
 def test_a_downloaded_model_is_used_without_downloading_again(open_dialog, tmp_path):
     mark_downloaded(tmp_path / "models", REPO)
-    dialog = open_dialog(32 * GB)
+    dialog = open_dialog(32 * GIB)
     assert dialog.primary.text() == "Use This Model"
     dialog.primary.click()
     assert dialog.result() == ModelDialog.DialogCode.Accepted and dialog.chosen == REPO
 
 
 def test_open_folder_takes_a_model_folder_and_names_what_a_bad_one_lacks(open_dialog, tmp_path, monkeypatch):
-    dialog = open_dialog(32 * GB)
+    dialog = open_dialog(32 * GIB)
     bad = tmp_path / "not-a-model"
     bad.mkdir()
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(bad))
@@ -104,7 +104,7 @@ def plan_for(models_dir: Path, *, present: bool, free: int) -> hub.DownloadPlan:
 
 def test_a_download_that_does_not_fit_is_refused_with_the_sizes(open_dialog, tmp_path, qtbot, monkeypatch):
     monkeypatch.setattr(hub, "plan_download", lambda repo_id, models_dir, **kw: plan_for(models_dir, present=False, free=0))
-    dialog = open_dialog(32 * GB)
+    dialog = open_dialog(32 * GIB)
     dialog.primary.click()
     qtbot.waitUntil(lambda: "Free some space" in dialog.status.text(), timeout=5000)
     assert dialog.primary.text() == "Download" and dialog.chosen is None
@@ -117,8 +117,8 @@ def test_a_finished_download_chooses_the_model(open_dialog, tmp_path, qtbot, mon
     mark_downloaded(models_dir, REPO)
     manifest = hub.downloaded_model_dir(models_dir, REPO) / hub.MANIFEST_NAME
     manifest.write_text(manifest.read_text().replace('"complete": true', '"complete": false'))
-    monkeypatch.setattr(hub, "plan_download", lambda repo_id, models_dir, **kw: plan_for(models_dir, present=True, free=10 * GB))
-    dialog = open_dialog(32 * GB)
+    monkeypatch.setattr(hub, "plan_download", lambda repo_id, models_dir, **kw: plan_for(models_dir, present=True, free=10 * GIB))
+    dialog = open_dialog(32 * GIB)
     assert dialog.primary.text() == "Download"
     with qtbot.waitSignal(dialog.accepted, timeout=5000):
         dialog.primary.click()
