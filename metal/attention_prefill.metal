@@ -5,15 +5,16 @@
 //
 // Inputs: q [B, Hq, L, D], k and v [B, Hkv, S, D] (any strides; keys end at the last query);
 // sinks [Hq]; scalars scale, window (0 for full attention). Template: OutT, G = Hq / Hkv (a
-// divisor of 32), D (at most 64). Output: out [B, Hq, L, D] of OutT.
+// divisor of 32), D (a multiple of 4, at most 64). Output: out [B, Hq, L, D] of OutT.
 //
 // Grid (128 · ceil(L / (32 / G)), Hkv, B), threadgroups of 128 threads = 4 SIMD-groups.
 // Threadgroup (t, h, b): queries QUERIES · t .. +QUERIES-1 (QUERIES = 32 / G) of batch b, KV
 //   head h: 32 rows r = query · G + head, scaled q staged once in threadgroup memory.
 // SIMD-group s owns rows 8s .. 8s+7. Per tile of 32 keys (K and V staged as float by all
-//   threads): lane j scores key j against the 8 rows (a simd_max and a simd_sum per row for the
-//   online softmax, probabilities to threadgroup memory), then lane j accumulates dimensions
-//   j, j + 32, ... of the 8 rows' outputs from V.
+//   threads): lane j scores key j against the 8 rows (one float4 of K per 8 float4 dot
+//   products; a simd_max and a simd_sum per row for the online softmax; probabilities to
+//   threadgroup memory), then lane j accumulates dimensions j, j + 32, ... of the 8 rows'
+//   outputs from V (one float4 of probabilities per 4 FMAs).
 // Reads per threadgroup: 32 rows of q once, and each visited key's K and V row once for all G
 //   heads and QUERIES queries: (QUERIES - 1 + window) keys on a sliding layer.
 constexpr uint SIMDGROUPS = 4;
@@ -23,10 +24,10 @@ constexpr uint QUERIES = ROWS / G;
 constexpr uint KEYS = 32;
 constexpr uint DIMS_PER_LANE = (D + 31) / 32;
 
-threadgroup float q_tile[ROWS][D];
-threadgroup float k_tile[KEYS][D + 1];  // +1: lanes reading different keys hit different banks
+threadgroup float4 q_tile[ROWS][D / 4];
+threadgroup float4 k_tile[KEYS][D / 4 + 1];  // padded: lanes read different keys' rows at once
 threadgroup float v_tile[KEYS][D];
-threadgroup float p_tile[SIMDGROUPS][ROWS_PER_SIMDGROUP][KEYS];
+threadgroup float4 p_tile[SIMDGROUPS][ROWS_PER_SIMDGROUP][KEYS / 4];
 
 const uint queries = q_shape[2];
 const uint kv_heads = k_shape[1];
@@ -48,7 +49,7 @@ for (uint i = thread_index; i < ROWS * D; i += 32 * SIMDGROUPS) {
   const uint d = i % D;
   const uint query = first_query + row / G;
   const uint head = kv_head * G + row % G;
-  q_tile[row][d] = query < queries
+  q_tile[row][d / 4][d % 4] = query < queries
       ? scale * float(q[q_rows + head * q_strides[1] + query * q_strides[2] + d * q_strides[3]])
       : 0.0f;
 }
@@ -73,20 +74,25 @@ for (uint tile_start = key_start; tile_start < key_end; tile_start += KEYS) {
     const uint d = i % D;
     const uint staged_key = tile_start + j;
     const bool loaded = staged_key < key_end;
-    k_tile[j][d] = loaded ? float(k[k_rows + staged_key * k_strides[2] + d * k_strides[3]]) : 0.0f;
+    k_tile[j][d / 4][d % 4] =
+        loaded ? float(k[k_rows + staged_key * k_strides[2] + d * k_strides[3]]) : 0.0f;
     v_tile[j][d] = loaded ? float(v[v_rows + staged_key * v_strides[2] + d * v_strides[3]]) : 0.0f;
   }
   threadgroup_barrier(mem_flags::mem_threadgroup);
 
+  // Scores: lane j takes key j against the SIMD-group's rows, four dimensions per load.
   const uint key = tile_start + lane;
+  float scores[ROWS_PER_SIMDGROUP] = {};
+  for (uint d4 = 0; d4 < D / 4; ++d4) {
+    const float4 key_part = k_tile[lane][d4];
+    for (uint i = 0; i < ROWS_PER_SIMDGROUP; ++i) {
+      scores[i] += dot(q_tile[first_row + i][d4], key_part);
+    }
+  }
   float rescale[ROWS_PER_SIMDGROUP];
   for (uint i = 0; i < ROWS_PER_SIMDGROUP; ++i) {
-    const uint row = first_row + i;
-    const uint position = first_query + row / G + keys - queries;
-    float score = 0.0f;
-    for (uint d = 0; d < D; ++d) {
-      score += q_tile[row][d] * k_tile[lane][d];
-    }
+    const uint position = first_query + (first_row + i) / G + keys - queries;
+    float score = scores[i];
     const bool visible = key < key_end && key >= visible_keys_start(position, window) &&
                          key < visible_keys_end(position);
     score = visible ? score : -INFINITY;
@@ -95,19 +101,23 @@ for (uint tile_start = key_start; tile_start < key_end; tile_start += KEYS) {
     rescale[i] = softmax_rescale(row_max[i], new_max);
     row_sum[i] = row_sum[i] * rescale[i] + simd_sum(p);
     row_max[i] = new_max;
-    p_tile[simdgroup][i][lane] = p;
+    p_tile[simdgroup][i][lane / 4][lane % 4] = p;
+    for (uint e = 0; e < DIMS_PER_LANE; ++e) {
+      acc[i][e] *= rescale[i];
+    }
   }
   simdgroup_barrier(mem_flags::mem_threadgroup);
 
-  for (uint i = 0; i < ROWS_PER_SIMDGROUP; ++i) {
+  // Values: lane j accumulates dimensions j, j + 32, ... of the rows, four keys per load of p.
+  for (uint j4 = 0; j4 < KEYS / 4; ++j4) {
     for (uint e = 0; e < DIMS_PER_LANE; ++e) {
       const uint d = lane + 32 * e;
       if (d < D) {
-        float value = acc[i][e] * rescale[i];
-        for (uint j = 0; j < KEYS; ++j) {
-          value += p_tile[simdgroup][i][j] * v_tile[j][d];
+        const float4 values = float4(v_tile[4 * j4][d], v_tile[4 * j4 + 1][d], v_tile[4 * j4 + 2][d],
+                                     v_tile[4 * j4 + 3][d]);
+        for (uint i = 0; i < ROWS_PER_SIMDGROUP; ++i) {
+          acc[i][e] += dot(p_tile[simdgroup][i][j4], values);
         }
-        acc[i][e] = value;
       }
     }
   }

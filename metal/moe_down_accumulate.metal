@@ -2,7 +2,7 @@
 // routing_weight · (MXFP4 GEMV of the down rows with the expert's SwiGLU activations + bias),
 // written straight to the output: no per-expert outputs and no separate accumulation pass.
 //
-// Inputs: activations [T, top_k, I] float (from moe_gate_up_swiglu); expert_ids [T, top_k];
+// Inputs: activations [T, top_k, I] (from moe_gate_up_swiglu); expert_ids [T, top_k];
 // routing_weights [T, top_k]; down_blocks [E, H, I/8] uint32; down_scales [E, H, I/32] uint8;
 // down_bias [E, H]; scalars hidden_size (H), intermediate_size (I), top_k.
 // Output: out [T, H] of type OutT (template).
@@ -46,7 +46,7 @@ for (uint slot = 0; slot < slots; ++slot) {
   for (uint chunk_start = 0; chunk_start < words_per_row; chunk_start += CHUNK_WORDS) {
     const uint chunk_words = min(CHUNK_WORDS, words_per_row - chunk_start);
     for (uint i = thread_index; i < 8 * chunk_words; i += 32 * SIMDGROUPS) {
-      activation_chunk[i / 4][i % 4] = activations[pair * columns + 8 * chunk_start + i];
+      activation_chunk[i / 4][i % 4] = float(activations[pair * columns + 8 * chunk_start + i]);
     }
     threadgroup_barrier(mem_flags::mem_threadgroup);
     for (uint r = 0; r < ROWS_PER_SIMDGROUP; ++r) {

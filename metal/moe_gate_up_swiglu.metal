@@ -3,7 +3,8 @@
 //
 // Inputs: x [T, H]; expert_ids [T, TOP_K]; gate_up_blocks [E, 2I, H/8] uint32;
 // gate_up_scales [E, 2I, H/32] uint8; gate_up_bias [E, 2I]; scalars hidden_size (H),
-// intermediate_size (I), swiglu_limit, swiglu_alpha. Output: activations [T, TOP_K, I] float.
+// intermediate_size (I), swiglu_limit, swiglu_alpha. Template: TOP_K, OutT.
+// Output: activations [T, TOP_K, I] of OutT (x's dtype, as the reference rounds them).
 //
 // Grid (256 · I / 8, T, 1), threadgroups of 256 threads = 8 SIMD-groups (I and H are multiples
 // of 32, MXFP4's group, so no tile is partial).
@@ -87,7 +88,7 @@ for (uint n = 0; n < ITEMS_PER_SIMDGROUP; ++n) {
       const float gate = sums[2 * pair] + float(gate_up_bias[bias_base + 2 * pair]);
       const float linear = sums[2 * pair + 1] + float(gate_up_bias[bias_base + 2 * pair + 1]);
       activations[(token * TOP_K + slot) * columns + first_row / 2 + pair] =
-          clamped_swiglu(gate, linear, swiglu_limit, swiglu_alpha);
+          static_cast<OutT>(clamped_swiglu(gate, linear, swiglu_limit, swiglu_alpha));
     }
   }
 }

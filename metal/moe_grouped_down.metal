@@ -1,7 +1,7 @@
 // Expert prefill, second projection: tokens grouped by expert, a tiled MXFP4 GEMM of the down
 // rows with the SwiGLU activations, the bias and the routing weight in the epilogue.
 //
-// Inputs: activations [P, I] float (rows in expert-sorted order, from
+// Inputs: activations [P, I] (rows in expert-sorted order, from
 // moe_grouped_gate_up_swiglu); sorted_pairs [P]; row_offsets, tile_offsets [E + 1];
 // routing_weights [P] (pair order: token · top_k + slot); down_blocks [E, H, I/8] uint32;
 // down_scales [E, H, I/32] uint8; down_bias [E, H]; scalars hidden_size (H),

@@ -5,7 +5,7 @@
 // as token · top_k + slot); row_offsets, tile_offsets [E + 1] (see moe_grouped.h);
 // gate_up_blocks [E, 2I, H/8] uint32; gate_up_scales [E, 2I, H/32] uint8; gate_up_bias [E, 2I];
 // scalars hidden_size (H), intermediate_size (I), top_k, experts (E), swiglu_limit, swiglu_alpha.
-// Output: activations [P, I] float, row r for sorted pair r.
+// Template: OutT. Output: activations [P, I] of OutT (x's dtype), row r for sorted pair r.
 //
 // Grid (128 · 2I / 64, tiles, 1), threadgroups of 128 threads (I is a multiple of 32, so 64-row
 // tiles divide 2I); `tiles` is an upper bound, ceil(P / 32) + min(E, P): threadgroups past the
@@ -52,6 +52,6 @@ for (uint i = 0; i < 4; ++i) {
     const float gate = acc[i][2 * pair] + float(gate_up_bias[bias]);
     const float linear = acc[i][2 * pair + 1] + float(gate_up_bias[bias + 1]);
     activations[(tile.first_row + first_row + i) * columns + gate_row / 2] =
-        clamped_swiglu(gate, linear, swiglu_limit, swiglu_alpha);
+        static_cast<OutT>(clamped_swiglu(gate, linear, swiglu_limit, swiglu_alpha));
   }
 }

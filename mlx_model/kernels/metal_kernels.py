@@ -192,10 +192,10 @@ class MetalKernels:
                 "swiglu_limit": float(swiglu_limit),
                 "swiglu_alpha": float(swiglu_alpha),
             },
-            {"activations": ((tokens, top_k, columns), mx.float32)},
+            {"activations": ((tokens, top_k, columns), x.dtype)},
             grid=(_GEMV_THREADS * (columns // _GATE_UP_COLUMNS_PER_THREADGROUP), tokens, 1),
             threadgroup=(_GEMV_THREADS, 1, 1),
-            template=[("TOP_K", top_k)],
+            template=[("TOP_K", top_k), ("OutT", x.dtype)],
         )
         (out,) = self._run(
             _DOWN_DECODE,
@@ -262,9 +262,10 @@ class MetalKernels:
                 "swiglu_limit": float(swiglu_limit),
                 "swiglu_alpha": float(swiglu_alpha),
             },
-            {"activations": ((pairs, columns), mx.float32)},
+            {"activations": ((pairs, columns), x.dtype)},
             grid=(_GROUPED_THREADS * (2 * columns // _GROUPED_TILE_OUTPUTS), max_tiles, 1),
             threadgroup=(_GROUPED_THREADS, 1, 1),
+            template=[("OutT", x.dtype)],
         )
         (pair_out,) = self._run(
             _DOWN_GROUPED,
@@ -343,11 +344,14 @@ class MetalKernels:
         batch, heads, queries, dims = q.shape
         kv_heads = k.shape[1]
         group = _check_attention_shapes(q, k, v, sinks)
-        if _PREFILL_ATTENTION_ROWS % group:
-            raise ValueError(f"attention_prefill needs a GQA group dividing 32, got {group}")
+        if _PREFILL_ATTENTION_ROWS % group or dims % 4:
+            raise ValueError(
+                f"attention_prefill needs a GQA group dividing 32 and a head size divisible by 4, "
+                f"got {group} and {dims}"
+            )
         rows, keys = _PREFILL_ATTENTION_ROWS, _PREFILL_ATTENTION_KEYS
         _check_threadgroup_memory(
-            "attention_prefill", 4 * (rows * dims + keys * (dims + 1) + keys * dims + rows * keys)
+            "attention_prefill", 4 * (rows * dims + keys * (dims + 4) + keys * dims + rows * keys)
         )
         queries_per_threadgroup = rows // group
         (out,) = self._run(
