@@ -21,7 +21,7 @@ METAL_FUNC float softmax_rescale(float old_max, float new_max) {
 }
 
 // The sum over each aligned group of WIDTH lanes (a power of two up to 32), in every lane of it.
-template <int WIDTH>
+template <uint WIDTH>
 METAL_FUNC float lane_group_sum(float value) {
   if (WIDTH == 32) {
     return simd_sum(value);
@@ -33,7 +33,7 @@ METAL_FUNC float lane_group_sum(float value) {
 }
 
 // The sum over the lanes at the same place in every group of WIDTH lanes, in every lane.
-template <int WIDTH>
+template <uint WIDTH>
 METAL_FUNC float sum_across_lane_groups(float value) {
   for (ushort offset = WIDTH; offset < 32; offset *= 2) {
     value += simd_shuffle_xor(value, offset);

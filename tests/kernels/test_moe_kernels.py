@@ -7,7 +7,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from conftest import as_float32, assert_close, normal, random_experts
+from kernel_inputs import as_float32, assert_close, normal, random_experts
 from mlx_model.kernels import reference
 from mlx_model.kernels.metal_kernels import GROUPED_MOE_MIN_TOKENS, MetalKernels
 
