@@ -3,11 +3,12 @@
 // online softmax; a sliding layer reads only the last `window` keys; a long context is split
 // across `splits` threadgroups whose partial results attention_decode_combine merges.
 //
-// Inputs: q [B, Hq, L, D], k and v [B, Hkv, S, D] (any strides; keys end at the last query);
-// sinks [Hq]; scalars scale, window (0 for full attention), splits.
-// Template: OutT, G = Hq / Hkv, D. Output: splits == 1: out [B, Hq, L, D] of OutT, the
-// attention output; splits > 1: out [B, Hkv, L, splits, G, D + 2] float, per split and head
-// the unnormalised output, then the running max and sum of its online softmax.
+// Inputs (read through their strides, so cache views need no copy): q [B, Hq, L, D], k and v
+// [B, Hkv, S, D] (keys end at the last query), sinks [Hq]; scalars scale, window (0 for full
+// attention), splits. Template: OutT, G = Hq / Hkv, D.
+// Output: splits == 1: out [B, Hq, L, D] of OutT, the attention output; splits > 1:
+// out [B, Hkv, L, splits, G, D + 2] float, per split and head the unnormalised output, then the
+// running max and sum of its online softmax.
 //
 // Grid (128 · splits, L · Hkv, B), threadgroups of 128 threads = 4 SIMD-groups.
 // Threadgroup (s, l · Hkv + h, b): query l of batch b, KV head h, split s: the s-th of `splits`
@@ -65,7 +66,7 @@ for (uint h = 0; h < G; ++h) {
     q_lane[h][e] = scale * float(q[q_row + head * q_strides[1] + d * q_strides[3]]);
     acc[h][e] = 0.0f;
   }
-  running_max[h] = holds_sink ? float(sinks[head]) : -INFINITY;
+  running_max[h] = holds_sink ? float(sinks[head * sinks_strides[0]]) : -INFINITY;
   running_sum[h] = holds_sink ? 1.0f : 0.0f;
 }
 

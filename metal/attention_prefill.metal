@@ -3,9 +3,10 @@
 // of the tile can see are visited: nothing above the causal diagonal, nothing older than the
 // window of the tile's first query.
 //
-// Inputs: q [B, Hq, L, D], k and v [B, Hkv, S, D] (any strides; keys end at the last query);
-// sinks [Hq]; scalars scale, window (0 for full attention). Template: OutT, G = Hq / Hkv (a
-// divisor of 32), D (a multiple of 4, at most 64). Output: out [B, Hq, L, D] of OutT.
+// Inputs (read through their strides, so cache views need no copy): q [B, Hq, L, D], k and v
+// [B, Hkv, S, D] (keys end at the last query), sinks [Hq]; scalars scale, window (0 for full
+// attention). Template: OutT, G = Hq / Hkv (a divisor of 32), D (a multiple of 4, at most 64).
+// Output: out [B, Hq, L, D] of OutT.
 //
 // Grid (128 · ceil(L / (32 / G)), Hkv, B), threadgroups of 128 threads = 4 SIMD-groups.
 // Threadgroup (t, h, b): queries QUERIES · t .. +QUERIES-1 (QUERIES = 32 / G) of batch b, KV
@@ -58,7 +59,7 @@ float row_max[ROWS_PER_SIMDGROUP];
 float row_sum[ROWS_PER_SIMDGROUP];
 float acc[ROWS_PER_SIMDGROUP][DIMS_PER_LANE];
 for (uint i = 0; i < ROWS_PER_SIMDGROUP; ++i) {
-  row_max[i] = float(sinks[kv_head * G + (first_row + i) % G]);
+  row_max[i] = float(sinks[(kv_head * G + (first_row + i) % G) * sinks_strides[0]]);
   row_sum[i] = 1.0f;
   for (uint e = 0; e < DIMS_PER_LANE; ++e) {
     acc[i][e] = 0.0f;

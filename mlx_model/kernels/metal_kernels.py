@@ -318,7 +318,7 @@ class MetalKernels:
         split_shape = (batch, kv_heads, queries, splits, group, dims + 2)
         (out,) = self._run(
             _ATTENTION_DECODE,
-            {"q": q, "k": k, "v": v, "sinks": mx.contiguous(sinks), "scale": float(scale),
+            {"q": q, "k": k, "v": v, "sinks": sinks, "scale": float(scale),
              "window": window or 0, "splits": splits},
             {"out": (split_shape, mx.float32) if splits > 1 else ((batch, heads, queries, dims), q.dtype)},
             grid=(32 * _ATTENTION_SIMDGROUPS * splits, queries * kv_heads, batch),
@@ -356,7 +356,7 @@ class MetalKernels:
         queries_per_threadgroup = rows // group
         (out,) = self._run(
             _ATTENTION_PREFILL,
-            {"q": q, "k": k, "v": v, "sinks": mx.contiguous(sinks), "scale": float(scale),
+            {"q": q, "k": k, "v": v, "sinks": sinks, "scale": float(scale),
              "window": window or 0},
             {"out": ((batch, heads, queries, dims), q.dtype)},
             grid=(32 * _ATTENTION_SIMDGROUPS * math.ceil(queries / queries_per_threadgroup), kv_heads,
