@@ -68,9 +68,21 @@ def _shim_digest() -> str:
     return digest.hexdigest()
 
 
+@functools.cache
+def _host_flags() -> tuple[str, ...]:
+    """-mf16c where the x86 CPU has it: half <-> float in hardware instead of g++'s software
+    conversion (about 6x faster MXFP4 decoding); no other code-generation change."""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ()
+    return ("-mf16c",) if " f16c" in cpuinfo else ()
+
+
 def extra_flags() -> tuple[str, ...]:
-    """$METAL_EMULATOR_CXXFLAGS, e.g. `-DMETAL_EMU_UCONTEXT` for the portable fiber switch."""
-    return tuple(os.environ.get("METAL_EMULATOR_CXXFLAGS", "").split())
+    """Host flags, then $METAL_EMULATOR_CXXFLAGS (e.g. `-DMETAL_EMU_UCONTEXT` for the portable
+    fiber switch)."""
+    return _host_flags() + tuple(os.environ.get("METAL_EMULATOR_CXXFLAGS", "").split())
 
 
 def build_key(cpp: str, flags: tuple[str, ...]) -> str:
