@@ -15,13 +15,25 @@ import mlx.core as mx
 _GROWTH_STEP = 256
 
 
-class FullCache:
-    """Every key and value so far, in a buffer that grows in steps so appends stay cheap."""
+class _KeyValues:
+    """Keys and values [B, H, S, D] of one layer and how many tokens they cover."""
 
     def __init__(self) -> None:
         self.keys: mx.array | None = None
         self.values: mx.array | None = None
         self.offset = 0
+
+    @property
+    def nbytes(self) -> int:
+        return 0 if self.keys is None else self.keys.nbytes + self.values.nbytes
+
+    @property
+    def state(self) -> list[mx.array]:
+        return [] if self.keys is None else [self.keys, self.values]
+
+
+class FullCache(_KeyValues):
+    """Every key and value so far, in a buffer that grows in steps so appends stay cheap."""
 
     def update(self, keys: mx.array, values: mx.array) -> tuple[mx.array, mx.array]:
         """Append [B, H, L, D] keys and values; return all of them so far."""
@@ -47,14 +59,6 @@ class FullCache:
             raise ValueError(f"cannot trim a cache of {self.offset} tokens to {length}")
         self.offset = length
 
-    @property
-    def nbytes(self) -> int:
-        return 0 if self.keys is None else self.keys.nbytes + self.values.nbytes
-
-    @property
-    def state(self) -> list[mx.array]:
-        return [] if self.keys is None else [self.keys, self.values]
-
 
 @dataclass(frozen=True)
 class WindowSnapshot:
@@ -63,14 +67,12 @@ class WindowSnapshot:
     values: mx.array | None
 
 
-class WindowCache:
+class WindowCache(_KeyValues):
     """The last `window - 1` keys and values of a sliding-window layer."""
 
     def __init__(self, window: int) -> None:
+        super().__init__()
         self.window = window
-        self.keys: mx.array | None = None
-        self.values: mx.array | None = None
-        self.offset = 0
 
     def update(self, keys: mx.array, values: mx.array) -> tuple[mx.array, mx.array]:
         """Append [B, H, L, D]; return the kept past followed by the new keys (time order)."""
@@ -88,14 +90,6 @@ class WindowCache:
 
     def restore(self, snapshot: WindowSnapshot) -> None:
         self.offset, self.keys, self.values = snapshot.offset, snapshot.keys, snapshot.values
-
-    @property
-    def nbytes(self) -> int:
-        return 0 if self.keys is None else self.keys.nbytes + self.values.nbytes
-
-    @property
-    def state(self) -> list[mx.array]:
-        return [] if self.keys is None else [self.keys, self.values]
 
 
 LayerCache = FullCache | WindowCache
