@@ -28,7 +28,14 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:
+    from mlx_model.conversation import Conversation
+    from mlx_model.tokenizer import Tokenizer
+
+# mlx_model and mlx_lm are imported inside the functions that use them: each worker process
+# loads only its own engine's libraries, so neither engine's memory includes the other's.
 ENGINES = ("ours", "mlx-lm")
 CACHE = Path.home() / ".cache" / "gpt-oss-desktop" / "bench-models"
 # "mid" keeps the 20b's per-layer shape (hidden 2880, 32 experts, full vocabulary) with two
@@ -80,14 +87,14 @@ class Plan:
         return cls(raw["model"], raw["new_tokens"], [Turn(**turn) for turn in raw["turns"]])
 
 
-def _render(conversation, tokenizer) -> list[int]:
+def _render(conversation: Conversation, tokenizer: Tokenizer) -> list[int]:
     """The prompt exactly as the engine renders it (completed chains of thought dropped)."""
     from mlx_model.harmony import drop_completed_chain_of_thought, render_for_completion
 
     return render_for_completion(drop_completed_chain_of_thought(conversation.harmony_messages()), tokenizer)
 
 
-def _first_prompt(tokenizer, opening: str) -> list[int]:
+def _first_prompt(tokenizer: Tokenizer, opening: str) -> list[int]:
     from mlx_model.conversation import Conversation
 
     conversation = Conversation(start_date=START_DATE)
@@ -95,7 +102,7 @@ def _first_prompt(tokenizer, opening: str) -> list[int]:
     return _render(conversation, tokenizer)
 
 
-def _opening_message(tokenizer, prompt_tokens: int) -> str:
+def _opening_message(tokenizer: Tokenizer, prompt_tokens: int) -> str:
     """A user message that makes the first prompt `prompt_tokens` long: the filler text cut at a
     token edge, shortened by any excess when the cut text re-encodes longer."""
     framing = len(_first_prompt(tokenizer, ""))
@@ -282,13 +289,16 @@ class Metric:
     value: Callable[[RunResult], float]
 
 
+def decode_tokens_per_s(run: RunResult) -> float:
+    """Tokens after the first over the time they took, pooled over every turn."""
+    seconds = sum(turn.decode_s for turn in run.turns)
+    return sum(turn.new_tokens - 1 for turn in run.turns) / seconds if seconds else math.nan
+
+
 GIB = 1024**3
 METRICS = (
     Metric("prefill_tokens_per_s", "prefill tok/s", True, lambda r: r.turns[0].prefilled_tokens / r.turns[0].ttft_s),
-    Metric(
-        "decode_tokens_per_s", "decode tok/s", True,
-        lambda r: sum(t.new_tokens - 1 for t in r.turns) / sum(t.decode_s for t in r.turns),
-    ),
+    Metric("decode_tokens_per_s", "decode tok/s", True, decode_tokens_per_s),
     Metric("ttft_first_turn_s", "TTFT turn 1 s", False, lambda r: r.turns[0].ttft_s),
     Metric("ttft_last_turn_s", "TTFT turn {last} s", False, lambda r: r.turns[-1].ttft_s),
     Metric("peak_mlx_gib", "peak MLX GiB", False, lambda r: max(t.peak_mlx_bytes for t in r.turns) / GIB),
@@ -309,6 +319,8 @@ def summarize(runs: list[RunResult]) -> dict[str, dict[str, float]]:
 
 def _figure(value: float) -> str:
     """Three significant digits, never in exponent form (0.0123, 1.23, 123, 1234)."""
+    if not math.isfinite(value):
+        return "n/a"
     if value == 0 or abs(value) >= 100:
         return f"{value:.0f}"
     return f"{value:.{max(0, 2 - math.floor(math.log10(abs(value))))}f}"
@@ -402,7 +414,7 @@ def run_benchmark(model: Path, *, prompt_tokens: int, new_tokens: int, turns: in
                 runs.append(run)
                 print(
                     f"[{repeat + 1}/{repeats}] {engine}: TTFT {run.turns[0].ttft_s:.2f} s → {run.turns[-1].ttft_s:.2f} s, "
-                    f"decode {METRICS[1].value(run):.3g} tok/s",
+                    f"decode {_figure(decode_tokens_per_s(run))} tok/s",
                     file=sys.stderr,
                 )
     return plan, runs
