@@ -29,8 +29,19 @@ CONFIGS: dict[str, dict] = {
     "mapped+8bit+paged": dict(embedding="mapped", dense_bits=8, expert_budget_bytes="budget"),
 }
 
-_OURS = r"""
-import json, resource, sys, time
+# Peak RSS of this process only: ru_maxrss would carry a forking parent's peak on Linux.
+_PEAK_RSS = r"""
+def peak_rss():
+    try:
+        with open("/proc/self/status") as status:
+            return int(next(l for l in status if l.startswith("VmHWM")).split()[1]) * 1024
+    except OSError:  # macOS: ru_maxrss is in bytes there
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+"""
+
+_OURS = _PEAK_RSS + r"""
+import json, sys, time
 import mlx.core as mx, numpy as np
 from mlx_model import load
 from mlx_model.loader import LoadOptions
@@ -52,14 +63,14 @@ done = time.perf_counter()
 paging = [layer.mlp.experts.stats for layer in model.model.layers if hasattr(layer.mlp.experts, "stats")]
 print(json.dumps(dict(
     peak_mlx=mx.get_peak_memory(), active_mlx=mx.get_active_memory(),
-    peak_rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    peak_rss=peak_rss(),
     load_s=loaded - started, prefill_s=prefilled - loaded, decode_s_per_token=(done - prefilled) / max(new_tokens, 1),
     hit_rate=(sum(s.hits for s in paging) / max(1, sum(s.hits + s.misses for s in paging))) if paging else None,
 )))
 """
 
-_MLX_LM = r"""
-import json, resource, sys, time
+_MLX_LM = _PEAK_RSS + r"""
+import json, sys, time
 import mlx.core as mx, numpy as np
 from mlx_lm import load
 from mlx_lm.generate import generate_step
@@ -76,7 +87,7 @@ for n, _ in enumerate(steps):
 done = time.perf_counter()
 print(json.dumps(dict(
     peak_mlx=mx.get_peak_memory(), active_mlx=mx.get_active_memory(),
-    peak_rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    peak_rss=peak_rss(),
     load_s=loaded - started, prefill_s=first - loaded, decode_s_per_token=(done - first) / max(new_tokens - 1, 1),
     hit_rate=None,
 )))
@@ -86,7 +97,8 @@ print(json.dumps(dict(
 def run(script: str, *args: str) -> dict:
     result = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True)
     if result.returncode != 0:
-        raise RuntimeError(f"benchmark process failed:\n{result.stderr[-3000:]}")
+        raise RuntimeError(f"benchmark process failed (exit {result.returncode}, negative = killed by that "
+                           f"signal, e.g. -9 when memory ran out):\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -120,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict] = {}
     if not args.no_peer:
         results["mlx-lm"] = run(_MLX_LM, str(folder), str(args.prompt_tokens), str(args.tokens), str(args.chunk))
+        print(f"mlx-lm: {results['mlx-lm']}", file=sys.stderr)
     for name in args.configs.split(","):
         options = dict(CONFIGS[name])
         if options.get("expert_budget_bytes") == "budget":

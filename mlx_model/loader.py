@@ -12,14 +12,16 @@ from typing import Literal
 
 import mlx.core as mx
 import mlx.nn as nn
+import numpy as np
 
 from .checkpoint import TensorLocation, locate_tensors
 from .config import ModelConfig, ModelFolderError
 from .model import Model
-from .offload import MappedEmbedding, PagedExperts
+from .offload import MappedEmbedding, PagedExperts, mapped_tensor
 
 _EMBEDDING = "model.embed_tokens.weight"
 _QUANTIZATION_GROUP = 64
+_QUANTIZE_SLICE_ELEMENTS = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -89,13 +91,34 @@ def load(path: str | Path, dtype: mx.Dtype = mx.bfloat16, options: LoadOptions =
     if options.expert_budget_bytes is not None:
         _page_experts(model, locations, options.expert_budget_bytes, dtype)
         weights = {name: value for name, value in weights.items() if ".mlp.experts." not in name}
+    if options.dense_bits != 16:
+        nn.quantize(model, group_size=_QUANTIZATION_GROUP, bits=options.dense_bits, class_predicate=_is_dense_projection)
+        for path, module in model.named_modules():
+            if isinstance(module, nn.QuantizedLinear):
+                quantized = _quantized_from_disk(locations[f"{path}.weight"], options.dense_bits, dtype)
+                weights.update(zip((f"{path}.weight", f"{path}.scales", f"{path}.biases"), quantized))
     model.load_weights(list(Model.sanitize(weights).items()), strict=True)
     if dtype != mx.bfloat16:
         model.cast_dense(dtype)
-    if options.dense_bits != 16:
-        nn.quantize(model, group_size=_QUANTIZATION_GROUP, bits=options.dense_bits,
-                    class_predicate=_is_dense_projection)
     for layer in model.model.layers:  # materialise one layer at a time: bounded peak memory
         mx.eval(layer.parameters())
     mx.eval(model.parameters())
     return model
+
+
+def _quantized_from_disk(location: TensorLocation, bits: int, dtype: mx.Dtype) -> tuple[mx.array, ...]:
+    """Quantize a bfloat16 weight slice by slice straight from the mapped shard, so the whole
+    bfloat16 tensor (the unembedding alone is 1.16 GB) is never resident beside the result."""
+    table = mapped_tensor(location, np.uint16)
+    out_dims, in_dims = table.shape
+    rows = max(1, _QUANTIZE_SLICE_ELEMENTS // in_dims)
+    outputs: list[mx.array] = []
+    for start in range(0, out_dims, rows):
+        piece = mx.array(np.asarray(table[start : start + rows])).view(mx.bfloat16).astype(dtype)
+        parts = mx.quantize(piece, _QUANTIZATION_GROUP, bits)
+        if not outputs:  # allocate the results once, then fill them slice by slice in place
+            outputs = [mx.zeros((out_dims, *part.shape[1:]), part.dtype) for part in parts]
+        for output, part in zip(outputs, parts):
+            output[start : start + rows] = part
+        mx.eval(outputs)
+    return tuple(outputs)

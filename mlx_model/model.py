@@ -150,8 +150,12 @@ class Block(nn.Module):
         self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.mlp = MoE(config)
 
-    def __call__(self, x: mx.array, cache: LayerCache | None, offset: int) -> mx.array:
+    def __call__(self, x: mx.array, cache: LayerCache | None, offset: int, last_only: bool = False) -> mx.array:
+        """`last_only`: every position's keys and values go to the cache, but only the last
+        position continues through the MoE (a prefill needs just its last hidden state)."""
         x = x + self.self_attn(self.input_layernorm(x), cache, offset)
+        if last_only:
+            x = x[:, -1:]
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -176,14 +180,19 @@ class Model(nn.Module):
     def __call__(self, tokens: mx.array, cache: list[LayerCache] | None = None) -> mx.array:
         return self.lm_head(self.hidden_states(tokens, cache))
 
-    def hidden_states(self, tokens: mx.array, cache: list[LayerCache] | None = None) -> mx.array:
-        """The final-normed hidden states; the engine unembeds only the positions it samples."""
+    def hidden_states(
+        self, tokens: mx.array, cache: list[LayerCache] | None = None, last_only: bool = False
+    ) -> mx.array:
+        """The final-normed hidden states; the engine unembeds only the positions it samples.
+        With `last_only` only the last position's ([B, 1, H]) is computed past the last
+        attention, which is what a prefill needs."""
         if tokens.ndim == 1:
             tokens = tokens[None]
         x = self.model.embed_tokens(tokens)
         offset = cache[0].offset if cache else 0
+        last = len(self.model.layers) - 1
         for index, layer in enumerate(self.model.layers):
-            x = layer(x, cache[index] if cache else None, offset)
+            x = layer(x, cache[index] if cache else None, offset, last_only and index == last)
         return self.model.norm(x)
 
     def make_cache(self) -> list[LayerCache]:

@@ -31,7 +31,7 @@ _EXPERT_PARTS = (
 )
 
 
-def _mapped(location: TensorLocation, dtype: type) -> np.memmap:
+def mapped_tensor(location: TensorLocation, dtype: type) -> np.memmap:
     itemsize = np.dtype(dtype).itemsize
     shape = list(location.spec.shape)
     if location.spec.dtype == "U8" and dtype is np.uint32:  # MXFP4 blocks as MLX's uint32 words
@@ -49,7 +49,7 @@ class MappedEmbedding(nn.Module):
 
     def __init__(self, location: TensorLocation, dtype: mx.Dtype) -> None:
         super().__init__()
-        self._table = _mapped(location, np.uint16)  # bfloat16 bit patterns
+        self._table = mapped_tensor(location, np.uint16)  # bfloat16 bit patterns
         self._dtype = dtype
 
     def __call__(self, tokens: mx.array) -> mx.array:
@@ -90,7 +90,7 @@ class PagedExperts(nn.Module):
     def __init__(self, locations: dict[str, TensorLocation], slots: int, dtype: mx.Dtype) -> None:
         super().__init__()
         self._files = {
-            part: _mapped(locations[part], np.uint32 if part.endswith("blocks") else
+            part: mapped_tensor(locations[part], np.uint32 if part.endswith("blocks") else
                           np.uint8 if part.endswith("scales") else np.uint16)
             for part in _EXPERT_PARTS
         }

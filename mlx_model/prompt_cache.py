@@ -125,9 +125,10 @@ class PromptCache:
                     raise Cancelled
                 end = min(position + self.chunk_size, edge)
                 chunk = mx.array(tokens[position:end], dtype=mx.uint32)[None]
-                hidden = self.model.hidden_states(chunk, self.layers)
+                final = end == len(tokens)
+                hidden = self.model.hidden_states(chunk, self.layers, last_only=final)
                 self.tokens.extend(tokens[position:end])
-                if end == len(tokens):
+                if final:
                     logits = self.model.lm_head(hidden[0, -1])
                     mx.eval(logits, *self._state())
                 else:
