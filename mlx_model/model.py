@@ -127,8 +127,9 @@ class MoE(nn.Module):
         indices = mx.stop_gradient(mx.argpartition(-logits, kth=self.top_k - 1, axis=-1)[:, : self.top_k])
         chosen = mx.take_along_axis(logits, indices, axis=-1)
         weights = mx.softmax(chosen.astype(mx.float32), axis=-1).astype(x.dtype)
-        outputs = [
-            kernels.moe(
+        outputs = []
+        for batch in self.experts.batches(indices):
+            out = kernels.moe(
                 tokens[batch.start : batch.stop],
                 batch.indices.astype(mx.uint32),
                 weights[batch.start : batch.stop],
@@ -136,8 +137,9 @@ class MoE(nn.Module):
                 swiglu_limit=self.swiglu_limit,
                 swiglu_alpha=self.swiglu_alpha,
             )
-            for batch in self.experts.batches(indices)
-        ]
+            if batch.stop < tokens.shape[0]:
+                mx.eval(out)  # the next batch reloads the pool: keep one version of it alive
+            outputs.append(out)
         out = outputs[0] if len(outputs) == 1 else mx.concatenate(outputs)
         return out.reshape(shape)
 
