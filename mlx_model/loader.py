@@ -17,7 +17,7 @@ import numpy as np
 from .checkpoint import TensorLocation, locate_tensors
 from .config import ModelConfig, ModelFolderError
 from .model import Model
-from .offload import MappedEmbedding, PagedExperts, mapped_tensor
+from .offload import MappedEmbedding, PagedExperts, read_rows
 
 _EMBEDDING = "model.embed_tokens.weight"
 _QUANTIZATION_GROUP = 64
@@ -107,14 +107,14 @@ def load(path: str | Path, dtype: mx.Dtype = mx.bfloat16, options: LoadOptions =
 
 
 def _quantized_from_disk(location: TensorLocation, bits: int, dtype: mx.Dtype) -> tuple[mx.array, ...]:
-    """Quantize a bfloat16 weight slice by slice straight from the mapped shard, so the whole
+    """Quantize a bfloat16 weight slice by slice straight from the shard, so the whole
     bfloat16 tensor (the unembedding alone is 1.16 GB) is never resident beside the result."""
-    table = mapped_tensor(location, np.uint16)
-    out_dims, in_dims = table.shape
+    out_dims, in_dims = location.spec.shape
     rows = max(1, _QUANTIZE_SLICE_ELEMENTS // in_dims)
     outputs: list[mx.array] = []
     for start in range(0, out_dims, rows):
-        piece = mx.array(np.asarray(table[start : start + rows])).view(mx.bfloat16).astype(dtype)
+        count = min(rows, out_dims - start)
+        piece = mx.array(read_rows(location, start, count, np.uint16)).view(mx.bfloat16).astype(dtype)
         parts = mx.quantize(piece, _QUANTIZATION_GROUP, bits)
         if not outputs:  # allocate the results once, then fill them slice by slice in place
             outputs = [mx.zeros((out_dims, *part.shape[1:]), part.dtype) for part in parts]

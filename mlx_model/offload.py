@@ -10,8 +10,11 @@ same kernels, so outputs equal the all-resident path.
 
 from __future__ import annotations
 
+import functools
+import os
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 import mlx.core as mx
@@ -38,6 +41,20 @@ def mapped_tensor(location: TensorLocation, dtype: type) -> np.memmap:
         shape = [*shape[:-2], shape[-2] * shape[-1] // 4]
     assert np.prod(shape) * itemsize == location.spec.nbytes
     return np.memmap(location.file, dtype=dtype, mode="r", offset=location.offset, shape=tuple(shape))
+
+
+@functools.cache
+def _descriptor(path: Path) -> int:
+    return os.open(path, os.O_RDONLY)
+
+
+def read_rows(location: TensorLocation, first: int, count: int, dtype: type) -> np.ndarray:
+    """Rows [first, first + count) along a tensor's first axis, read with pread: unlike reading
+    through a mapping, the pages do not stay in this process's resident set afterwards."""
+    shape = mapped_tensor(location, dtype).shape
+    row_bytes = location.spec.nbytes // shape[0]
+    raw = os.pread(_descriptor(location.file), row_bytes * count, location.offset + first * row_bytes)
+    return np.frombuffer(raw, dtype=dtype).reshape(count, *shape[1:])
 
 
 class MappedEmbedding(nn.Module):
@@ -94,6 +111,7 @@ class PagedExperts(nn.Module):
                           np.uint8 if part.endswith("scales") else np.uint16)
             for part in _EXPERT_PARTS
         }
+        self._locations = {part: locations[part] for part in _EXPERT_PARTS}
         self.num_experts = self._files["gate_up_proj_blocks"].shape[0]
         self.slots = min(slots, self.num_experts)
         if self.slots < 1:
@@ -121,7 +139,7 @@ class PagedExperts(nn.Module):
 
     def _load(self, expert: int, slot: int) -> None:
         for part, mapped in self._files.items():
-            values = mx.array(np.array(mapped[expert]))
+            values = mx.array(read_rows(self._locations[part], expert, 1, mapped.dtype.type)[0])
             if part.endswith("bias"):
                 values = values.view(mx.bfloat16).astype(self._dtype)
             self._pool[part][slot] = values
