@@ -34,13 +34,18 @@ _EXPERT_PARTS = (
 )
 
 
-def mapped_tensor(location: TensorLocation, dtype: type) -> np.memmap:
-    itemsize = np.dtype(dtype).itemsize
+def tensor_shape(location: TensorLocation, dtype: type) -> tuple[int, ...]:
+    """The tensor's shape when its bytes are read as `dtype` (MXFP4 blocks as uint32 words)."""
     shape = list(location.spec.shape)
-    if location.spec.dtype == "U8" and dtype is np.uint32:  # MXFP4 blocks as MLX's uint32 words
+    if location.spec.dtype == "U8" and dtype is np.uint32:
         shape = [*shape[:-2], shape[-2] * shape[-1] // 4]
-    assert np.prod(shape) * itemsize == location.spec.nbytes
-    return np.memmap(location.file, dtype=dtype, mode="r", offset=location.offset, shape=tuple(shape))
+    assert np.prod(shape) * np.dtype(dtype).itemsize == location.spec.nbytes
+    return tuple(shape)
+
+
+def mapped_tensor(location: TensorLocation, dtype: type) -> np.memmap:
+    return np.memmap(location.file, dtype=dtype, mode="r", offset=location.offset,
+                     shape=tensor_shape(location, dtype))
 
 
 @functools.cache
@@ -51,7 +56,7 @@ def _descriptor(path: Path) -> int:
 def read_rows(location: TensorLocation, first: int, count: int, dtype: type) -> np.ndarray:
     """Rows [first, first + count) along a tensor's first axis, read with pread: unlike reading
     through a mapping, the pages do not stay in this process's resident set afterwards."""
-    shape = mapped_tensor(location, dtype).shape
+    shape = tensor_shape(location, dtype)
     row_bytes = location.spec.nbytes // shape[0]
     raw = os.pread(_descriptor(location.file), row_bytes * count, location.offset + first * row_bytes)
     return np.frombuffer(raw, dtype=dtype).reshape(count, *shape[1:])
@@ -106,25 +111,23 @@ class PagedExperts(nn.Module):
 
     def __init__(self, locations: dict[str, TensorLocation], slots: int, dtype: mx.Dtype) -> None:
         super().__init__()
-        self._files = {
-            part: mapped_tensor(locations[part], np.uint32 if part.endswith("blocks") else
-                          np.uint8 if part.endswith("scales") else np.uint16)
+        self._locations = {part: locations[part] for part in _EXPERT_PARTS}
+        self._file_dtypes = {
+            part: np.uint32 if part.endswith("blocks") else np.uint8 if part.endswith("scales") else np.uint16
             for part in _EXPERT_PARTS
         }
-        self._locations = {part: locations[part] for part in _EXPERT_PARTS}
-        self.num_experts = self._files["gate_up_proj_blocks"].shape[0]
+        shapes = {part: tensor_shape(self._locations[part], self._file_dtypes[part]) for part in _EXPERT_PARTS}
+        self.num_experts = shapes["gate_up_proj_blocks"][0]
         self.slots = min(slots, self.num_experts)
         if self.slots < 1:
             raise ValueError("expert paging needs at least one slot per layer")
-        self.expert_bytes = sum(f[0].nbytes for f in self._files.values())  # read per miss
+        # read per miss
+        self.expert_bytes = sum(location.spec.nbytes // self.num_experts for location in self._locations.values())
         self._dtype = dtype
-        self.slot_bytes = sum(  # resident per slot (biases in the compute dtype)
-            f[0].size * self._mlx_dtype(part).size for part, f in self._files.items()
-        )
         self._pool = {
-            part: mx.zeros((self.slots, *f.shape[1:]), dtype=self._mlx_dtype(part))
-            for part, f in self._files.items()
+            part: mx.zeros((self.slots, *shape[1:]), dtype=self._mlx_dtype(part)) for part, shape in shapes.items()
         }
+        self.slot_bytes = self.resident_bytes // self.slots  # biases in the compute dtype
         self._slot_of: OrderedDict[int, int] = OrderedDict()  # expert -> slot, least recent first
         self.stats = PagingStats()
 
@@ -138,8 +141,8 @@ class PagedExperts(nn.Module):
         return sum(array.nbytes for array in self._pool.values())
 
     def _load(self, expert: int, slot: int) -> None:
-        for part, mapped in self._files.items():
-            values = mx.array(read_rows(self._locations[part], expert, 1, mapped.dtype.type)[0])
+        for part, location in self._locations.items():
+            values = mx.array(read_rows(location, expert, 1, self._file_dtypes[part])[0])
             if part.endswith("bias"):
                 values = values.view(mx.bfloat16).astype(self._dtype)
             self._pool[part][slot] = values
