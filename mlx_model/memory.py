@@ -82,12 +82,20 @@ def resident_weights_bytes(specs: dict[str, TensorSpec], config: ModelConfig, op
     return total
 
 
-def estimate(model_dir: str | Path, context_length: int, options: LoadOptions = LoadOptions()) -> MemoryEstimate:
+def _checkpoint_specs(model_dir: str | Path) -> tuple[ModelConfig, dict[str, TensorSpec]]:
     config = ModelConfig.from_folder(model_dir)
-    specs = {name: location.spec for name, location in locate_tensors(model_dir, config).items()}
+    return config, {name: location.spec for name, location in locate_tensors(model_dir, config).items()}
+
+
+def _estimate(config: ModelConfig, specs: dict[str, TensorSpec], context_length: int, options: LoadOptions) -> MemoryEstimate:
     return MemoryEstimate(
         resident_weights_bytes(specs, config, options), kv_bytes(config, context_length), RUNTIME_OVERHEAD_BYTES
     )
+
+
+def estimate(model_dir: str | Path, context_length: int, options: LoadOptions = LoadOptions()) -> MemoryEstimate:
+    config, specs = _checkpoint_specs(model_dir)
+    return _estimate(config, specs, context_length, options)
 
 
 def fitting_options(model_dir: str | Path, context_length: int, usable: int | None = None) -> LoadOptions | None:
@@ -95,17 +103,15 @@ def fitting_options(model_dir: str | Path, context_length: int, usable: int | No
     8-bit dense weights, else 8-bit with the experts paged from disk under what is left.
     None when not even that fits."""
     usable = usable_memory_bytes() if usable is None else usable
+    config, specs = _checkpoint_specs(model_dir)
     for options in (LoadOptions(), LoadOptions(dense_bits=8)):
-        if estimate(model_dir, context_length, options).total_bytes <= usable:
+        if _estimate(config, specs, context_length, options).total_bytes <= usable:
             return options
-    config = ModelConfig.from_folder(model_dir)
-    without_experts = estimate(model_dir, context_length, LoadOptions(dense_bits=8, expert_budget_bytes=1))
-    budget = usable - without_experts.total_bytes
-    per_token_experts = config.num_experts_per_tok * config.num_hidden_layers
-    specs = {name: location.spec for name, location in locate_tensors(model_dir, config).items()}
-    expert_bytes = sum(s.nbytes for n, s in specs.items() if ".mlp.experts." in n) // (
-        config.num_local_experts * config.num_hidden_layers)
-    if budget < per_token_experts * expert_bytes:
+    experts = sum(spec.nbytes for name, spec in specs.items() if ".mlp.experts." in name)
+    # The 8-bit estimate holds every expert; what is left beside the rest is the expert budget.
+    budget = usable - (_estimate(config, specs, context_length, LoadOptions(dense_bits=8)).total_bytes - experts)
+    expert_bytes = experts // (config.num_local_experts * config.num_hidden_layers)
+    if budget < config.num_experts_per_tok * config.num_hidden_layers * expert_bytes:
         return None
     return LoadOptions(dense_bits=8, expert_budget_bytes=budget)
 
