@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 from PySide6.QtWidgets import QApplication, QMessageBox
 
+from mlx_model.paths import models_dir
+
 from . import paths, theme
 from .session import ChatSession
 from .settings import Key, Settings, configure_application
@@ -64,8 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("%d reply(ies) were interrupted when the app last stopped", interrupted)
     settings = Settings()
     engine = EngineHost()
-    session = ChatSession(store, settings, engine, models_dir=paths.models_dir())
-    window = MainWindow(session, settings, paths.models_dir())
+    session = ChatSession(store, settings, engine, models_dir=models_dir())
+    window = MainWindow(session, settings, models_dir())
     window.show()
     last = settings.value(Key.LAST_CONVERSATION)
     session.open_conversation(last if any(c.id == last for c in session.conversations()) else None)

@@ -12,11 +12,12 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QCoreApplication, QSettings
 
-APPLICATION_NAME = "gpt-oss-desktop"
+from mlx_model.paths import APPLICATION_NAME
+
 APPLICATION_DISPLAY_NAME = "gpt-oss"
 # macOS keeps the preferences in ~/Library/Preferences/local.gpt-oss.gpt-oss-desktop.plist. No
-# organization *name* is set, so the data folder is Application Support/gpt-oss-desktop rather
-# than Application Support/<organization>/gpt-oss-desktop.
+# organization *name* is set, so Qt's AppDataLocation is Application Support/gpt-oss-desktop (not
+# Application Support/<organization>/gpt-oss-desktop): the folder mlx_model.paths.data_dir() gives.
 ORGANIZATION_DOMAIN = "gpt-oss.local"
 
 REASONING_LEVELS = ("low", "medium", "high")
@@ -41,7 +42,7 @@ class Key(Enum):
 
 
 def configure_application(app: QCoreApplication) -> None:
-    """The identity QSettings and QStandardPaths derive their locations from; call first."""
+    """The identity QSettings derives its location from; call first."""
     app.setApplicationName(APPLICATION_NAME)
     app.setOrganizationDomain(ORGANIZATION_DOMAIN)
     if hasattr(app, "setApplicationDisplayName"):

@@ -10,14 +10,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import sys
 import threading
 from dataclasses import asdict
 from pathlib import Path
 from typing import TextIO
 
-from . import hub, memory
+from . import hub, memory, paths
 from .config import ModelFolderError
 from .conversation import REASONING_LEVELS, Conversation
 from .engine import Engine, EngineError
@@ -27,17 +26,6 @@ from .sampling import SamplingSettings
 from .tokenizer import TokenizerFileError
 
 DIM, RESET = "\x1b[2m", "\x1b[0m"
-_DATA_DIR_ENV = "GPT_OSS_DESKTOP_DATA_DIR"
-
-
-def default_models_dir() -> Path:
-    """Where the app keeps downloaded models, so the terminal and the app share them."""
-    if os.environ.get(_DATA_DIR_ENV):
-        return Path(os.environ[_DATA_DIR_ENV]) / "models"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "gpt-oss-desktop" / "models"
-    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data_home) / "gpt-oss-desktop" / "models"
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -127,8 +115,9 @@ class _Printer:
 
 
 def _resolve(model: str, err: TextIO) -> Path:
-    """A local folder, a downloaded Hub id, or a Hub id downloaded now with a progress bar."""
-    models_dir = default_models_dir()
+    """A local folder, a downloaded Hub id, or a Hub id downloaded now with a progress bar, in
+    the app's models folder (so the terminal and the app share downloads)."""
+    models_dir = paths.models_dir()
     try:
         return hub.resolve_model(model, models_dir=models_dir)
     except hub.NotDownloadedError:

@@ -7,9 +7,9 @@ import pytest
 from PySide6.QtCore import QSettings
 
 from app import theme
-from app.paths import DATA_DIR_ENV
 from app.settings import Settings
 from app.store import Store
+from mlx_model.paths import DATA_DIR_ENV
 
 
 @pytest.fixture(autouse=True)
