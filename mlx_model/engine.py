@@ -23,6 +23,7 @@ from .events import Done, Event, Stats
 from .harmony import StreamParser, drop_completed_chain_of_thought, render_for_completion
 from .loader import LoadOptions, load
 from .memory import default_context_length, weights_bytes
+from .offload import PagedExperts, PagingStats
 from .prompt_cache import Cancelled, PromptCache
 from .sampling import Sampler, SamplingSettings
 from .tokenizer import Tokenizer, load_tokenizer
@@ -160,6 +161,17 @@ class Engine:
 
     def memory_in_use(self) -> int:
         return mx.get_active_memory()
+
+    def paging_stats(self) -> PagingStats | None:
+        """Expert hits and misses since the load, summed over the layers (a new object, so it
+        can be handed to another thread); None when every expert is resident."""
+        pools = [layer.mlp.experts for layer in self.model.model.layers if isinstance(layer.mlp.experts, PagedExperts)]
+        if not pools:
+            return None
+        total = PagingStats()
+        for pool in pools:
+            total.add(pool.stats)
+        return total
 
     # -- generation ----------------------------------------------------------------------------
 

@@ -21,6 +21,8 @@ from mlx_model.conversation import Conversation
 from mlx_model.engine import Engine, EngineError
 from mlx_model.events import Done, MessageDone, MessageStart, Stats, TextDelta, ToolCall
 from mlx_model.harmony import text_of
+from mlx_model.loader import LoadOptions, load
+from mlx_model.offload import PagingStats
 from mlx_model.prompt_cache import PromptCache
 from mlx_model.sampling import SamplingSettings
 
@@ -220,3 +222,30 @@ def test_message_done_events_match_the_conversation(engine: Engine) -> None:
     events, _, done = run(engine, conversation)
     done_messages = [e.message for e in events if isinstance(e, MessageDone)]
     assert done_messages == conversation.messages[1:] == list(done.messages)
+
+
+def test_paging_stats_sum_the_layers_and_are_none_when_every_expert_is_resident(
+    engine: Engine, harmony_model_dir: Path
+) -> None:
+    assert engine.paging_stats() is None
+    config = engine.config
+    probe = load(harmony_model_dir, dtype=mx.float32, options=LoadOptions(expert_budget_bytes=10**9))
+    slot_bytes = probe.model.layers[0].mlp.experts.slot_bytes
+    budget = slot_bytes * config.num_hidden_layers * config.num_experts_per_tok  # half of the 8 experts
+    paged = Engine.load(harmony_model_dir, context_length=1024, dtype=mx.float32,
+                        options=LoadOptions(expert_budget_bytes=budget))
+    assert paged.paging_stats() == PagingStats()
+
+    conversation = chat("high")
+    conversation.add_user(EXCHANGES["sum"].question)
+    run(paged, conversation)
+    assert text_of(conversation.messages[-1]) == EXCHANGES["sum"].final  # paging changes no output
+
+    stats = paged.paging_stats()
+    layers = [layer.mlp.experts.stats for layer in paged.model.model.layers]
+    assert (stats.hits, stats.misses, stats.bytes_read) == (
+        sum(s.hits for s in layers), sum(s.misses for s in layers), sum(s.bytes_read for s in layers)
+    )
+    assert stats.hits > 0 and stats.misses > 0
+    stats.hits += 1000
+    assert paged.paging_stats().hits == stats.hits - 1000, "a copy: the caller may keep or change it"
