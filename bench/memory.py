@@ -5,7 +5,13 @@ Each configuration runs in its own process: load the checkpoint, prefill a promp
 Mac's GPU working-set limit) and the process's peak RSS. mlx-lm runs on the same checkpoint and
 prompt in the same run, and the table gives each configuration's ratio to it.
 
-    python bench/memory.py --shape 20b --prompt-tokens 512 --tokens 3
+`--context N` measures a long context without computing it: before the prompt, both engines'
+caches are filled with N - prompt-tokens positions of random keys and values (the shapes and
+dtypes a real prefill leaves; memory depends on nothing else), then the prompt is prefilled for
+real on top, attending to all N positions. At the full 20b shape a real 8k-token prefill takes
+about 16 hours on this CPU; the fill takes seconds.
+
+    python bench/memory.py --shape 20b --prompt-tokens 16 --tokens 2 --context 8192 --budget-gib 8.5
     python bench/memory.py --model PATH --configs resident,mapped,mapped+8bit --budget-gib 6
 """
 
@@ -40,19 +46,37 @@ def peak_rss():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 """
 
-_OURS = _PEAK_RSS + r"""
+# Random keys and values for the first `count` positions of every layer cache, appended in
+# chunks the way a prefill appends them. `update(layer, keys, values)` is the engine's own append.
+_FILL = r"""
+def fill(caches, count, update, heads, head_dim, dtype, chunk):
+    for start in range(0, count, chunk):
+        length = min(chunk, count - start)
+        for layer in caches:
+            keys = mx.random.normal((1, heads, length, head_dim)).astype(dtype)
+            values = mx.random.normal((1, heads, length, head_dim)).astype(dtype)
+            update(layer, keys, values)
+        mx.eval([a for layer in caches for a in layer.state])
+"""
+
+_OURS = _PEAK_RSS + _FILL + r"""
 import json, sys, time
 import mlx.core as mx, numpy as np
 from mlx_model import load
 from mlx_model.loader import LoadOptions
 from mlx_model.prompt_cache import PromptCache
-folder, options, prompt_tokens, new_tokens, chunk = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+folder, options, prompt_tokens, new_tokens, chunk, context = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 started = time.perf_counter()
 model = load(folder, options=LoadOptions(**options))
 loaded = time.perf_counter()
-prompt = np.random.default_rng(0).integers(0, 200_000, prompt_tokens).tolist()
+tokens = np.random.default_rng(0).integers(0, 200_000, max(context, prompt_tokens)).tolist()
 cache = PromptCache(model, chunk_size=chunk)
-logits = cache.prefill(prompt).logits
+filled = len(tokens) - prompt_tokens
+config = model.config
+fill(cache.layers, filled, lambda layer, k, v: layer.update(k, v), config.num_key_value_heads, config.head_dim, mx.bfloat16, chunk)
+cache.tokens.extend(tokens[:filled])
+filled_at = time.perf_counter()
+logits = cache.prefill(tokens).logits
 prefilled = time.perf_counter()
 for _ in range(new_tokens):
     token = mx.argmax(logits)
@@ -64,22 +88,28 @@ paging = [layer.mlp.experts.stats for layer in model.model.layers if hasattr(lay
 print(json.dumps(dict(
     peak_mlx=mx.get_peak_memory(), active_mlx=mx.get_active_memory(),
     peak_rss=peak_rss(),
-    load_s=loaded - started, prefill_s=prefilled - loaded, decode_s_per_token=(done - prefilled) / max(new_tokens, 1),
+    load_s=loaded - started, prefill_s=prefilled - filled_at, decode_s_per_token=(done - prefilled) / max(new_tokens, 1),
     hit_rate=(sum(s.hits for s in paging) / max(1, sum(s.hits + s.misses for s in paging))) if paging else None,
 )))
 """
 
-_MLX_LM = _PEAK_RSS + r"""
+_MLX_LM = _PEAK_RSS + _FILL + r"""
 import json, sys, time
 import mlx.core as mx, numpy as np
 from mlx_lm import load
 from mlx_lm.generate import generate_step
-folder, prompt_tokens, new_tokens, chunk = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+from mlx_lm.models.cache import make_prompt_cache
+folder, prompt_tokens, new_tokens, chunk, context = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 started = time.perf_counter()
 model, tokenizer = load(folder)
 loaded = time.perf_counter()
-prompt = mx.array(np.random.default_rng(0).integers(0, 200_000, prompt_tokens).tolist())
-steps = generate_step(prompt, model, max_tokens=new_tokens, sampler=lambda x: mx.argmax(x, axis=-1), prefill_step_size=chunk)
+tokens = np.random.default_rng(0).integers(0, 200_000, max(context, prompt_tokens)).tolist()
+cache = make_prompt_cache(model)
+args = model.args
+fill(cache, len(tokens) - prompt_tokens, lambda layer, k, v: layer.update_and_fetch(k, v), args.num_key_value_heads, args.head_dim, mx.bfloat16, chunk)
+filled_at = time.perf_counter()
+prompt = mx.array(tokens[len(tokens) - prompt_tokens:])
+steps = generate_step(prompt, model, prompt_cache=cache, max_tokens=new_tokens, sampler=lambda x: mx.argmax(x, axis=-1), prefill_step_size=chunk)
 first = None
 for n, _ in enumerate(steps):
     if first is None:
@@ -88,7 +118,7 @@ done = time.perf_counter()
 print(json.dumps(dict(
     peak_mlx=mx.get_peak_memory(), active_mlx=mx.get_active_memory(),
     peak_rss=peak_rss(),
-    load_s=loaded - started, prefill_s=first - loaded, decode_s_per_token=(done - first) / max(new_tokens - 1, 1),
+    load_s=loaded - started, prefill_s=first - filled_at, decode_s_per_token=(done - first) / max(new_tokens - 1, 1),
     hit_rate=None,
 )))
 """
@@ -124,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompt-tokens", type=int, default=512)
     parser.add_argument("--tokens", type=int, default=3)
     parser.add_argument("--chunk", type=int, default=512, help="prefill chunk (ours and mlx-lm's)")
+    parser.add_argument("--context", type=int, default=0,
+                        help="context length in the caches when the prompt ends (random keys and values fill "
+                             "what precedes the prompt); 0: the prompt alone")
     parser.add_argument("--no-peer", action="store_true", help="skip mlx-lm")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
@@ -131,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, dict] = {}
     if not args.no_peer:
-        results["mlx-lm"] = run(_MLX_LM, str(folder), str(args.prompt_tokens), str(args.tokens), str(args.chunk))
+        results["mlx-lm"] = run(_MLX_LM, str(folder), str(args.prompt_tokens), str(args.tokens), str(args.chunk),
+                                str(args.context))
         print(f"mlx-lm: {results['mlx-lm']}", file=sys.stderr)
     for name in args.configs.split(","):
         options = dict(CONFIGS[name])
@@ -139,11 +173,13 @@ def main(argv: list[str] | None = None) -> int:
             if args.budget_gib is None:
                 continue
             options["expert_budget_bytes"] = int(args.budget_gib * GIB)
-        results[name] = run(_OURS, str(folder), json.dumps(options), str(args.prompt_tokens), str(args.tokens), str(args.chunk))
+        results[name] = run(_OURS, str(folder), json.dumps(options), str(args.prompt_tokens), str(args.tokens), str(args.chunk),
+                            str(args.context))
         print(f"{name}: {results[name]}", file=sys.stderr)
 
     peer = results.get("mlx-lm")
-    print(f"\n{folder.name}: prompt {args.prompt_tokens} tokens, {args.tokens} new, chunk {args.chunk}")
+    context = f", context {max(args.context, args.prompt_tokens)} (the rest random keys and values)" if args.context else ""
+    print(f"\n{folder.name}: prompt {args.prompt_tokens} tokens, {args.tokens} new, chunk {args.chunk}{context}")
     print(f"{'config':<20}{'peak MLX GiB':>14}{'peak RSS GiB':>14}{'vs mlx-lm':>11}{'load s':>9}{'s/token':>10}{'hit rate':>10}")
     for name, r in results.items():
         ratio = f"{r['peak_mlx'] / peer['peak_mlx']:.2f}" if peer else "-"

@@ -11,6 +11,13 @@ from .layout import ExpertWeights
 # are sorted by expert first so each expert's weights are read once (as mlx-lm does).
 _SORT_THRESHOLD = 64
 
+# MLX's attention off Metal materializes every query-key score: a 512-token prefill chunk over
+# 8k keys held 1.5 GiB for gpt-oss's 64 heads. Query blocks, run one after another, keep that
+# transient near this many bytes (measured: about 18 bytes a score at the peak, as consecutive
+# blocks' temporaries overlap). Each query's row is computed exactly as without blocks.
+_SCORE_BUDGET_BYTES = 256 * 1024**2
+_BYTES_PER_SCORE = 18
+
 
 def _mxfp4_gather_matmul(
     x: mx.array, blocks: mx.array, scales: mx.array, indices: mx.array, sorted_indices: bool
@@ -93,7 +100,22 @@ def attention(
 
     q [B, Hq, L, D]; k, v [B, Hkv, S, D] ending at the last query; sinks [Hq].
     """
-    mask = window_mask(q.shape[2], k.shape[2], window)
-    return mx.fast.scaled_dot_product_attention(
-        q, k, v, scale=scale, mask=mask, sinks=sinks.astype(q.dtype)
-    )
+    queries, keys = q.shape[2], k.shape[2]
+    block = max(1, _SCORE_BUDGET_BYTES // (q.shape[0] * q.shape[1] * keys * _BYTES_PER_SCORE))
+    sinks = sinks.astype(q.dtype)
+    outputs = []
+    for start in range(0, queries, block):
+        end = min(start + block, queries)
+        # The block's keys end at its last query, as window_mask assumes; a sliding layer's
+        # block sees at most `window - 1` keys before its first query.
+        key_end = keys - (queries - end)
+        key_start = 0 if window is None else max(0, key_end - (end - start) - window + 1)
+        block_k, block_v = k[:, :, key_start:key_end], v[:, :, key_start:key_end]
+        block_q = q[:, :, start:end]
+        if outputs:  # one block at a time: otherwise MLX may hold every block's scores at once
+            block_q, block_k, block_v = mx.depends([block_q, block_k, block_v], outputs[-1])
+        mask = window_mask(end - start, key_end - key_start, window)
+        outputs.append(mx.fast.scaled_dot_product_attention(
+            block_q, block_k, block_v, scale=scale, mask=mask, sinks=sinks
+        ))
+    return outputs[0] if len(outputs) == 1 else mx.concatenate(outputs, axis=2)
