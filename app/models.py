@@ -4,7 +4,8 @@ Memory figures: the weights are the Hub checkpoints' safetensors sizes; the KV c
 in the full-attention layers (half of them; the sliding layers keep 128 positions), at bf16.
 What the GPU may use and the runtime overhead are mlx_model.memory's figures, the same the
 engine uses to pick its context; a model that needs more than the GPU's share still runs, but
-slowly, with the rest of the system swapped out.
+slowly, with the rest of the system swapped out. A model folder is checked with the memory
+options it will be loaded with (`load_options_for`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 from typing import Protocol
 
 from mlx_model.hub import format_bytes
-from mlx_model.memory import RUNTIME_OVERHEAD_BYTES, total_memory_bytes, usable_memory_bytes
+from mlx_model.loader import LoadOptions
+from mlx_model.memory import GIB, RUNTIME_OVERHEAD_BYTES, total_memory_bytes, usable_memory_bytes
 
 GB = 1000**3
 SMALLEST_CONTEXT = 4096
@@ -32,8 +34,10 @@ class MemoryEstimate(Protocol):
     def total_bytes(self) -> int: ...
 
 
-EstimateFunction = Callable[[Path, int], MemoryEstimate]
-"""`mlx_model.memory.estimate(model_dir, context_length)`."""
+EstimateFunction = Callable[[Path, int, LoadOptions], MemoryEstimate]
+"""`mlx_model.memory.estimate(model_dir, context_length, options)`."""
+FitFunction = Callable[[Path, int], LoadOptions | None]
+"""`mlx_model.memory.fitting_options(model_dir, context_length)`."""
 
 
 @dataclass(frozen=True)
@@ -113,11 +117,36 @@ def check_fit(name: str, needed_bytes: int, total_ram: int) -> FitVerdict:
     return FitVerdict(False, False, needed_bytes, budget, total_ram, message)
 
 
+def load_options_for(
+    manual: LoadOptions | None, model_dir: Path, context_length: int | None, fit: FitFunction
+) -> LoadOptions:
+    """The options a load uses: the manual ones (Settings › Memory), else the least lossy that fit
+    this Mac, else the defaults, which the fit check then reports as not fitting."""
+    if manual is not None:
+        return manual
+    return fit(model_dir, context_length or SMALLEST_CONTEXT) or LoadOptions()
+
+
+def memory_summary(options: LoadOptions) -> str:
+    """What a load gives up for memory, in a few words; "" for the weights as published."""
+    parts = []
+    if options.dense_bits != 16:
+        parts.append(f"{options.dense_bits}-bit attention and unembedding")
+    if options.expert_budget_bytes is not None:
+        parts.append(f"experts paged, {options.expert_budget_bytes / GIB:.1f} GiB in memory")
+    return ", ".join(parts)
+
+
 def check_model_fit(
-    model_dir: Path, context_length: int | None, estimate: EstimateFunction, total_ram: int | None = None
+    model_dir: Path,
+    context_length: int | None,
+    options: LoadOptions,
+    estimate: EstimateFunction,
+    total_ram: int | None = None,
 ) -> FitVerdict:
-    """The check before loading a model folder, with the engine's estimate of what it needs."""
-    needed = estimate(model_dir, context_length or SMALLEST_CONTEXT).total_bytes
+    """The check before loading a model folder, with the engine's estimate of what it needs
+    when loaded with `options`."""
+    needed = estimate(model_dir, context_length or SMALLEST_CONTEXT, options).total_bytes
     return check_fit(model_dir.name, needed, total_memory_bytes() if total_ram is None else total_ram)
 
 

@@ -21,9 +21,11 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from mlx_model import hub, memory
 from mlx_model.events import Done, MessageDone, MessageStart, ParseWarning, Stats, TextDelta, ToolCall
+from mlx_model.loader import LoadOptions
+from mlx_model.offload import PagingStats
 
 from .export import chat_json, chat_markdown
-from .models import EstimateFunction, FitVerdict, check_model_fit
+from .models import EstimateFunction, FitFunction, FitVerdict, check_model_fit, load_options_for
 from .recorder import ReplyRecorder
 from .settings import Key, Settings
 from .store import DEFAULT_TITLE, ConversationRecord, SearchHit, Store, StoreError
@@ -85,6 +87,7 @@ class ChatSession(QObject):
     stats = Signal(object)  # dict of mlx_model.events.Stats
     context_measured = Signal(int, int)  # used, limit
     memory_measured = Signal(object)  # bytes
+    paging_measured = Signal(object)  # mlx_model.offload.PagingStats, or None when no expert is paged
     model_loading = Signal(str, float)
     model_loaded = Signal(str)  # display name
     model_failed = Signal(str)
@@ -98,6 +101,7 @@ class ChatSession(QObject):
         *,
         models_dir: Path,
         estimate: EstimateFunction = memory.estimate,
+        fit: FitFunction = memory.fitting_options,
     ) -> None:
         super().__init__()
         self.store = store
@@ -105,10 +109,12 @@ class ChatSession(QObject):
         self.engine = engine
         self.models_dir = models_dir
         self.estimate = estimate
+        self.fit = fit
         self.current: ConversationRecord | None = None
         self.draft_level = settings.default_reasoning()
         self.model_name: str | None = None
         self.model_ready = False
+        self.load_options = LoadOptions()  # of the model loaded last (or loading now)
         self._reply: _Reply | None = None
         self._last_error = ""
         self._tick = QTimer(self)
@@ -386,9 +392,10 @@ class ChatSession(QObject):
     # -- the model -----------------------------------------------------------------------------
 
     def open_model(self, path_or_id: str, confirm: Callable[[FitVerdict], bool]) -> bool:
-        """Resolve and check a model, then load it on the engine thread. Raises
-        `hub.NotDownloadedError` for a Hub id that must be downloaded first; other problems are
-        reported through `model_failed`. `confirm` is asked when the model may not fit."""
+        """Resolve and check a model, then load it on the engine thread with the memory options of
+        Settings › Memory (automatic: the least lossy that fit). Raises `hub.NotDownloadedError`
+        for a Hub id that must be downloaded first; other problems are reported through
+        `model_failed`. `confirm` is asked when the model may not fit."""
         try:
             folder = hub.resolve_model(path_or_id, models_dir=self.models_dir)
         except hub.NotDownloadedError:
@@ -398,7 +405,8 @@ class ChatSession(QObject):
             return False
         context_length = self.settings.context_length()
         try:
-            verdict = check_model_fit(folder, context_length, self.estimate)
+            options = load_options_for(self.settings.load_options(), folder, context_length, self.fit)
+            verdict = check_model_fit(folder, context_length, options, self.estimate)
         except (OSError, ValueError) as error:
             self.model_failed.emit(f"Could not read {folder}: {error}")
             return False
@@ -406,9 +414,10 @@ class ChatSession(QObject):
             return False
         self.model_ready = False
         self.model_name = display_name(path_or_id)
+        self.load_options = options
         self.settings.set_value(Key.MODEL, path_or_id)
         self.model_loading.emit(f"Loading {self.model_name}…", 0.0)
-        self.engine.load(str(folder), context_length)
+        self.engine.load(str(folder), context_length, options)
         return True
 
     def _on_loaded(self, info: Any) -> None:
@@ -420,9 +429,10 @@ class ChatSession(QObject):
         self.model_ready = False
         self.model_failed.emit(message)
 
-    def _on_measured(self, used: int, limit: int, memory: int) -> None:
+    def _on_measured(self, used: int, limit: int, memory: int, paging: PagingStats | None) -> None:
         self.context_measured.emit(used, limit)
         self.memory_measured.emit(memory)
+        self.paging_measured.emit(paging)
 
     def _measure(self) -> None:
         if self.model_ready and not self.busy:

@@ -12,6 +12,8 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QCoreApplication, QSettings
 
+from mlx_model.loader import LoadOptions
+from mlx_model.memory import GIB
 from mlx_model.paths import APPLICATION_NAME
 
 APPLICATION_DISPLAY_NAME = "gpt-oss"
@@ -21,6 +23,9 @@ APPLICATION_DISPLAY_NAME = "gpt-oss"
 ORGANIZATION_DOMAIN = "gpt-oss.local"
 
 REASONING_LEVELS = ("low", "medium", "high")
+MEMORY_MODES = ("automatic", "manual")
+EMBEDDING_PLACES = ("mapped", "resident")
+DENSE_BIT_WIDTHS = (16, 8, 4)
 
 
 class Key(Enum):
@@ -29,6 +34,12 @@ class Key(Enum):
     TEMPERATURE = ("sampling/temperature", float, 1.0)
     TOP_P = ("sampling/top_p", float, 1.0)
     MAX_NEW_TOKENS = ("sampling/max_new_tokens", int, 4096)
+    # How the weights are held (mlx_model.loader.LoadOptions). Automatic: the least lossy options
+    # that fit this Mac, chosen at each load; the other three apply in manual mode only.
+    MEMORY_MODE = ("memory/mode", str, "automatic")
+    EMBEDDING = ("memory/embedding", str, "mapped")
+    DENSE_BITS = ("memory/dense_bits", int, 16)
+    EXPERT_BUDGET_GIB = ("memory/expert_budget_gib", float, 0.0)  # 0: every expert resident
     DEVELOPER_INSTRUCTIONS = ("chat/developer_instructions", str, "")
     DEFAULT_REASONING = ("chat/default_reasoning", str, "medium")
     LAST_CONVERSATION = ("chat/last_conversation", int, 0)
@@ -47,6 +58,13 @@ def configure_application(app: QCoreApplication) -> None:
     app.setOrganizationDomain(ORGANIZATION_DOMAIN)
     if hasattr(app, "setApplicationDisplayName"):
         app.setApplicationDisplayName(APPLICATION_DISPLAY_NAME)
+
+
+def manual_load_options(embedding: str, dense_bits: int, expert_budget_gib: float) -> LoadOptions:
+    """LoadOptions from the manual memory settings; a budget of 0 (or a damaged one) keeps every
+    expert resident."""
+    budget = int(expert_budget_gib * GIB) if 0 < expert_budget_gib < float("inf") else None
+    return LoadOptions(embedding=embedding, dense_bits=dense_bits, expert_budget_bytes=budget)
 
 
 class Settings:
@@ -92,3 +110,15 @@ class Settings:
     def context_length(self) -> int | None:
         """The context to load the model with; None lets the engine choose."""
         return self.value(Key.CONTEXT_LENGTH) or None
+
+    def load_options(self) -> LoadOptions | None:
+        """The manual memory options, or None in automatic mode (the session then asks
+        mlx_model.memory.fitting_options at load time). Damaged values fall back to the defaults."""
+        if self.value(Key.MEMORY_MODE) != "manual":
+            return None
+        embedding, bits = self.value(Key.EMBEDDING), self.value(Key.DENSE_BITS)
+        return manual_load_options(
+            embedding if embedding in EMBEDDING_PLACES else Key.EMBEDDING.default,
+            bits if bits in DENSE_BIT_WIDTHS else Key.DENSE_BITS.default,
+            self.value(Key.EXPERT_BUDGET_GIB),
+        )

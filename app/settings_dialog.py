@@ -1,6 +1,9 @@
-"""Settings (⌘,): the model, sampling, reply length, context length and developer instructions."""
+"""Settings (⌘,): the model, sampling, reply length, context length, developer instructions, and
+how the weights are held in memory, with the estimate of what the chosen model needs."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from PySide6.QtWidgets import (
     QComboBox,
@@ -9,6 +12,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -19,18 +23,54 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from mlx_model import hub, memory
+from mlx_model.loader import LoadOptions
+
 from .chat_view import LEVEL_NAMES
-from .settings import REASONING_LEVELS, Key, Settings
+from .models import SMALLEST_CONTEXT, load_options_for, memory_summary
+from .session import display_name
+from .settings import (
+    DENSE_BIT_WIDTHS,
+    EMBEDDING_PLACES,
+    MEMORY_MODES,
+    REASONING_LEVELS,
+    Key,
+    Settings,
+    manual_load_options,
+)
 
 CONTEXT_CHOICES = (0, 4096, 8192, 16384, 32768, 65536, 131072)
+MEMORY_MODE_NAMES = {"automatic": "Automatic (fit this Mac)", "manual": "Manual"}
+EMBEDDING_NAMES = {"mapped": "On disk, rows read when used", "resident": "In memory"}
+DENSE_BITS_NAMES = {16: "16-bit (as published)", 8: "8-bit", 4: "4-bit"}
+QUALITY_NOTE = (
+    "Fewer bits change the answers: measured against 16-bit on a random tiny model, 8-bit costs "
+    "0.041 nats of KL divergence and 4-bit 0.51."
+)
+EXPERTS_NOTE = "Experts beyond this budget are read from disk when needed: the same answers, more slowly."
+
+
+def _note(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setObjectName("SettingsNote")
+    label.setWordWrap(True)
+    return label
+
+
+def _combo(names: dict) -> QComboBox:
+    combo = QComboBox()
+    for value, name in names.items():
+        combo.addItem(name, value)
+    return combo
 
 
 class SettingsDialog(QDialog):
-    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
+    def __init__(self, settings: Settings, models_dir: Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("SettingsDialog")
         self.setWindowTitle("Settings")
         self.settings = settings
+        self.models_dir = models_dir
 
         self.model = QLineEdit(settings.value(Key.MODEL))
         self.model.setPlaceholderText("openai/gpt-oss-20b or a model folder")
@@ -72,25 +112,108 @@ class SettingsDialog(QDialog):
         form.addRow("Maximum tokens per reply:", self.max_tokens)
         form.addRow("Reasoning for new chats:", self.default_level)
         form.addRow("Developer instructions:", self.instructions)
-        note = QLabel(
+        note = _note(
             "Developer instructions apply to chats started from now on; each chat keeps the ones it began with. "
-            "A new model or context length takes effect when the model is loaded again."
+            "A new model, context length or memory setting takes effect when the model is loaded again: "
+            "right after OK, unless a reply is being written."
         )
-        note.setObjectName("SettingsNote")
-        note.setWordWrap(True)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self._memory_group())
         layout.addWidget(note)
         layout.addWidget(buttons)
+        for changed in (self.context.currentIndexChanged, self.memory_mode.currentIndexChanged,
+                        self.embedding.currentIndexChanged, self.dense_bits.currentIndexChanged,
+                        self.expert_budget.valueChanged, self.model.editingFinished):
+            changed.connect(self._show_memory_estimate)
+        self._show_memory_estimate()
         self.resize(560, self.sizeHint().height())
+
+    def _memory_group(self) -> QGroupBox:
+        settings = self.settings
+        self.memory_mode = _combo({mode: MEMORY_MODE_NAMES[mode] for mode in MEMORY_MODES})
+        self.embedding = _combo({place: EMBEDDING_NAMES[place] for place in EMBEDDING_PLACES})
+        self.dense_bits = _combo({bits: DENSE_BITS_NAMES[bits] for bits in DENSE_BIT_WIDTHS})
+        for combo, key in ((self.memory_mode, Key.MEMORY_MODE), (self.embedding, Key.EMBEDDING),
+                           (self.dense_bits, Key.DENSE_BITS)):
+            combo.setCurrentIndex(max(0, combo.findData(settings.value(key))))
+        self.expert_budget = QDoubleSpinBox()
+        self.expert_budget.setRange(0.0, 1024.0)
+        self.expert_budget.setDecimals(1)
+        self.expert_budget.setSingleStep(0.5)
+        self.expert_budget.setSuffix(" GiB")
+        self.expert_budget.setSpecialValueText("All in memory")  # shown at 0
+        self.expert_budget.setValue(settings.value(Key.EXPERT_BUDGET_GIB))
+        self.memory_estimate = _note("")
+        self.memory_estimate.setObjectName("MemoryEstimate")
+        self.manual_memory = (self.embedding, self.dense_bits, self.expert_budget)
+        self.memory_mode.currentIndexChanged.connect(self._enable_manual_memory)
+        self._enable_manual_memory()
+
+        form = QFormLayout()
+        form.addRow("Mode:", self.memory_mode)
+        form.addRow("Embedding table:", self.embedding)
+        form.addRow("Attention and unembedding:", self.dense_bits)
+        form.addRow("", _note(QUALITY_NOTE))
+        form.addRow("Experts in memory:", self.expert_budget)
+        form.addRow("", _note(EXPERTS_NOTE))
+        group = QGroupBox("Memory")
+        group.setObjectName("MemorySettings")
+        column = QVBoxLayout(group)
+        column.addLayout(form)
+        column.addWidget(self.memory_estimate)
+        return group
+
+    def _enable_manual_memory(self) -> None:
+        manual = self.memory_mode.currentData() == "manual"
+        for widget in self.manual_memory:
+            widget.setEnabled(manual)
+
+    def _manual_options(self) -> LoadOptions | None:
+        """The options the manual fields describe; None in automatic mode."""
+        if self.memory_mode.currentData() != "manual":
+            return None
+        return manual_load_options(self.embedding.currentData(), self.dense_bits.currentData(),
+                                   self.expert_budget.value())
+
+    def _model_folder(self) -> Path | None:
+        """The chosen model's folder when it is on this Mac (the estimate reads its shard headers)."""
+        try:
+            return hub.resolve_model(self.model.text(), models_dir=self.models_dir)
+        except hub.HubError:
+            return None
+
+    def _show_memory_estimate(self) -> None:
+        """What the chosen model needs with the chosen options, beside what this Mac's GPU can
+        use. Reading the shard headers takes milliseconds, so this runs on every change."""
+        folder = self._model_folder()
+        if folder is None:
+            self.memory_estimate.setText("Choose a model folder or a downloaded model to see the memory it needs.")
+            return
+        context = int(self.context.currentData()) or SMALLEST_CONTEXT
+        manual = self._manual_options()
+        try:
+            options = load_options_for(manual, folder, context, memory.fitting_options)
+            needed = memory.estimate(folder, context, options).total_bytes
+        except (OSError, ValueError) as error:
+            self.memory_estimate.setText(f"Could not read {folder}: {error}")
+            return
+        name = display_name(self.model.text())
+        chosen = (f"With these settings {name}" if manual
+                  else f"Automatic picks {memory_summary(options) or 'the weights as published'} for {name}, which then")
+        self.memory_estimate.setText(
+            f"{chosen} needs about {hub.format_bytes(needed)} at {context:,} tokens of context. "
+            f"This Mac's GPU can use {hub.format_bytes(memory.usable_memory_bytes())}."
+        )
 
     def _choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose a Model Folder")
         if folder:
             self.model.setText(folder)
+            self._show_memory_estimate()
 
     def accept(self) -> None:
         self.settings.set_value(Key.MODEL, self.model.text().strip())
@@ -100,5 +223,9 @@ class SettingsDialog(QDialog):
         self.settings.set_value(Key.MAX_NEW_TOKENS, self.max_tokens.value())
         self.settings.set_value(Key.DEFAULT_REASONING, self.default_level.currentData())
         self.settings.set_value(Key.DEVELOPER_INSTRUCTIONS, self.instructions.toPlainText().strip())
+        self.settings.set_value(Key.MEMORY_MODE, self.memory_mode.currentData())
+        self.settings.set_value(Key.EMBEDDING, self.embedding.currentData())
+        self.settings.set_value(Key.DENSE_BITS, self.dense_bits.currentData())
+        self.settings.set_value(Key.EXPERT_BUDGET_GIB, self.expert_budget.value())
         self.settings.sync()
         super().accept()

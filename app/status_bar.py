@@ -1,5 +1,6 @@
-"""The window's status bar: the model, and the last reply's figures (time to first token,
-tokens per second), the context used of its limit and the memory in use."""
+"""The window's status bar: the model (and what its load gave up for memory), the last reply's
+figures (time to first token, tokens per second), the context used of its limit, the memory in
+use and, when experts are paged from disk, how often they were already in memory."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QWidget
 
 from mlx_model.hub import format_bytes
+from mlx_model.offload import PagingStats
 
 _EMPTY = "—"
 
@@ -29,6 +31,8 @@ class StatusBar(QStatusBar):
         self.speed = _label("StatusSpeed", "Generation speed of the last reply")
         self.context = _label("StatusContext", "Tokens this chat takes in the model's context, of its limit")
         self.memory = _label("StatusMemory", "Memory the model uses now")
+        self.paging = _label("StatusPaging", "")
+        self.paging.hide()
         self.progress = QProgressBar()
         self.progress.setObjectName("StatusProgress")
         self.progress.setRange(0, 1000)
@@ -37,12 +41,13 @@ class StatusBar(QStatusBar):
         self.progress.hide()
         self.addWidget(self.model)
         self.addWidget(self.progress)
-        for label in (self.first_token, self.speed, self.context, self.memory):
+        for label in (self.first_token, self.speed, self.context, self.memory, self.paging):
             self.addPermanentWidget(label)
 
-    def show_model(self, name: str | None) -> None:
+    def show_model(self, name: str | None, memory_summary: str = "") -> None:
+        """`memory_summary`: what the load gave up for memory (models.memory_summary), if anything."""
         self.progress.hide()
-        self.model.setText(name or "No model loaded")
+        self.model.setText(" · ".join(part for part in (name or "No model loaded", memory_summary) if part))
 
     def show_loading(self, message: str, fraction: float) -> None:
         self.model.setText(message)
@@ -64,6 +69,19 @@ class StatusBar(QStatusBar):
 
     def show_memory(self, in_use: int | None) -> None:
         self.memory.setText(f"Memory {format_bytes(in_use)}" if in_use else f"Memory {_EMPTY}")
+
+    def show_paging(self, stats: PagingStats | None) -> None:
+        """The expert hit rate since the load; hidden when every expert is resident."""
+        self.paging.setVisible(stats is not None)
+        if stats is None:
+            return
+        lookups = stats.hits + stats.misses
+        self.paging.setText(f"Expert hit rate {stats.hit_rate:.0%}" if lookups else f"Expert hit rate {_EMPTY}")
+        self.paging.setToolTip(
+            "Experts are paged from disk: the share of the experts used since the model loaded that were "
+            f"already in memory. Read from disk since the load: {format_bytes(stats.bytes_read)} "
+            f"(misses: {stats.misses:,})."
+        )
 
     def clear_reply_figures(self) -> None:
         self.first_token.setText(_EMPTY)

@@ -28,12 +28,13 @@ from PySide6.QtWidgets import (
 )
 
 from mlx_model import hub
+from mlx_model.loader import LoadOptions
 from mlx_model.memory import total_memory_bytes
 
 from . import theme
 from .chat_view import LEVEL_NAMES, ChatView
 from .model_dialog import ModelDialog
-from .models import FitVerdict
+from .models import FitVerdict, memory_summary
 from .reasoning_panel import ReasoningPanel
 from .reasoning_toggle import ReasoningToggle
 from .session import ChatSession
@@ -305,6 +306,7 @@ class MainWindow(QMainWindow):
         session.stats.connect(self.status.show_stats)
         session.context_measured.connect(self.status.show_context)
         session.memory_measured.connect(self.status.show_memory)
+        session.paging_measured.connect(self.status.show_paging)
         session.model_loading.connect(self.status.show_loading)
         session.model_loaded.connect(self._model_loaded)
         session.model_failed.connect(self._model_failed)
@@ -357,7 +359,7 @@ class MainWindow(QMainWindow):
         self.regenerate_action.setEnabled(not busy)
 
     def _model_loaded(self, name: str) -> None:
-        self.status.show_model(name)
+        self.status.show_model(name, memory_summary(self.session.load_options))
         self.chat.composer.input.setPlaceholderText(f"Message {name}")
 
     def _model_failed(self, message: str) -> None:
@@ -395,11 +397,17 @@ class MainWindow(QMainWindow):
             self.open_model(folder)
 
     def show_settings(self) -> None:
-        before = (self.settings.value(Key.MODEL), self.settings.value(Key.CONTEXT_LENGTH))
-        if SettingsDialog(self.settings, self).exec():
-            model, context = self.settings.value(Key.MODEL), self.settings.value(Key.CONTEXT_LENGTH)
-            if model and (model, context) != before and not self.session.busy:
-                self.open_model(model)
+        """A new model, context length or memory setting reloads the model (unless a reply runs)."""
+
+        def load_settings() -> tuple[str, int, LoadOptions | None]:
+            settings = self.settings
+            return settings.value(Key.MODEL), settings.value(Key.CONTEXT_LENGTH), settings.load_options()
+
+        before = load_settings()
+        if SettingsDialog(self.settings, self.models_dir, self).exec():
+            after = load_settings()
+            if after[0] and after != before and not self.session.busy:
+                self.open_model(after[0])
 
     def show_about(self) -> None:
         QMessageBox.about(self, f"About {APPLICATION_DISPLAY_NAME}", ABOUT_TEXT)

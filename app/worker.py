@@ -13,11 +13,14 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from PySide6.QtCore import QObject, Signal, Slot
 
 from .threads import start_in_thread, stop_thread
+
+if TYPE_CHECKING:
+    from mlx_model.loader import LoadOptions
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +28,7 @@ log = logging.getLogger(__name__)
 class EngineApi(NamedTuple):
     """The parts of `mlx_model` the worker uses, resolved on the worker thread at first load."""
 
-    load: Callable[..., Any]  # Engine.load(path, *, context_length, progress)
+    load: Callable[..., Any]  # Engine.load(path, *, context_length, options, progress)
     conversation: Callable[..., Any]  # Conversation(**kwargs)
     sampling: Callable[..., Any]  # SamplingSettings(**kwargs)
     error: type[Exception]  # EngineError: its message is for the user
@@ -46,7 +49,9 @@ class EngineWorker(QObject):
     event = Signal(int, object)  # reply id, an mlx_model.events event
     reply_failed = Signal(int, str)
     reply_ended = Signal(int)
-    measured = Signal(int, int, int)  # context tokens used, context limit, memory in use (bytes)
+    # context tokens used, context limit, memory in use (bytes), mlx_model.offload.PagingStats or
+    # None (every expert resident)
+    measured = Signal(int, int, int, object)
 
     def __init__(self, api_factory: Callable[[], EngineApi] = mlx_engine_api) -> None:
         super().__init__()
@@ -76,17 +81,17 @@ class EngineWorker(QObject):
         with self._lock:
             return self._cancels.setdefault(reply_id, threading.Event())
 
-    @Slot(str, object)
-    def load(self, path: str, context_length: int | None) -> None:
+    @Slot(str, object, object)
+    def load(self, path: str, context_length: int | None, options: LoadOptions) -> None:
         self._engine = None  # free the old model's memory before reading the new one
         try:
             api = self._api = self._api or self._api_factory()
-            self._engine = api.load(path, context_length=context_length, progress=self.loading.emit)
+            self._engine = api.load(path, context_length=context_length, options=options, progress=self.loading.emit)
         except Exception as error:  # the thread must survive any failure
             self.load_failed.emit(self._describe(error, f"Could not load the model at {path}"))
             return
         self.loaded.emit(self._engine.info)
-        self.measured.emit(0, self._engine.info.context_limit, self._engine.memory_in_use())
+        self._report_measures(0)
 
     @Slot(int, object, object)
     def reply(self, reply_id: int, conversation_kwargs: dict[str, Any], sampling_kwargs: dict[str, Any]) -> None:
@@ -97,8 +102,7 @@ class EngineWorker(QObject):
             conversation = self._api.conversation(**conversation_kwargs)
             for event in self._engine.reply(conversation, self._api.sampling(**sampling_kwargs), cancel):
                 self.event.emit(reply_id, event)
-            used = self._engine.count_tokens(conversation)
-            self.measured.emit(used, self._engine.info.context_limit, self._engine.memory_in_use())
+            self._report_measures(self._engine.count_tokens(conversation))
         except Exception as error:
             self.reply_failed.emit(reply_id, self._describe(error, "The reply failed"))
         finally:
@@ -116,7 +120,11 @@ class EngineWorker(QObject):
         except Exception:
             log.exception("could not measure the conversation")
             return
-        self.measured.emit(used, self._engine.info.context_limit, self._engine.memory_in_use())
+        self._report_measures(used)
+
+    def _report_measures(self, used: int) -> None:
+        engine = self._engine
+        self.measured.emit(used, engine.info.context_limit, engine.memory_in_use(), engine.paging_stats())
 
     def _describe(self, error: Exception, context: str) -> str:
         if self._api is not None and isinstance(error, self._api.error):
@@ -128,7 +136,7 @@ class EngineWorker(QObject):
 class EngineHost(QObject):
     """The GUI thread's handle on the worker: queues work onto its thread and hands out reply ids."""
 
-    _load = Signal(str, object)
+    _load = Signal(str, object, object)
     _reply = Signal(int, object, object)
     _measure = Signal(object)
 
@@ -141,8 +149,8 @@ class EngineHost(QObject):
         self._measure.connect(self.worker.measure)
         self.thread = start_in_thread(self.worker, "engine")
 
-    def load(self, path: str, context_length: int | None) -> None:
-        self._load.emit(path, context_length)
+    def load(self, path: str, context_length: int | None, options: LoadOptions) -> None:
+        self._load.emit(path, context_length, options)
 
     def reply(self, conversation_kwargs: dict[str, Any], sampling_kwargs: dict[str, Any]) -> int:
         reply_id = next(self._ids)

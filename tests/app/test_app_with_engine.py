@@ -24,6 +24,8 @@ from app.worker import EngineApi, EngineHost, EngineWorker
 from mlx_model.conversation import Conversation
 from mlx_model.engine import Engine, EngineError
 from mlx_model.events import TextDelta
+from mlx_model.loader import LoadOptions, load
+from mlx_model.memory import GIB
 from mlx_model.sampling import SamplingSettings
 
 SUM, COLOUR = EXCHANGES["sum"], EXCHANGES["colour"]
@@ -200,3 +202,24 @@ def test_after_a_restart_the_chat_is_there_and_goes_on(start_app, store, tmp_pat
     again.send(COLOUR.question)  # the restored chat renders the same prompt the model was trained on
     assert again.window.chat.bubbles[-1].view.toPlainText().strip() == COLOUR.final
     reopened.close()
+
+
+def test_with_paged_experts_the_reply_is_the_same_and_the_status_bar_shows_the_hit_rate(
+    start_app, store, greedy, harmony_model_dir
+):
+    probe = load(harmony_model_dir, dtype=mx.float32, options=LoadOptions(expert_budget_bytes=10**9))
+    config = probe.config
+    slots_bytes = probe.model.layers[0].mlp.experts.slot_bytes * config.num_hidden_layers
+    greedy.set_value(Key.MEMORY_MODE, "manual")
+    greedy.set_value(Key.EXPERT_BUDGET_GIB, (config.num_experts_per_tok + 0.5) * slots_bytes / GIB)  # 4 of 8 experts
+    app = start_app(store)
+    app.open_new_chat("medium")
+
+    app.send(SUM.question)
+
+    assert app.window.chat.bubbles[-1].view.toPlainText().strip() == SUM.final
+    paging = app.engine.worker.engine.paging_stats()  # the engine thread is idle between replies
+    assert paging.misses > 0
+    status = app.window.status
+    assert not status.paging.isHidden() and status.paging.text() == f"Expert hit rate {paging.hit_rate:.0%}"
+    assert "experts paged" in status.model.text()

@@ -6,6 +6,8 @@ import pytest
 from PySide6.QtCore import QCoreApplication, QSettings
 
 from app.settings import APPLICATION_NAME, Key, Settings, configure_application
+from mlx_model.loader import LoadOptions
+from mlx_model.memory import GIB
 
 
 @pytest.fixture
@@ -56,3 +58,32 @@ def test_the_application_identity_names_the_settings_file(qapp):
     finally:
         QCoreApplication.setApplicationName(names[0])
         QCoreApplication.setOrganizationDomain(names[1])
+
+
+def test_memory_settings_default_to_automatic_and_round_trip_as_load_options(qapp, ini):
+    settings = Settings(ini())
+    assert [settings.value(key) for key in (Key.MEMORY_MODE, Key.EMBEDDING, Key.DENSE_BITS, Key.EXPERT_BUDGET_GIB)] == [
+        "automatic", "mapped", 16, 0.0
+    ]
+    assert settings.load_options() is None, "automatic: the session picks what fits at load time"
+    settings.set_value(Key.DENSE_BITS, 8)
+    assert settings.load_options() is None, "the manual fields apply in manual mode only"
+
+    settings.set_value(Key.MEMORY_MODE, "manual")
+    assert settings.load_options() == LoadOptions(dense_bits=8)
+    settings.set_value(Key.EMBEDDING, "resident")
+    settings.set_value(Key.EXPERT_BUDGET_GIB, 2.5)
+    settings.sync()
+    reread = Settings(ini())
+    assert reread.value(Key.DENSE_BITS) == 8 and isinstance(reread.value(Key.EXPERT_BUDGET_GIB), float)
+    assert reread.load_options() == LoadOptions(embedding="resident", dense_bits=8, expert_budget_bytes=int(2.5 * GIB))
+
+
+def test_damaged_memory_settings_load_with_the_defaults(qapp, ini):
+    raw = ini()
+    raw.setValue(Key.MEMORY_MODE.path, "manual")
+    raw.setValue(Key.EMBEDDING.path, "floppy")
+    raw.setValue(Key.DENSE_BITS.path, "3")
+    raw.setValue(Key.EXPERT_BUDGET_GIB.path, "inf")
+    raw.sync()
+    assert Settings(ini()).load_options() == LoadOptions()

@@ -16,6 +16,8 @@ from PySide6.QtCore import QThread
 
 from app.worker import EngineApi, EngineHost, EngineWorker
 from mlx_model.events import Done, MessageStart, Stats, TextDelta
+from mlx_model.loader import LoadOptions
+from mlx_model.offload import PagingStats
 
 
 class DoubleError(Exception):
@@ -29,6 +31,7 @@ class EngineDouble:
     cancels: list[threading.Event] = field(default_factory=list)
     fail_with: Exception | None = None
     gate: threading.Event | None = None  # when set up, the next reply waits for it
+    paging: PagingStats | None = None
 
     def reply(self, conversation, sampling, cancel):
         self.threads.append(QThread.currentThread())
@@ -50,6 +53,9 @@ class EngineDouble:
     def memory_in_use(self):
         return 1000
 
+    def paging_stats(self):
+        return self.paging
+
 
 def host_with(engine: EngineDouble) -> EngineHost:
     api = EngineApi(load=lambda path, **options: engine, conversation=dict, sampling=dict, error=DoubleError)
@@ -60,16 +66,16 @@ def test_calls_run_on_the_worker_thread_and_events_come_back_in_order(qtbot):
     engine = EngineDouble()
     host = host_with(engine)
     with qtbot.waitSignal(host.worker.loaded):
-        host.load("/models/double", 2048)
+        host.load("/models/double", 2048, LoadOptions())
     events: list[tuple[int, object]] = []
-    measured: list[tuple[int, int, int]] = []
+    measured: list[tuple[int, int, int, PagingStats | None]] = []
     host.worker.event.connect(lambda reply_id, event: events.append((reply_id, event)))
     host.worker.measured.connect(lambda *figures: measured.append(figures))
     with qtbot.waitSignal(host.worker.reply_ended):
         reply_id = host.reply({"messages": []}, {"temperature": 0.0})
     assert [type(e).__name__ for _, e in events] == ["MessageStart", "TextDelta", "TextDelta", "Stats", "Done"]
     assert {r for r, _ in events} == {reply_id}
-    assert measured[-1] == (42, 2048, 1000)
+    assert measured[-1] == (42, 2048, 1000, None)
     assert engine.threads == [host.thread] and host.thread is not QThread.currentThread()
     assert host.shutdown()
 
@@ -78,7 +84,7 @@ def test_cancel_reaches_the_engine_even_before_its_reply_starts(qtbot):
     engine = EngineDouble(gate=threading.Event())
     host = host_with(engine)
     with qtbot.waitSignal(host.worker.loaded):
-        host.load("/models/double", None)
+        host.load("/models/double", None, LoadOptions())
     done: dict[int, object] = {}
     host.worker.event.connect(lambda reply_id, event: done.update({reply_id: event}) if isinstance(event, Done) else None)
     gate = engine.gate
@@ -95,7 +101,7 @@ def test_engine_errors_become_their_message_and_the_thread_survives(qtbot):
     engine = EngineDouble(fail_with=DoubleError("The model needs 30 GB."))
     host = host_with(engine)
     with qtbot.waitSignal(host.worker.loaded):
-        host.load("/models/double", None)
+        host.load("/models/double", None, LoadOptions())
     with qtbot.waitSignal(host.worker.reply_failed) as failed:
         host.reply({}, {})
     assert failed.args[1] == "The model needs 30 GB."
@@ -112,6 +118,25 @@ def test_a_load_failure_is_reported_with_the_path(qtbot):
     api = EngineApi(load=refuse, conversation=dict, sampling=dict, error=DoubleError)
     host = EngineHost(EngineWorker(api_factory=lambda: api))
     with qtbot.waitSignal(host.worker.load_failed) as failed:
-        host.load("/models/missing", None)
+        host.load("/models/missing", None, LoadOptions())
     assert failed.args == ["Could not load the model at /models/missing: config.json"]
+    assert host.shutdown()
+
+
+def test_the_load_gets_the_memory_options_and_measures_report_the_paging(qtbot):
+    engine = EngineDouble(paging=PagingStats(hits=3, misses=1, bytes_read=4096))
+    loads: list[tuple[str, dict]] = []
+
+    def load(path, **arguments):
+        loads.append((path, arguments))
+        return engine
+
+    host = EngineHost(EngineWorker(api_factory=lambda: EngineApi(load, dict, dict, DoubleError)))
+    options = LoadOptions(dense_bits=8, expert_budget_bytes=2**30)
+    with qtbot.waitSignal(host.worker.measured) as measured:
+        host.load("/models/double", 4096, options)
+    assert [(path, arguments["context_length"], arguments["options"]) for path, arguments in loads] == [
+        ("/models/double", 4096, options)
+    ]
+    assert measured.args == [0, 2048, 1000, PagingStats(hits=3, misses=1, bytes_read=4096)]
     assert host.shutdown()

@@ -1,0 +1,85 @@
+"""The Settings dialog: the memory section's defaults, its round trip through the settings, and
+the estimate it shows for the chosen model folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.settings import Key
+from app.settings_dialog import SettingsDialog
+from mlx_model import memory
+from mlx_model.hub import format_bytes
+from mlx_model.loader import LoadOptions
+from mlx_model.memory import GIB
+
+
+@pytest.fixture
+def open_dialog(qtbot, settings, data_dir):
+    def open_() -> SettingsDialog:
+        dialog = SettingsDialog(settings, data_dir / "models")
+        qtbot.addWidget(dialog)
+        return dialog
+
+    return open_
+
+
+def choose(combo, value) -> None:
+    combo.setCurrentIndex(combo.findData(value))
+
+
+def test_memory_defaults_to_automatic_with_the_manual_fields_disabled(open_dialog):
+    dialog = open_dialog()
+    assert dialog.memory_mode.currentData() == "automatic"
+    assert (dialog.embedding.currentData(), dialog.dense_bits.currentData()) == ("mapped", 16)
+    assert dialog.expert_budget.value() == 0 and dialog.expert_budget.text() == "All in memory"
+    assert not any(widget.isEnabled() for widget in (dialog.embedding, dialog.dense_bits, dialog.expert_budget))
+    choose(dialog.memory_mode, "manual")
+    assert all(widget.isEnabled() for widget in (dialog.embedding, dialog.dense_bits, dialog.expert_budget))
+
+
+def test_manual_memory_settings_round_trip(open_dialog, settings):
+    dialog = open_dialog()
+    choose(dialog.memory_mode, "manual")
+    choose(dialog.embedding, "resident")
+    choose(dialog.dense_bits, 4)
+    dialog.expert_budget.setValue(3.5)
+    dialog.accept()
+
+    assert [settings.value(key) for key in (Key.MEMORY_MODE, Key.EMBEDDING, Key.DENSE_BITS, Key.EXPERT_BUDGET_GIB)] == [
+        "manual", "resident", 4, 3.5
+    ]
+    assert settings.load_options() == LoadOptions(embedding="resident", dense_bits=4, expert_budget_bytes=int(3.5 * GIB))
+    again = open_dialog()
+    assert (again.memory_mode.currentData(), again.embedding.currentData(), again.dense_bits.currentData(),
+            again.expert_budget.value()) == ("manual", "resident", 4, 3.5)
+    assert again.expert_budget.isEnabled()
+
+
+def estimate_text(folder: Path, context: int, options: LoadOptions) -> str:
+    return f"needs about {format_bytes(memory.estimate(folder, context, options).total_bytes)} at {context:,} tokens"
+
+
+def test_the_estimate_follows_the_chosen_options_and_context(open_dialog, settings, harmony_model_dir):
+    settings.set_value(Key.MODEL, str(harmony_model_dir))
+    dialog = open_dialog()
+    text = dialog.memory_estimate.text
+    automatic = memory.fitting_options(harmony_model_dir, 4096)  # the tiny model fits any machine as published
+    assert automatic == LoadOptions()
+    assert text().startswith(f"Automatic picks the weights as published for {harmony_model_dir.name}, which then")
+    assert estimate_text(harmony_model_dir, 4096, automatic) in text()
+    assert f"This Mac's GPU can use {format_bytes(memory.usable_memory_bytes())}." in text()
+
+    choose(dialog.memory_mode, "manual")
+    choose(dialog.dense_bits, 8)
+    assert text().startswith(f"With these settings {harmony_model_dir.name} needs")
+    assert estimate_text(harmony_model_dir, 4096, LoadOptions(dense_bits=8)) in text()
+    choose(dialog.embedding, "resident")
+    choose(dialog.context, 8192)
+    assert estimate_text(harmony_model_dir, 8192, LoadOptions(embedding="resident", dense_bits=8)) in text()
+
+
+def test_without_a_model_on_this_mac_the_estimate_says_what_to_do(open_dialog, settings):
+    settings.set_value(Key.MODEL, "openai/not-downloaded-here")
+    assert open_dialog().memory_estimate.text().startswith("Choose a model folder or a downloaded model")
