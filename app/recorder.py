@@ -114,19 +114,18 @@ class ReplyRecorder:
 
     def finish(self, status: str, *, detail: str | None = None, stats: dict[str, Any] | None = None) -> None:
         """The reply ended (`status` complete, cancelled or failed). A last row with nothing in
-        it is removed, unless it must carry the reason the reply failed."""
+        it is removed, unless it must carry the reason the reply failed; `detail` and `stats` go
+        on the reply's last row, also when its messages had all finished already."""
         self._stop_thinking()
-        if self._row_id is None:
-            if stats is not None and self.row_ids:
-                self._store.update_message(self.row_ids[-1], stats=stats)
-            return
-        if not (self.content or self.reasoning or self.recipient) and status != "failed":
-            self._store.delete_message(self._row_id)
-            self.row_ids.remove(self._row_id)
-            if stats is not None and self.row_ids:
-                self._store.update_message(self.row_ids[-1], stats=stats)
-        else:
+        if self._row_id is not None and (self.content or self.reasoning or self.recipient or status == "failed"):
             self._write(status=status, detail=detail, stats=stats)
+        else:
+            if self._row_id is not None:
+                self._store.delete_message(self._row_id)
+                self.row_ids.remove(self._row_id)
+            fields = {name: value for name, value in (("detail", detail), ("stats", stats)) if value is not None}
+            if fields and self.row_ids:
+                self._store.update_message(self.row_ids[-1], **fields)
         self._row_id = None
 
     # -- internals -----------------------------------------------------------------------------

@@ -57,6 +57,7 @@ class _Reply:
     reply_id: int
     conversation_id: int
     recorder: ReplyRecorder
+    prompt_messages: list[dict[str, Any]]  # the chat's messages as sent (harmony dicts)
     shown_before: str = ""  # visible text of earlier rounds of this reply (before a tool call)
     tool_rounds: int = 0
     done: Done | None = None
@@ -65,6 +66,17 @@ class _Reply:
 
     def visible_text(self) -> str:
         return "\n\n".join(part for part in (self.shown_before, self.recorder.visible_text()) if part)
+
+    def left_out_notice(self) -> str | None:
+        """Which old messages the engine left out to fit the context, in the user's terms: it drops
+        whole exchanges, so the user messages among the dropped ones count them."""
+        dropped = (self.stats or {}).get("dropped_messages", 0)
+        if not dropped:
+            return None
+        exchanges = sum(message.get("role") == "user" for message in self.prompt_messages[:dropped])
+        oldest = ("Your oldest message and its reply" if exchanges == 1
+                  else f"Your oldest {exchanges} messages and their replies")
+        return f"{oldest} no longer fit in the context and were left out of this reply."
 
 
 class ChatSession(QObject):
@@ -280,7 +292,7 @@ class ChatSession(QObject):
             self._end_reply(None)
             return
         reply_id = self.engine.reply(kwargs, self.settings.sampling_kwargs())
-        self._reply = _Reply(reply_id, conversation.id, recorder)
+        self._reply = _Reply(reply_id, conversation.id, recorder, kwargs["messages"])
         if previous is None:
             self.busy_changed.emit(True)
             self.reply_started.emit(conversation.reasoning_level)
@@ -343,8 +355,9 @@ class ChatSession(QObject):
         if reply.failure and done.reason != "error":
             done = Done("error", reply.failure)
         try:
+            details = (done.detail or _DONE_DETAIL.get(done.reason), reply.left_out_notice())
             reply.recorder.finish(
-                _DONE_STATUS[done.reason], detail=done.detail or _DONE_DETAIL.get(done.reason), stats=reply.stats
+                _DONE_STATUS[done.reason], detail=" ".join(part for part in details if part) or None, stats=reply.stats
             )
             if done.reason == "call" and reply.tool_rounds < MAX_TOOL_ROUNDS:
                 self._answer_unknown_tools(reply)

@@ -223,3 +223,23 @@ def test_with_paged_experts_the_reply_is_the_same_and_the_status_bar_shows_the_h
     status = app.window.status
     assert not status.paging.isHidden() and status.paging.text() == f"Expert hit rate {paging.hit_rate:.0%}"
     assert "experts paged" in status.model.text()
+
+
+def test_a_reply_says_when_the_oldest_messages_no_longer_fit_the_context(start_app, store, greedy):
+    greedy.set_value(Key.CONTEXT_LENGTH, 140)
+    greedy.set_value(Key.MAX_NEW_TOKENS, 30)
+    app = start_app(store)
+    chat_id = app.open_new_chat("low")
+    notices: list[str] = []
+    for exchange in (SUM, COLOUR, SUM):
+        app.send(exchange.question)
+        notices.append(app.window.chat.bubbles[-1].status.text())
+
+    prompt = app.last_prompt()
+    left_out = 3 - prompt.count(SUM.question) - prompt.count(COLOUR.question)
+    assert left_out >= 1
+    oldest = "Your oldest message and its reply" if left_out == 1 else f"Your oldest {left_out} messages and their replies"
+    notice = f"{oldest} no longer fit in the context and were left out of this reply."
+    assert notice in notices[-1] and not app.window.chat.bubbles[-1].status.isHidden()
+    assert "no longer fit" not in notices[0]
+    assert notice in store.messages(chat_id)[-1].detail, "kept with the reply"

@@ -93,6 +93,18 @@ def test_a_tool_call_completes_its_row_and_what_follows_gets_a_new_one(store, ch
     assert call.stats == {"new_tokens": 12}
 
 
+def test_a_detail_for_a_finished_reply_goes_on_its_last_row(store, chat):
+    recorder = ReplyRecorder(store, chat.id, "medium", clock=Clock())
+    recorder.start_message("final", None, None)
+    recorder.add_text("final", "Blue.")
+    recorder.finish_message(final("Blue."))
+    recorder.finish("complete", detail="Your oldest message and its reply were left out.", stats={"new_tokens": 3})
+
+    (reply,) = store.messages(chat.id)[1:]
+    assert (reply.content, reply.status, reply.detail) == ("Blue.", "complete", "Your oldest message and its reply were left out.")
+    assert reply.stats == {"new_tokens": 3}
+
+
 def test_two_analysis_messages_are_kept_apart(store, chat):
     recorder = ReplyRecorder(store, chat.id, "medium", clock=Clock())
     for thought in ("First.", "Second."):
