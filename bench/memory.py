@@ -50,6 +50,7 @@ def peak_rss():
 # chunks the way a prefill appends them. `update(layer, keys, values)` is the engine's own append.
 _FILL = r"""
 def fill(caches, count, update, heads, head_dim, dtype, chunk):
+    mx.random.seed(0)  # the same keys and values in every process, so outputs can be compared
     for start in range(0, count, chunk):
         length = min(chunk, count - start)
         for layer in caches:
@@ -60,7 +61,7 @@ def fill(caches, count, update, heads, head_dim, dtype, chunk):
 """
 
 _OURS = _PEAK_RSS + _FILL + r"""
-import json, sys, time
+import hashlib, json, sys, time
 import mlx.core as mx, numpy as np
 from mlx_model import load
 from mlx_model.loader import LoadOptions
@@ -78,10 +79,12 @@ cache.tokens.extend(tokens[:filled])
 filled_at = time.perf_counter()
 logits = cache.prefill(tokens).logits
 prefilled = time.perf_counter()
+generated = []
 for _ in range(new_tokens):
     token = mx.argmax(logits)
+    generated.append(token.item())
     logits = cache.step(token)
-    cache.record(token.item())
+    cache.record(generated[-1])
 mx.eval(logits)
 done = time.perf_counter()
 paging = [layer.mlp.experts.stats for layer in model.model.layers if hasattr(layer.mlp.experts, "stats")]
@@ -90,6 +93,7 @@ print(json.dumps(dict(
     peak_rss=peak_rss(),
     load_s=loaded - started, prefill_s=prefilled - filled_at, decode_s_per_token=(done - prefilled) / max(new_tokens, 1),
     hit_rate=(sum(s.hits for s in paging) / max(1, sum(s.hits + s.misses for s in paging))) if paging else None,
+    tokens=generated, logits_sha256=hashlib.sha256(np.array(logits.astype(mx.float32)).tobytes()).hexdigest()[:16],
 )))
 """
 
@@ -111,7 +115,9 @@ filled_at = time.perf_counter()
 prompt = mx.array(tokens[len(tokens) - prompt_tokens:])
 steps = generate_step(prompt, model, prompt_cache=cache, max_tokens=new_tokens, sampler=lambda x: mx.argmax(x, axis=-1), prefill_step_size=chunk)
 first = None
-for n, _ in enumerate(steps):
+generated = []
+for token, _ in steps:
+    generated.append(int(token))
     if first is None:
         first = time.perf_counter()
 done = time.perf_counter()
@@ -119,7 +125,7 @@ print(json.dumps(dict(
     peak_mlx=mx.get_peak_memory(), active_mlx=mx.get_active_memory(),
     peak_rss=peak_rss(),
     load_s=loaded - started, prefill_s=first - filled_at, decode_s_per_token=(done - first) / max(new_tokens - 1, 1),
-    hit_rate=None,
+    hit_rate=None, tokens=generated, logits_sha256=None,
 )))
 """
 
@@ -180,12 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     peer = results.get("mlx-lm")
     context = f", context {max(args.context, args.prompt_tokens)} (the rest random keys and values)" if args.context else ""
     print(f"\n{folder.name}: prompt {args.prompt_tokens} tokens, {args.tokens} new, chunk {args.chunk}{context}")
-    print(f"{'config':<20}{'peak MLX GiB':>14}{'peak RSS GiB':>14}{'vs mlx-lm':>11}{'load s':>9}{'s/token':>10}{'hit rate':>10}")
+    print(f"{'config':<20}{'peak MLX GiB':>14}{'peak RSS GiB':>14}{'vs mlx-lm':>11}{'load s':>9}{'s/token':>10}{'hit rate':>10}  tokens, last logits")
     for name, r in results.items():
         ratio = f"{r['peak_mlx'] / peer['peak_mlx']:.2f}" if peer else "-"
         hits = f"{r['hit_rate']:.2f}" if r["hit_rate"] is not None else "-"
         print(f"{name:<20}{r['peak_mlx'] / GIB:>14.2f}{r['peak_rss'] / GIB:>14.2f}{ratio:>11}"
-              f"{r['load_s']:>9.1f}{r['decode_s_per_token']:>10.2f}{hits:>10}")
+              f"{r['load_s']:>9.1f}{r['decode_s_per_token']:>10.2f}{hits:>10}  {r['tokens']} {r['logits_sha256'] or ''}")
     if args.json:
         Path(args.json).write_text(json.dumps(dict(checkpoint=str(folder), args=vars(args), results=results), indent=2))
     return 0

@@ -3,6 +3,7 @@ the published bfloat16 weights, on random prompts.
 
     python bench/quality.py --shape tiny
     python bench/quality.py --shape mid     # real widths (2880), 4 layers, 8 experts
+    python bench/quality.py --model ~/models/gpt-oss-20b --length 64   # the real weights, on a Mac
 
 The checkpoints are random, so this measures how far an option moves the outputs, not how a
 trained model's answers change; an exact option (mapped embedding, paged experts) must give 0.
@@ -48,13 +49,15 @@ def top1_agreement(reference: mx.array, other: mx.array) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shape", choices=["tiny", "mid"], default="tiny")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--shape", choices=["tiny", "mid"], default="tiny")
+    source.add_argument("--model", help="any gpt-oss folder instead of a random checkpoint")
     parser.add_argument("--prompts", type=int, default=4)
     parser.add_argument("--length", type=int, default=128)
     args = parser.parse_args(argv)
 
-    folder = CACHE / f"quality-{args.shape}"
-    if not (folder / "config.json").exists():
+    folder = Path(args.model) if args.model else CACHE / f"quality-{args.shape}"
+    if not args.model and not (folder / "config.json").exists():
         print(f"writing {folder} …", file=sys.stderr)
         write_random_checkpoint(folder, SHAPES["tiny"] if args.shape == "tiny" else MID, seed=3, tokenizer=False)
     prompts = mx.array(np.random.default_rng(0).integers(0, 200_000, (args.prompts, args.length)))
@@ -67,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     layers = baseline.config.num_hidden_layers
     del baseline
 
-    print(f"{args.shape}: {args.prompts} prompts × {args.length} tokens, against bfloat16 (all resident)")
+    print(f"{folder.name}: {args.prompts} prompts × {args.length} tokens, against bfloat16 (all resident)")
     print(f"{'option':<32}{'KL (nats)':>12}{'top-1 agree':>13}")
     for name, options in OPTIONS.items():
         if options is None:
