@@ -22,7 +22,7 @@ from .conversation import Conversation
 from .events import Done, Event, Stats
 from .harmony import StreamParser, drop_completed_chain_of_thought, render_for_completion
 from .loader import LoadOptions, load
-from .memory import default_context_length, weights_bytes
+from .memory import default_context_length, resident_bytes
 from .offload import PagedExperts, PagingStats
 from .prompt_cache import Cancelled, PromptCache
 from .sampling import Sampler, SamplingSettings
@@ -43,7 +43,7 @@ class ModelInfo:
     num_layers: int
     num_experts: int
     context_limit: int
-    weights_bytes: int
+    weights_bytes: int  # what the load keeps in memory, under its LoadOptions
 
 
 @dataclass(frozen=True)
@@ -64,13 +64,16 @@ class Engine:
         path: Path,
         *,
         context_length: int | None = None,
+        options: LoadOptions = LoadOptions(),
         overflow: OverflowPolicy = "drop_oldest",
         chunk_size: int = 512,
     ) -> None:
+        """`options` are those `model` was loaded with: the automatic context fits the KV cache
+        beside what they keep in memory, not beside the whole checkpoint."""
         self.model = model
         self.tokenizer = tokenizer
         self.config: ModelConfig = model.config
-        weights = weights_bytes(path, self.config)
+        weights = resident_bytes(path, options)
         limit = context_length or default_context_length(self.config, weights)
         if not 16 <= limit <= self.config.max_position_embeddings:
             raise EngineError(
@@ -111,7 +114,7 @@ class Engine:
         model = load(folder, dtype=dtype, options=options)
         if progress:
             progress("Ready", 1.0)
-        return cls(model, tokenizer, folder, context_length=context_length, overflow=overflow)
+        return cls(model, tokenizer, folder, context_length=context_length, options=options, overflow=overflow)
 
     # -- prompts -------------------------------------------------------------------------------
 

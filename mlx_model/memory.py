@@ -82,6 +82,12 @@ def resident_weights_bytes(specs: dict[str, TensorSpec], config: ModelConfig, op
     return total
 
 
+def resident_bytes(model_dir: str | Path, options: LoadOptions) -> int:
+    """What a load of `model_dir` with `options` keeps in memory (the rest stays on disk)."""
+    config, specs = _checkpoint_specs(model_dir)
+    return resident_weights_bytes(specs, config, options)
+
+
 def _checkpoint_specs(model_dir: str | Path) -> tuple[ModelConfig, dict[str, TensorSpec]]:
     config = ModelConfig.from_folder(model_dir)
     return config, {name: location.spec for name, location in locate_tensors(model_dir, config).items()}

@@ -22,6 +22,7 @@ from mlx_model.engine import Engine, EngineError
 from mlx_model.events import Done, MessageDone, MessageStart, Stats, TextDelta, ToolCall
 from mlx_model.harmony import text_of
 from mlx_model.loader import LoadOptions, load
+from mlx_model.memory import resident_bytes
 from mlx_model.offload import PagingStats
 from mlx_model.prompt_cache import PromptCache
 from mlx_model.sampling import SamplingSettings
@@ -240,6 +241,9 @@ def test_paging_stats_sum_the_layers_and_are_none_when_every_expert_is_resident(
     conversation.add_user(EXCHANGES["sum"].question)
     run(paged, conversation)
     assert text_of(conversation.messages[-1]) == EXCHANGES["sum"].final  # paging changes no output
+
+    assert paged.info.weights_bytes == resident_bytes(harmony_model_dir, LoadOptions(expert_budget_bytes=budget))
+    assert paged.info.weights_bytes < engine.info.weights_bytes, "the automatic context counts only what is resident"
 
     stats = paged.paging_stats()
     layers = [layer.mlp.experts.stats for layer in paged.model.model.layers]
