@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 
 from .checkpoint import INDEX_FILE, SINGLE_FILE, TensorSpec, expected_tensors
-from .config import ModelConfig
+from .config import PUBLISHED, ModelConfig
 
 if TYPE_CHECKING:
     from .model import Model
@@ -37,8 +37,8 @@ SHAPES: dict[str, ModelConfig] = {
         num_key_value_heads=2,
         sliding_window=16,
     ),
-    "20b": ModelConfig(num_hidden_layers=24, num_local_experts=32),
-    "120b": ModelConfig(num_hidden_layers=36, num_local_experts=128),
+    "20b": PUBLISHED["openai/gpt-oss-20b"],
+    "120b": PUBLISHED["openai/gpt-oss-120b"],
 }
 
 _GENERATION_CONFIG = {
@@ -119,8 +119,9 @@ class _ArraySource:
 
 
 def _write_safetensors(
-    path: Path, tensors: list[tuple[int, str, TensorSpec]], source: _TensorSource | _ArraySource
+    path: Path, tensors: list[tuple[int, str, TensorSpec]], source: _TensorSource | _ArraySource | None
 ) -> None:
+    """With no source the data is left as a hole: a sparse file of zeros, the right size."""
     header: dict[str, object] = {"__metadata__": {"format": "pt"}}
     offset = 0
     for _, name, spec in tensors:
@@ -131,6 +132,9 @@ def _write_safetensors(
     with path.open("wb") as handle:
         handle.write(struct.pack("<Q", len(encoded)))
         handle.write(encoded)
+        if source is None:
+            handle.truncate(8 + len(encoded) + offset)
+            return
         for index, name, spec in tensors:
             written = 0
             for chunk in source.chunks(index, name, spec):
@@ -159,6 +163,13 @@ def write_random_checkpoint(
     return _write_checkpoint(Path(folder), config, source, shards=shards, tokenizer=tokenizer)
 
 
+def write_sparse_checkpoint(folder: str | Path, config: ModelConfig | str, *, shards: int = 3) -> Path:
+    """The Hub layout and file sizes of a checkpoint with every weight zero, in sparse files that
+    take no disk: what memory estimates and header checks read, at the real 20b and 120b shapes."""
+    config = SHAPES[config] if isinstance(config, str) else config
+    return _write_checkpoint(Path(folder), config, None, shards=shards, tokenizer=False)
+
+
 def save_model(model: "Model", folder: str | Path, *, shards: int = 1, tokenizer: bool = True) -> Path:
     """Write a model's current weights as a Hub-layout checkpoint (dense weights in bfloat16,
     the MXFP4 experts byte for byte), e.g. after training a test model."""
@@ -177,7 +188,7 @@ def save_model(model: "Model", folder: str | Path, *, shards: int = 1, tokenizer
 
 
 def _write_checkpoint(
-    folder: Path, config: ModelConfig, source: _TensorSource | _ArraySource, *, shards: int, tokenizer: bool
+    folder: Path, config: ModelConfig, source: _TensorSource | _ArraySource | None, *, shards: int, tokenizer: bool
 ) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     if tokenizer:  # first: it is the step that can fail (it needs the o200k vocabulary)

@@ -217,6 +217,14 @@ class ModelConfig:
         }
 
 
+PUBLISHED: dict[str, ModelConfig] = {
+    "openai/gpt-oss-20b": ModelConfig(num_hidden_layers=24, num_local_experts=32),
+    "openai/gpt-oss-120b": ModelConfig(num_hidden_layers=36, num_local_experts=128),
+}
+"""The published models' configs (the defaults are gpt-oss-20b's widths), for sizing a model
+before it is downloaded and for writing random checkpoints of the real shapes."""
+
+
 def yarn_inverse_frequencies(config: ModelConfig) -> tuple[list[float], float]:
     """The reference's YaRN inverse frequencies and concentration (gpt_oss/torch/model.py).
 

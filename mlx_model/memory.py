@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint import TensorSpec, locate_tensors
+from .checkpoint import TensorSpec, expected_tensors, locate_tensors
 from .config import ModelConfig
 from .loader import LoadOptions
 
@@ -82,15 +82,22 @@ def resident_weights_bytes(specs: dict[str, TensorSpec], config: ModelConfig, op
     return total
 
 
-def resident_bytes(model_dir: str | Path, options: LoadOptions) -> int:
-    """What a load of `model_dir` with `options` keeps in memory (the rest stays on disk)."""
-    config, specs = _checkpoint_specs(model_dir)
+def resident_bytes(model: ModelSource, options: LoadOptions) -> int:
+    """What a load of `model` with `options` keeps in memory (the rest stays on disk)."""
+    config, specs = _checkpoint_specs(model)
     return resident_weights_bytes(specs, config, options)
 
 
-def _checkpoint_specs(model_dir: str | Path) -> tuple[ModelConfig, dict[str, TensorSpec]]:
-    config = ModelConfig.from_folder(model_dir)
-    return config, {name: location.spec for name, location in locate_tensors(model_dir, config).items()}
+ModelSource = str | Path | ModelConfig
+"""A model folder (its config and shard headers are read), or a config alone, e.g. one of
+config.PUBLISHED before it is downloaded (its tensors are the Hub layout's)."""
+
+
+def _checkpoint_specs(source: ModelSource) -> tuple[ModelConfig, dict[str, TensorSpec]]:
+    if isinstance(source, ModelConfig):
+        return source, expected_tensors(source)
+    config = ModelConfig.from_folder(source)
+    return config, {name: location.spec for name, location in locate_tensors(source, config).items()}
 
 
 def _estimate(config: ModelConfig, specs: dict[str, TensorSpec], context_length: int, options: LoadOptions) -> MemoryEstimate:
@@ -99,27 +106,36 @@ def _estimate(config: ModelConfig, specs: dict[str, TensorSpec], context_length:
     )
 
 
-def estimate(model_dir: str | Path, context_length: int, options: LoadOptions = LoadOptions()) -> MemoryEstimate:
-    config, specs = _checkpoint_specs(model_dir)
+def estimate(model: ModelSource, context_length: int, options: LoadOptions = LoadOptions()) -> MemoryEstimate:
+    config, specs = _checkpoint_specs(model)
     return _estimate(config, specs, context_length, options)
 
 
-def fitting_options(model_dir: str | Path, context_length: int, usable: int | None = None) -> LoadOptions | None:
-    """The least lossy options under which the model fits `usable` bytes: the defaults, else
-    8-bit dense weights, else 8-bit with the experts paged from disk under what is left.
+def fitting_options(model: ModelSource, context_length: int, usable: int | None = None) -> LoadOptions | None:
+    """The least lossy options under which the model fits `usable` bytes, exact ones first:
+    the defaults; else the experts paged from disk (exact, slower) if at least half of them stay
+    resident; else 8-bit dense weights; else 8-bit with the experts paged under what is left.
     None when not even that fits."""
     usable = usable_memory_bytes() if usable is None else usable
-    config, specs = _checkpoint_specs(model_dir)
-    for options in (LoadOptions(), LoadOptions(dense_bits=8)):
-        if _estimate(config, specs, context_length, options).total_bytes <= usable:
-            return options
+    config, specs = _checkpoint_specs(model)
     experts = sum(spec.nbytes for name, spec in specs.items() if ".mlp.experts." in name)
-    # The 8-bit estimate holds every expert; what is left beside the rest is the expert budget.
-    budget = usable - (_estimate(config, specs, context_length, LoadOptions(dense_bits=8)).total_bytes - experts)
     expert_bytes = experts // (config.num_local_experts * config.num_hidden_layers)
-    if budget < config.num_experts_per_tok * config.num_hidden_layers * expert_bytes:
-        return None
-    return LoadOptions(dense_bits=8, expert_budget_bytes=budget)
+    one_token = config.num_experts_per_tok * config.num_hidden_layers * expert_bytes
+
+    def expert_budget(dense_bits: int) -> int:
+        """What is left for experts beside everything else at `dense_bits`."""
+        others = _estimate(config, specs, context_length, LoadOptions(dense_bits=dense_bits)).total_bytes - experts
+        return usable - others
+
+    if _estimate(config, specs, context_length, LoadOptions()).total_bytes <= usable:
+        return LoadOptions()
+    if expert_budget(16) >= experts // 2:
+        return LoadOptions(expert_budget_bytes=expert_budget(16))
+    if expert_budget(8) >= experts:
+        return LoadOptions(dense_bits=8)
+    if expert_budget(8) >= one_token:
+        return LoadOptions(dense_bits=8, expert_budget_bytes=expert_budget(8))
+    return None
 
 
 def total_memory_bytes() -> int:

@@ -1,0 +1,91 @@
+"""The memory estimate and the choice of load options, at the real 20b and 120b shapes (sparse
+checkpoints: the Hub layout and file sizes, no data on disk) and against what a load holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlx.core as mx
+import pytest
+
+from mlx_model import load, memory
+from mlx_model.checkpoint_writer import write_sparse_checkpoint
+from mlx_model.config import PUBLISHED
+from mlx_model.loader import LoadOptions
+
+GIB = 1024**3
+# The published checkpoints' total_size (model.safetensors.index.json): ../shared/reference.
+PUBLISHED_BYTES = {"openai/gpt-oss-20b": 13_761_264_768, "openai/gpt-oss-120b": 65_248_815_744}
+OPTIONS = [LoadOptions(embedding="resident"), LoadOptions(), LoadOptions(dense_bits=8),
+           LoadOptions(dense_bits=4), LoadOptions(dense_bits=8, expert_budget_bytes=3 * GIB)]
+
+
+@pytest.fixture(scope="module")
+def sparse(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("sparse")
+    return {repo: write_sparse_checkpoint(root / repo.split("/")[1], config, shards=3)
+            for repo, config in PUBLISHED.items()}
+
+
+@pytest.mark.parametrize("repo", sorted(PUBLISHED))
+def test_the_real_shapes_have_the_published_sizes(sparse: dict[str, Path], repo: str) -> None:
+    assert memory.weights_bytes(sparse[repo]) == PUBLISHED_BYTES[repo]
+
+
+@pytest.mark.parametrize("repo", sorted(PUBLISHED))
+def test_a_config_alone_estimates_as_its_checkpoint_does(sparse: dict[str, Path], repo: str) -> None:
+    for options in OPTIONS:
+        assert memory.estimate(PUBLISHED[repo], 8192, options) == memory.estimate(sparse[repo], 8192, options)
+
+
+def test_kv_at_8k_for_20b_is_192_mib_plus_the_windows() -> None:
+    config = PUBLISHED["openai/gpt-oss-20b"]
+    per_token_and_layer = 2 * 8 * 64 * 2  # keys and values, 8 KV heads of 64, bfloat16
+    assert memory.kv_bytes(config, 8192) == 192 * 1024**2 + 12 * 128 * per_token_and_layer
+
+
+def test_the_estimate_is_what_a_load_holds(tiny_checkpoint: Path) -> None:
+    for options in OPTIONS[:4]:
+        model = load(tiny_checkpoint, options=options)
+        assert model.parameter_bytes() == memory.resident_bytes(tiny_checkpoint, options)
+    paged = LoadOptions(dense_bits=8, expert_budget_bytes=2_000_000)
+    model = load(tiny_checkpoint, options=paged)
+    mx.eval(model(mx.arange(40)[None]))
+    assert model.parameter_bytes() <= memory.resident_bytes(tiny_checkpoint, paged)
+
+
+def usable(mac_gib: int) -> int:
+    return memory.usable_memory_bytes(mac_gib * GIB)
+
+
+def experts_bytes(config) -> int:
+    full = memory.estimate(config, 0, LoadOptions()).weights_bytes
+    return full - memory.estimate(config, 0, LoadOptions(expert_budget_bytes=1)).weights_bytes + 1
+
+
+@pytest.mark.parametrize("repo, mac_gib", [("openai/gpt-oss-20b", 24), ("openai/gpt-oss-20b", 64),
+                                           ("openai/gpt-oss-120b", 96)])
+def test_a_mac_with_room_gets_the_weights_as_published(repo: str, mac_gib: int) -> None:
+    assert memory.fitting_options(PUBLISHED[repo], 8192, usable(mac_gib)) == LoadOptions()
+
+
+@pytest.mark.parametrize("repo, mac_gib, least_resident", [("openai/gpt-oss-20b", 16, 0.8),
+                                                           ("openai/gpt-oss-120b", 64, 0.7)])
+def test_paging_experts_is_preferred_to_rounding_weights(repo: str, mac_gib: int, least_resident: float) -> None:
+    """Paging is exact (only slower), 8-bit is not: a 16 GB Mac keeps 20b exact, a 64 GB one 120b."""
+    config = PUBLISHED[repo]
+    options = memory.fitting_options(config, 8192, usable(mac_gib))
+    assert options.dense_bits == 16 and options.embedding == "mapped"
+    assert options.expert_budget_bytes >= least_resident * experts_bytes(config)
+    assert memory.estimate(config, 8192, options).total_bytes <= usable(mac_gib)
+
+
+def test_rounding_comes_in_only_when_paging_would_keep_under_half_the_experts() -> None:
+    config = PUBLISHED["openai/gpt-oss-120b"]
+    options = memory.fitting_options(config, 8192, usable(32))
+    assert options.dense_bits == 8 and options.expert_budget_bytes < experts_bytes(config) / 2
+    assert memory.estimate(config, 8192, options).total_bytes <= usable(32)
+
+
+def test_nothing_fits_when_not_even_one_token_of_experts_does() -> None:
+    assert memory.fitting_options(PUBLISHED["openai/gpt-oss-120b"], 8192, usable(4)) is None
