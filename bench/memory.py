@@ -13,15 +13,22 @@ about 16 hours on this CPU; the fill takes seconds.
 
     python bench/memory.py --shape 20b --prompt-tokens 16 --tokens 2 --context 8192 --budget-gib 8.5
     python bench/memory.py --model PATH --configs resident,mapped,mapped+8bit --budget-gib 6
+    python bench/memory.py --shape 120b --configs none --fit-mac-gib 64 --context 8192 --no-peer
+
+`--fit-mac-gib 16,64` adds, per size, the options the app's automatic mode picks on a Mac with
+that much memory (`mlx_model.memory.fitting_options` at the run's context length).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
 import subprocess
 import sys
 from pathlib import Path
+
+from mlx_model.memory import fitting_options, usable_memory_bytes
 
 GIB = 1024**3
 CACHE = Path.home() / ".cache" / "gpt-oss-desktop" / "bench-models"
@@ -32,6 +39,7 @@ CONFIGS: dict[str, dict] = {
     "mapped": dict(embedding="mapped", dense_bits=16),
     "mapped+8bit": dict(embedding="mapped", dense_bits=8),
     "mapped+4bit": dict(embedding="mapped", dense_bits=4),
+    "mapped+paged": dict(embedding="mapped", dense_bits=16, expert_budget_bytes="budget"),
     "mapped+8bit+paged": dict(embedding="mapped", dense_bits=8, expert_budget_bytes="budget"),
 }
 
@@ -156,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--shape", choices=["tiny", "20b", "120b"])
     source.add_argument("--model")
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated: " + ", ".join(CONFIGS))
-    parser.add_argument("--budget-gib", type=float, default=None, help="expert budget for the paged config")
+    parser.add_argument("--budget-gib", type=float, default=None, help="expert budget for the paged configs")
+    parser.add_argument("--fit-mac-gib", default="", help="comma-separated Mac memory sizes: run what fits each")
     parser.add_argument("--prompt-tokens", type=int, default=512)
     parser.add_argument("--tokens", type=int, default=3)
     parser.add_argument("--chunk", type=int, default=512, help="prefill chunk (ours and mlx-lm's)")
@@ -168,13 +177,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     folder = checkpoint(args.shape, args.model)
 
+    configs = {name: dict(CONFIGS[name]) for name in args.configs.split(",") if name != "none"}
+    context = max(args.context, args.prompt_tokens)
+    for mac in filter(None, args.fit_mac_gib.split(",")):
+        fit = fitting_options(folder, context, usable_memory_bytes(int(float(mac) * GIB)))
+        if fit is None:
+            print(f"nothing fits a {mac} GiB Mac at {context} tokens", file=sys.stderr)
+        else:
+            configs[f"fit {mac} GiB Mac"] = asdict(fit)
+
     results: dict[str, dict] = {}
     if not args.no_peer:
         results["mlx-lm"] = run(_MLX_LM, str(folder), str(args.prompt_tokens), str(args.tokens), str(args.chunk),
                                 str(args.context))
         print(f"mlx-lm: {results['mlx-lm']}", file=sys.stderr)
-    for name in args.configs.split(","):
-        options = dict(CONFIGS[name])
+    for name, options in configs.items():
         if options.get("expert_budget_bytes") == "budget":
             if args.budget_gib is None:
                 continue
@@ -186,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     peer = results.get("mlx-lm")
     context = f", context {max(args.context, args.prompt_tokens)} (the rest random keys and values)" if args.context else ""
     print(f"\n{folder.name}: prompt {args.prompt_tokens} tokens, {args.tokens} new, chunk {args.chunk}{context}")
+    for name, r in results.items():
+        if name in configs:
+            print(f"{name}: {configs[name]}")
     print(f"{'config':<20}{'peak MLX GiB':>14}{'peak RSS GiB':>14}{'vs mlx-lm':>11}{'load s':>9}{'s/token':>10}{'hit rate':>10}  tokens, last logits")
     for name, r in results.items():
         ratio = f"{r['peak_mlx'] / peer['peak_mlx']:.2f}" if peer else "-"
