@@ -1,6 +1,6 @@
-"""Choosing a model: the first-run offer (20b, and 120b where the memory allows) with download
-sizes and free disk, a download with byte progress that can be cancelled and resumed, or a
-model folder already on disk."""
+"""Choosing a model: the first-run offer (20b, and 120b where the memory allows, each checked with
+the options its load would use) with download sizes and free disk, a download with byte progress
+that can be cancelled and resumed, or a model folder already on disk."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from mlx_model import hub
+from mlx_model.loader import LoadOptions
 
 from .download import DownloadHost
 from .models import CATALOGUE, ModelChoice, offer
@@ -38,14 +39,23 @@ def _is_downloaded(choice: ModelChoice, models_dir: Path) -> bool:
 
 
 class ModelCard(QFrame):
-    """One model: a radio button with what it is, what it costs, and whether this Mac runs it."""
+    """One model: a radio button with what it is, what it costs, and whether this Mac runs it at
+    the context length and with the manual memory options (None: automatic) of Settings."""
 
-    def __init__(self, choice: ModelChoice, total_ram: int, downloaded: bool, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        choice: ModelChoice,
+        total_ram: int,
+        downloaded: bool,
+        context_length: int | None = None,
+        manual: LoadOptions | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setObjectName("ModelCard")
         self.choice = choice
         self.downloaded = downloaded
-        verdict = offer(choice, total_ram)
+        verdict = offer(choice, total_ram, context_length, manual)
         self.runs = verdict.runs
         self.radio = QRadioButton(choice.name)
         self.radio.setObjectName("ModelName")
@@ -65,11 +75,16 @@ class ModelCard(QFrame):
 
 
 class ModelDialog(QDialog):
+    """`context_length` and `manual` are Settings' (None: automatic), so a model is offered as
+    its load would go."""
+
     def __init__(
         self,
         models_dir: Path,
         total_ram: int,
         *,
+        context_length: int | None = None,
+        manual: LoadOptions | None = None,
         first_run: bool = False,
         preselect: str | None = None,
         endpoint: str | None = None,
@@ -105,7 +120,7 @@ class ModelDialog(QDialog):
         cards = QVBoxLayout()
         cards.setSpacing(8)
         for choice in CATALOGUE:
-            card = ModelCard(choice, total_ram, _is_downloaded(choice, models_dir))
+            card = ModelCard(choice, total_ram, _is_downloaded(choice, models_dir), context_length, manual)
             self.group.addButton(card.radio)
             self.cards.append(card)
             cards.addWidget(card)

@@ -1,29 +1,36 @@
 """The models the app offers, what this Mac can run, and the memory check before a load.
 
-Memory figures: the weights are the Hub checkpoints' safetensors sizes; the KV cache grows only
-in the full-attention layers (half of them; the sliding layers keep 128 positions), at bf16.
-What the GPU may use and the runtime overhead are mlx_model.memory's figures, the same the
-engine uses to pick its context; a model that needs more than the GPU's share still runs, but
-slowly, with the rest of the system swapped out. A model folder is checked with the memory
-options it will be loaded with (`load_options_for`).
+A published model is checked before its download as a folder is before its load: with the
+options the load would use (the manual ones of Settings › Memory, else what automatic mode picks
+for this Mac, `load_options_for`) and mlx_model.memory's estimate of what they keep in memory, from
+the model's published config (`mlx_model.config.PUBLISHED`: its tensor sizes are known exactly).
+What the GPU may use and the runtime overhead are mlx_model.memory's figures, the same the engine
+uses to pick its context; a model that needs more than the GPU's share still runs, but slowly,
+with the rest of the system swapped out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
+from mlx_model import memory
+from mlx_model.config import PUBLISHED, ModelConfig
 from mlx_model.hub import format_bytes
 from mlx_model.loader import LoadOptions
-from mlx_model.memory import GIB, RUNTIME_OVERHEAD_BYTES, total_memory_bytes, usable_memory_bytes
+from mlx_model.memory import GIB, ModelSource, total_memory_bytes, usable_memory_bytes
 
 GB = 1000**3
 SMALLEST_CONTEXT = 4096
 """The context assumed when the setting is automatic: the engine never picks less."""
 _SWAP_LIMIT = 0.9
 """Above this share of RAM a model would page constantly: refused unless the user insists."""
+_MOSTLY_ON_DISK = 0.5
+"""Under this share of experts in memory, most of them are on disk and replies are called very
+slow: fitting_options pages that much only when not even 8-bit dense weights fit otherwise."""
 
 
 class MemoryEstimate(Protocol):
@@ -36,32 +43,21 @@ class MemoryEstimate(Protocol):
 
 EstimateFunction = Callable[[Path, int, LoadOptions], MemoryEstimate]
 """`mlx_model.memory.estimate(model_dir, context_length, options)`."""
-FitFunction = Callable[[Path, int], LoadOptions | None]
-"""`mlx_model.memory.fitting_options(model_dir, context_length)`."""
-
-
-@dataclass(frozen=True)
-class CatalogueEstimate:
-    weights_bytes: int
-    kv_bytes: int
-
-    @property
-    def total_bytes(self) -> int:
-        return self.weights_bytes + self.kv_bytes + RUNTIME_OVERHEAD_BYTES
+FitFunction = Callable[[ModelSource, int], LoadOptions | None]
+"""`mlx_model.memory.fitting_options(model, context_length)`, for this Mac's GPU budget."""
 
 
 @dataclass(frozen=True)
 class ModelChoice:
     repo_id: str
+    """A key of mlx_model.config.PUBLISHED, whose config sizes the model before download."""
     name: str
     description: str
     download_bytes: int
-    weights_bytes: int
-    kv_bytes_per_token: int
 
-    def estimate(self, context_length: int | None) -> CatalogueEstimate:
-        tokens = context_length or SMALLEST_CONTEXT
-        return CatalogueEstimate(self.weights_bytes, self.kv_bytes_per_token * tokens)
+    @property
+    def config(self) -> ModelConfig:
+        return PUBLISHED[self.repo_id]
 
 
 CATALOGUE: tuple[ModelChoice, ...] = (
@@ -70,16 +66,15 @@ CATALOGUE: tuple[ModelChoice, ...] = (
         name="gpt-oss-20b",
         description="21B parameters, 3.6B active. Fast; for Macs with 16 GB or more.",
         download_bytes=13_790_000_000,
-        weights_bytes=13_761_264_768,
-        kv_bytes_per_token=12 * 2 * 8 * 64 * 2,
     ),
     ModelChoice(
         repo_id="openai/gpt-oss-120b",
         name="gpt-oss-120b",
-        description="117B parameters, 5.1B active. Stronger; for Macs with 96 GB or more.",
+        description=(
+            "117B parameters, 5.1B active. Stronger; runs on Macs with 64 GB with part of its experts "
+            "read from disk as needed (slower replies), fully in memory from 96 GB."
+        ),
         download_bytes=65_280_000_000,
-        weights_bytes=65_248_815_744,
-        kv_bytes_per_token=18 * 2 * 8 * 64 * 2,
     ),
 )
 
@@ -97,11 +92,13 @@ class FitVerdict:
     message: str
 
 
-def check_fit(name: str, needed_bytes: int, total_ram: int) -> FitVerdict:
+def check_fit(name: str, needed_bytes: int, total_ram: int, given_up: str = "") -> FitVerdict:
+    """`given_up`: what the load options give up to fit (`_what_fitting_costs`), if anything."""
     budget = usable_memory_bytes(total_ram)
     needed, ram, gpu = format_bytes(needed_bytes), format_bytes(total_ram), format_bytes(budget)
     if needed_bytes <= budget:
-        message = f"{name} needs about {needed} of the {gpu} this Mac's GPU can use."
+        message = (f"{name} fits this Mac's {gpu} GPU budget with {given_up}" if given_up
+                   else f"{name} needs about {needed} of the {gpu} this Mac's GPU can use.")
         return FitVerdict(True, True, needed_bytes, budget, total_ram, message)
     if needed_bytes <= total_ram * _SWAP_LIMIT:
         message = (
@@ -118,20 +115,24 @@ def check_fit(name: str, needed_bytes: int, total_ram: int) -> FitVerdict:
 
 
 def load_options_for(
-    manual: LoadOptions | None, model_dir: Path, context_length: int | None, fit: FitFunction
+    manual: LoadOptions | None, model: ModelSource, context_length: int | None, fit: FitFunction
 ) -> LoadOptions:
     """The options a load uses: the manual ones (Settings › Memory), else the least lossy that fit
     this Mac, else the defaults, which the fit check then reports as not fitting."""
     if manual is not None:
         return manual
-    return fit(model_dir, context_length or SMALLEST_CONTEXT) or LoadOptions()
+    return fit(model, context_length or SMALLEST_CONTEXT) or LoadOptions()
+
+
+def _rounded(options: LoadOptions) -> str:
+    return f"{options.dense_bits}-bit attention and unembedding"
 
 
 def memory_summary(options: LoadOptions) -> str:
     """What a load gives up for memory, in a few words; "" for the weights as published."""
     parts = []
     if options.dense_bits != 16:
-        parts.append(f"{options.dense_bits}-bit attention and unembedding")
+        parts.append(_rounded(options))
     if options.expert_budget_bytes is not None:
         parts.append(f"experts paged, {options.expert_budget_bytes / GIB:.1f} GiB in memory")
     return ", ".join(parts)
@@ -150,7 +151,39 @@ def check_model_fit(
     return check_fit(model_dir.name, needed, total_memory_bytes() if total_ram is None else total_ram)
 
 
-def offer(choice: ModelChoice, total_ram: int, context_length: int | None = None) -> FitVerdict:
-    """Whether the first-run screen offers `choice` on a Mac with `total_ram` (it does when the
-    model at least runs), and the sentence that explains it."""
-    return check_fit(choice.name, choice.estimate(context_length).total_bytes, total_ram)
+def _experts_bytes(config: ModelConfig) -> int:
+    """All the experts' bytes: what a budget of one byte leaves out of the resident weights."""
+    everything = memory.resident_bytes(config, LoadOptions())
+    return everything - memory.resident_bytes(config, LoadOptions(expert_budget_bytes=1)) + 1
+
+
+def _what_fitting_costs(options: LoadOptions, experts_bytes: int) -> str:
+    """What a load with `options` gives up, and what that does to replies, in a sentence to
+    follow "fits … with"; "" for the weights as published, all in memory."""
+    kept, costs = [], []
+    if options.dense_bits != 16:
+        kept.append(_rounded(options))
+        costs.append("changes its answers")
+    budget = options.expert_budget_bytes
+    share = 1.0 if budget is None else min(1.0, budget / experts_bytes)
+    if share < 1:
+        kept.append(f"{int(share * 100)}% of its experts in memory")
+        costs.append("makes replies very slow" if share < _MOSTLY_ON_DISK else "makes replies slower")
+    if not kept:
+        return ""
+    rest = "; the rest are read from disk as needed" if share < 1 else ""
+    return f"{' and '.join(kept)}{rest}, which {' and '.join(costs)}."
+
+
+def offer(
+    choice: ModelChoice, total_ram: int, context_length: int | None = None, manual: LoadOptions | None = None
+) -> FitVerdict:
+    """Whether the model dialog offers `choice` on a Mac with `total_ram` (it does when the model
+    at least runs), and the sentence that explains it, for the context and manual memory options
+    of Settings: the check a load of the downloaded model would make, so what the dialog offers
+    loads."""
+    fit = partial(memory.fitting_options, usable=usable_memory_bytes(total_ram))
+    options = load_options_for(manual, choice.config, context_length, fit)
+    needed = memory.estimate(choice.config, context_length or SMALLEST_CONTEXT, options).total_bytes
+    given_up = _what_fitting_costs(options, _experts_bytes(choice.config))
+    return check_fit(choice.name, needed, total_ram, given_up)

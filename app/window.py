@@ -387,7 +387,9 @@ class MainWindow(QMainWindow):
         return box.clickedButton() is load
 
     def show_model_dialog(self, *, first_run: bool, preselect: str | None = None) -> None:
-        dialog = ModelDialog(self.models_dir, total_memory_bytes(), first_run=first_run, preselect=preselect, parent=self)
+        dialog = ModelDialog(self.models_dir, total_memory_bytes(), context_length=self.settings.context_length(),
+                             manual=self.settings.load_options(), first_run=first_run, preselect=preselect,
+                             parent=self)
         if dialog.exec() and dialog.chosen:
             self.open_model(dialog.chosen)
 

@@ -8,10 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QFileDialog, QLabel
 
 from app.model_dialog import ModelDialog
 from mlx_model import hub
+from mlx_model.loader import LoadOptions
 
 REPO = "openai/gpt-oss-20b"
 GIB = 1024**3
@@ -53,16 +54,36 @@ def cards(dialog: ModelDialog) -> dict[str, object]:
     return {card.choice.name: card for card in dialog.cards}
 
 
-def test_a_16_gb_mac_is_offered_20b_with_a_warning_and_not_120b(open_dialog):
+def facts(card) -> str:
+    return card.findChildren(QLabel)[-1].text()
+
+
+def test_a_16_gb_mac_is_offered_20b_exact_and_120b_as_very_slow(open_dialog):
     dialog = open_dialog(16 * GIB, first_run=True)
     offered = cards(dialog)
     assert offered["gpt-oss-20b"].radio.isEnabled() and offered["gpt-oss-20b"].radio.isChecked()
-    assert not offered["gpt-oss-120b"].radio.isEnabled()
-    facts = {name: card.findChildren(type(dialog.status))[-1].text() for name, card in offered.items()}
-    assert facts["gpt-oss-20b"].startswith("Download 13.8 GB") and "run slowly" in facts["gpt-oss-20b"]
-    assert "gpt-oss-120b will not fit" in facts["gpt-oss-120b"]
+    assert facts(offered["gpt-oss-20b"]).startswith("Download 13.8 GB")
+    assert "with 82% of its experts in memory" in facts(offered["gpt-oss-20b"])
+    assert "makes replies very slow" in facts(offered["gpt-oss-120b"])
     assert "free on the disk that holds" in dialog.disk.text()
     assert dialog.primary.text() == "Download"
+
+
+def test_a_64_gb_mac_is_offered_120b_with_part_of_its_experts_on_disk(open_dialog):
+    dialog = open_dialog(64 * GIB, preselect="openai/gpt-oss-120b")
+    card = cards(dialog)["gpt-oss-120b"]
+    assert card.radio.isEnabled() and dialog.selected() is card
+    text = facts(card)
+    assert "will not fit" not in text and card.findChildren(QLabel)[-1].objectName() == "ModelFacts"
+    assert text.startswith("Download 65.3 GB · gpt-oss-120b fits this Mac's 51.5 GB GPU budget with 78% of its experts")
+    assert dialog.primary.text() == "Download" and dialog.primary.isEnabled()
+
+
+def test_the_offer_follows_the_manual_memory_options_and_context_of_settings(open_dialog):
+    published = cards(open_dialog(16 * GIB, manual=LoadOptions()))["gpt-oss-120b"]
+    assert not published.radio.isEnabled() and "gpt-oss-120b will not fit" in facts(published)
+    long = cards(open_dialog(64 * GIB, context_length=131072))["gpt-oss-120b"]
+    assert "with 70% of its experts in memory" in facts(long)
 
 
 def test_a_128_gb_mac_is_offered_both(open_dialog):

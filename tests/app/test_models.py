@@ -13,6 +13,7 @@ from app.models import (
     memory_summary,
     offer,
 )
+from mlx_model import memory
 from mlx_model.loader import LoadOptions
 
 GIB = 1024**3
@@ -20,21 +21,52 @@ GIB = 1024**3
 TWENTY, HUNDRED_TWENTY = CATALOGUE
 
 
-def test_20b_fits_a_32_gb_mac_runs_tightly_on_16_gb_and_120b_needs_96_gb():
-    assert offer(TWENTY, 32 * GIB).fits
-    tight = offer(TWENTY, 16 * GIB)
-    assert tight.runs and not tight.fits
-    assert "run slowly" in tight.message and "17.2 GB" in tight.message  # 16 GiB, in Finder's units
+def test_20b_runs_exact_on_16_gb_with_experts_paged_and_as_published_from_24_gb():
+    exact = offer(TWENTY, 16 * GIB)
+    assert exact.fits
+    assert exact.message == (
+        "gpt-oss-20b fits this Mac's 11.5 GB GPU budget with 82% of its experts in memory; "
+        "the rest are read from disk as needed, which makes replies slower."
+    )
+    for mac_gib in (24, 32):
+        published = offer(TWENTY, mac_gib * GIB)
+        assert published.fits and published.message.startswith("gpt-oss-20b needs about 13.2 GB of the")
 
-    refused = offer(HUNDRED_TWENTY, 64 * GIB)
-    assert not refused.runs
-    assert refused.message.startswith("gpt-oss-120b will not fit") and "68.7 GB" in refused.message
-    assert offer(HUNDRED_TWENTY, 96 * GIB).fits
-    assert offer(HUNDRED_TWENTY, 128 * GIB).fits
+
+def test_120b_pages_experts_on_64_gb_is_as_published_from_96_gb_and_very_slow_on_16_gb():
+    paged = offer(HUNDRED_TWENTY, 64 * GIB)
+    assert paged.fits and paged.needed_bytes <= paged.budget_bytes
+    assert paged.message == (
+        "gpt-oss-120b fits this Mac's 51.5 GB GPU budget with 78% of its experts in memory; "
+        "the rest are read from disk as needed, which makes replies slower."
+    )
+    for mac_gib in (96, 128):
+        published = offer(HUNDRED_TWENTY, mac_gib * GIB)
+        assert published.fits and published.message.startswith("gpt-oss-120b needs about 64.8 GB of the")
+
+    crawling = offer(HUNDRED_TWENTY, 16 * GIB)
+    assert crawling.message == (
+        "gpt-oss-120b fits this Mac's 11.5 GB GPU budget with 8-bit attention and unembedding and 15% of "
+        "its experts in memory; the rest are read from disk as needed, which changes its answers and "
+        "makes replies very slow."
+    )
 
 
-def test_a_longer_context_needs_more_memory():
-    assert TWENTY.estimate(131072).total_bytes - TWENTY.estimate(4096).total_bytes == TWENTY.kv_bytes_per_token * (131072 - 4096)
+def test_the_offer_uses_the_manual_memory_options():
+    as_published = offer(HUNDRED_TWENTY, 16 * GIB, manual=LoadOptions())
+    assert not as_published.runs and as_published.message.startswith("gpt-oss-120b will not fit")
+    assert "run slowly" in offer(TWENTY, 16 * GIB, manual=LoadOptions()).message
+    rounded = offer(TWENTY, 16 * GIB, manual=LoadOptions(dense_bits=8, expert_budget_bytes=4 * GIB))
+    assert rounded.fits and "with 8-bit attention and unembedding and 42% of its experts in memory" in rounded.message
+    roomy = offer(TWENTY, 64 * GIB, manual=LoadOptions(expert_budget_bytes=20 * GIB))
+    assert roomy.message.startswith("gpt-oss-20b needs about"), "a budget above the experts pages none"
+
+
+def test_a_longer_context_needs_more_memory_and_leaves_less_for_experts():
+    config = HUNDRED_TWENTY.config
+    long, short = offer(HUNDRED_TWENTY, 128 * GIB, 131072), offer(HUNDRED_TWENTY, 128 * GIB)
+    assert long.needed_bytes - short.needed_bytes == memory.kv_bytes_per_token(config) * (131072 - 4096)
+    assert "with 70% of its experts in memory" in offer(HUNDRED_TWENTY, 64 * GIB, 131072).message
 
 
 @dataclass(frozen=True)
