@@ -151,12 +151,6 @@ def check_model_fit(
     return check_fit(model_dir.name, needed, total_memory_bytes() if total_ram is None else total_ram)
 
 
-def _experts_bytes(config: ModelConfig) -> int:
-    """All the experts' bytes: what a budget of one byte leaves out of the resident weights."""
-    everything = memory.resident_bytes(config, LoadOptions())
-    return everything - memory.resident_bytes(config, LoadOptions(expert_budget_bytes=1)) + 1
-
-
 def _what_fitting_costs(options: LoadOptions, experts_bytes: int) -> str:
     """What a load with `options` gives up, and what that does to replies, in a sentence to
     follow "fits … with"; "" for the weights as published, all in memory."""
@@ -185,5 +179,5 @@ def offer(
     fit = partial(memory.fitting_options, usable=usable_memory_bytes(total_ram))
     options = load_options_for(manual, choice.config, context_length, fit)
     needed = memory.estimate(choice.config, context_length or SMALLEST_CONTEXT, options).total_bytes
-    given_up = _what_fitting_costs(options, _experts_bytes(choice.config))
+    given_up = _what_fitting_costs(options, memory.experts_bytes(choice.config))
     return check_fit(choice.name, needed, total_ram, given_up)

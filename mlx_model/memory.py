@@ -63,6 +63,15 @@ def _is_quantizable(name: str) -> bool:
     return name.endswith(("proj.weight", "lm_head.weight")) and ".mlp." not in name
 
 
+def _experts_bytes(specs: dict[str, TensorSpec]) -> int:
+    return sum(spec.nbytes for name, spec in specs.items() if ".mlp.experts." in name)
+
+
+def experts_bytes(model: ModelSource) -> int:
+    """All the experts' bytes (MXFP4 blocks, scales, biases): what an expert budget divides."""
+    return _experts_bytes(_checkpoint_specs(model)[1])
+
+
 def resident_weights_bytes(specs: dict[str, TensorSpec], config: ModelConfig, options: LoadOptions) -> int:
     """What a load with `options` keeps in memory (bfloat16 compute dtype)."""
     total = 0
@@ -77,8 +86,7 @@ def resident_weights_bytes(specs: dict[str, TensorSpec], config: ModelConfig, op
             size = int(size * (options.dense_bits + 0.5) / 16)
         total += size
     if options.expert_budget_bytes is not None:
-        experts = sum(spec.nbytes for name, spec in specs.items() if ".mlp.experts." in name)
-        total += min(options.expert_budget_bytes, experts)
+        total += min(options.expert_budget_bytes, _experts_bytes(specs))
     return total
 
 
@@ -118,7 +126,7 @@ def fitting_options(model: ModelSource, context_length: int, usable: int | None 
     None when not even that fits."""
     usable = usable_memory_bytes() if usable is None else usable
     config, specs = _checkpoint_specs(model)
-    experts = sum(spec.nbytes for name, spec in specs.items() if ".mlp.experts." in name)
+    experts = _experts_bytes(specs)
     expert_bytes = experts // (config.num_local_experts * config.num_hidden_layers)
     one_token = config.num_experts_per_tok * config.num_hidden_layers * expert_bytes
 

@@ -38,6 +38,13 @@ def test_a_config_alone_estimates_as_its_checkpoint_does(sparse: dict[str, Path]
         assert memory.estimate(PUBLISHED[repo], 8192, options) == memory.estimate(sparse[repo], 8192, options)
 
 
+def test_experts_are_what_a_budget_keeps_out() -> None:
+    config = PUBLISHED["openai/gpt-oss-20b"]
+    everything = memory.resident_bytes(config, LoadOptions())
+    assert memory.experts_bytes(config) == everything - memory.resident_bytes(config, LoadOptions(expert_budget_bytes=1)) + 1
+    assert round(memory.experts_bytes(config) / GIB, 2) == 9.47  # 4.25 bits a weight: ../shared/reference
+
+
 def test_kv_at_8k_for_20b_is_192_mib_plus_the_windows() -> None:
     config = PUBLISHED["openai/gpt-oss-20b"]
     per_token_and_layer = 2 * 8 * 64 * 2  # keys and values, 8 KV heads of 64, bfloat16
@@ -58,11 +65,6 @@ def usable(mac_gib: int) -> int:
     return memory.usable_memory_bytes(mac_gib * GIB)
 
 
-def experts_bytes(config) -> int:
-    full = memory.estimate(config, 0, LoadOptions()).weights_bytes
-    return full - memory.estimate(config, 0, LoadOptions(expert_budget_bytes=1)).weights_bytes + 1
-
-
 @pytest.mark.parametrize("repo, mac_gib", [("openai/gpt-oss-20b", 24), ("openai/gpt-oss-20b", 64),
                                            ("openai/gpt-oss-120b", 96)])
 def test_a_mac_with_room_gets_the_weights_as_published(repo: str, mac_gib: int) -> None:
@@ -76,14 +78,14 @@ def test_paging_experts_is_preferred_to_rounding_weights(repo: str, mac_gib: int
     config = PUBLISHED[repo]
     options = memory.fitting_options(config, 8192, usable(mac_gib))
     assert options.dense_bits == 16 and options.embedding == "mapped"
-    assert options.expert_budget_bytes >= least_resident * experts_bytes(config)
+    assert options.expert_budget_bytes >= least_resident * memory.experts_bytes(config)
     assert memory.estimate(config, 8192, options).total_bytes <= usable(mac_gib)
 
 
 def test_rounding_comes_in_only_when_paging_would_keep_under_half_the_experts() -> None:
     config = PUBLISHED["openai/gpt-oss-120b"]
     options = memory.fitting_options(config, 8192, usable(32))
-    assert options.dense_bits == 8 and options.expert_budget_bytes < experts_bytes(config) / 2
+    assert options.dense_bits == 8 and options.expert_budget_bytes < memory.experts_bytes(config) / 2
     assert memory.estimate(config, 8192, options).total_bytes <= usable(32)
 
 
