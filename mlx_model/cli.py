@@ -70,9 +70,10 @@ class _Printer:
         if isinstance(event, (Stats, Done)) and not self.raw:
             self._end_line()
         if isinstance(event, Stats):
+            paging = "" if event.expert_hit_rate is None else f", experts found in memory {event.expert_hit_rate:.0%}"
             print(
                 f"[{event.new_tokens} tokens, {event.tokens_per_s:.1f} tok/s, first token {event.ttft_s:.2f} s, "
-                f"{event.cached_tokens} of {event.prompt_tokens} prompt tokens cached]",
+                f"{event.cached_tokens} of {event.prompt_tokens} prompt tokens cached{paging}]",
                 file=self.err,
             )
         elif isinstance(event, Done) and event.detail:

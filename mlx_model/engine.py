@@ -176,6 +176,13 @@ class Engine:
             total.add(pool.stats)
         return total
 
+    def _hit_rate_since(self, before: PagingStats | None) -> float | None:
+        if before is None:
+            return None
+        now = self.paging_stats()
+        hits, misses = now.hits - before.hits, now.misses - before.misses
+        return hits / (hits + misses) if hits + misses else 1.0
+
     # -- generation ----------------------------------------------------------------------------
 
     def reply(
@@ -193,6 +200,7 @@ class Engine:
         """
         cancel = cancel or threading.Event()
         started = time.perf_counter()
+        paging_before = self.paging_stats()
         mx.reset_peak_memory()
         reserve = min(sampling.max_new_tokens, self.info.context_limit // 4)
         fitted = self._fit_to_context(conversation, reserve)
@@ -218,6 +226,7 @@ class Engine:
                 context_tokens=len(self.cache.tokens),
                 context_limit=self.info.context_limit,
                 dropped_messages=dropped,
+                expert_hit_rate=self._hit_rate_since(paging_before),
             )
 
         try:

@@ -78,6 +78,7 @@ class Stats:
     context_tokens: int = 0
     context_limit: int = 0
     dropped_messages: int = 0  # old messages left out of the prompt to fit the context
+    expert_hit_rate: float | None = None  # share of this reply's expert uses found in memory; None: all resident
 
 
 DoneReason = Literal["return", "call", "max_tokens", "cancelled", "context_full", "error"]

@@ -9,6 +9,7 @@ from pathlib import Path
 from support.harmony_model import EXCHANGES, START_DATE
 
 from mlx_model.cli import main
+from mlx_model.memory import experts_bytes
 
 
 def chat(model: Path, *args: str, stdin: str = "") -> tuple[int, str, str]:
@@ -23,6 +24,16 @@ def test_single_prompt_prints_reasoning_then_answer(harmony_model_dir: Path) -> 
     assert code == 0
     assert out == f"Thinking: {EXCHANGES['sum'].analysis}\n\n{EXCHANGES['sum'].final}\n"
     assert "tok/s" in err
+
+
+def test_paged_experts_answer_the_same_and_report_their_hit_rate(harmony_model_dir: Path) -> None:
+    half_the_experts = experts_bytes(harmony_model_dir) / 2 / 1024**3
+    code, out, err = chat(harmony_model_dir, "--reasoning", "high", "--expert-budget-gib", str(half_the_experts),
+                          "--prompt", EXCHANGES["sum"].question)
+    assert code == 0
+    assert out == f"Thinking: {EXCHANGES['sum'].analysis}\n\n{EXCHANGES['sum'].final}\n"
+    assert "experts found in memory" in err
+    assert "experts found in memory" not in chat(harmony_model_dir, "--prompt", EXCHANGES["sum"].question)[2]
 
 
 def test_json_prints_one_event_per_line(harmony_model_dir: Path) -> None:

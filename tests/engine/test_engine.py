@@ -239,8 +239,19 @@ def test_paging_stats_sum_the_layers_and_are_none_when_every_expert_is_resident(
 
     conversation = chat("high")
     conversation.add_user(EXCHANGES["sum"].question)
-    run(paged, conversation)
+    _, first_stats, _ = run(paged, conversation)
     assert text_of(conversation.messages[-1]) == EXCHANGES["sum"].final  # paging changes no output
+    after_first = paged.paging_stats()
+    assert first_stats.expert_hit_rate == pytest.approx(after_first.hit_rate)  # the first reply is all there is
+    conversation.add_user(EXCHANGES["sum"].question)
+    _, second_stats, _ = run(paged, conversation)
+    now = paged.paging_stats()
+    hits, misses = now.hits - after_first.hits, now.misses - after_first.misses
+    assert second_stats.expert_hit_rate == pytest.approx(hits / (hits + misses)), "this reply's uses only"
+
+    resident = chat("low")
+    resident.add_user(EXCHANGES["sum"].question)
+    assert run(engine, resident)[1].expert_hit_rate is None
 
     assert paged.info.weights_bytes == resident_bytes(harmony_model_dir, LoadOptions(expert_budget_bytes=budget))
     assert paged.info.weights_bytes < engine.info.weights_bytes, "the automatic context counts only what is resident"
