@@ -82,7 +82,7 @@ def resident_weights_bytes(specs: dict[str, TensorSpec], config: ModelConfig, op
             continue
         size = spec.nbytes
         if options.dense_bits != 16 and _is_quantizable(name):
-            # affine groups of 64 carry a float16 scale and bias each: 0.5 bit a weight
+            # affine groups of 64 carry a bfloat16 scale and bias each: 0.5 bit a weight
             size = int(size * (options.dense_bits + 0.5) / 16)
         total += size
     if options.expert_budget_bytes is not None:
