@@ -137,12 +137,14 @@ def fitting_options(model: ModelSource, context_length: int, usable: int | None 
 
     if _estimate(config, specs, context_length, LoadOptions()).total_bytes <= usable:
         return LoadOptions()
-    if expert_budget(16) >= experts // 2:
-        return LoadOptions(expert_budget_bytes=expert_budget(16))
-    if expert_budget(8) >= experts:
+    exact_budget = expert_budget(16)
+    if exact_budget >= experts // 2:
+        return LoadOptions(expert_budget_bytes=exact_budget)
+    rounded_budget = expert_budget(8)
+    if rounded_budget >= experts:
         return LoadOptions(dense_bits=8)
-    if expert_budget(8) >= one_token:
-        return LoadOptions(dense_bits=8, expert_budget_bytes=expert_budget(8))
+    if rounded_budget >= one_token:
+        return LoadOptions(dense_bits=8, expert_budget_bytes=rounded_budget)
     return None
 
 
