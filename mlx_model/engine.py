@@ -180,8 +180,7 @@ class Engine:
         if before is None:
             return None
         now = self.paging_stats()
-        hits, misses = now.hits - before.hits, now.misses - before.misses
-        return hits / (hits + misses) if hits + misses else 1.0
+        return PagingStats(now.hits - before.hits, now.misses - before.misses).hit_rate
 
     # -- generation ----------------------------------------------------------------------------
 

@@ -53,12 +53,6 @@ def kv_bytes(config: ModelConfig, context_length: int, bytes_per_value: int = 2)
     )
 
 
-def weights_bytes(folder: str | Path, config: ModelConfig | None = None) -> int:
-    """Bytes of the checkpoint's tensors (what a fully resident bfloat16 load holds)."""
-    config = config or ModelConfig.from_folder(folder)
-    return sum(location.spec.nbytes for location in locate_tensors(folder, config).values())
-
-
 def _is_quantizable(name: str) -> bool:
     return name.endswith(("proj.weight", "lm_head.weight")) and ".mlp." not in name
 
@@ -72,7 +66,7 @@ def experts_bytes(model: ModelSource) -> int:
     return _experts_bytes(_checkpoint_specs(model)[1])
 
 
-def resident_weights_bytes(specs: dict[str, TensorSpec], config: ModelConfig, options: LoadOptions) -> int:
+def _resident_weights_bytes(specs: dict[str, TensorSpec], config: ModelConfig, options: LoadOptions) -> int:
     """What a load with `options` keeps in memory (bfloat16 compute dtype)."""
     total = 0
     for name, spec in specs.items():
@@ -93,7 +87,7 @@ def resident_weights_bytes(specs: dict[str, TensorSpec], config: ModelConfig, op
 def resident_bytes(model: ModelSource, options: LoadOptions) -> int:
     """What a load of `model` with `options` keeps in memory (the rest stays on disk)."""
     config, specs = _checkpoint_specs(model)
-    return resident_weights_bytes(specs, config, options)
+    return _resident_weights_bytes(specs, config, options)
 
 
 ModelSource = str | Path | ModelConfig
@@ -110,7 +104,7 @@ def _checkpoint_specs(source: ModelSource) -> tuple[ModelConfig, dict[str, Tenso
 
 def _estimate(config: ModelConfig, specs: dict[str, TensorSpec], context_length: int, options: LoadOptions) -> MemoryEstimate:
     return MemoryEstimate(
-        resident_weights_bytes(specs, config, options), kv_bytes(config, context_length), RUNTIME_OVERHEAD_BYTES
+        _resident_weights_bytes(specs, config, options), kv_bytes(config, context_length), RUNTIME_OVERHEAD_BYTES
     )
 
 
