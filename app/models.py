@@ -28,9 +28,9 @@ SMALLEST_CONTEXT = 4096
 """The context assumed when the setting is automatic: the engine never picks less."""
 _SWAP_LIMIT = 0.9
 """Above this share of RAM a model would page constantly: refused unless the user insists."""
-_MOSTLY_ON_DISK = 0.5
-"""Under this share of experts in memory, most of them are on disk and replies are called very
-slow: fitting_options pages that much only when not even 8-bit dense weights fit otherwise."""
+_MOSTLY_ON_DISK = memory.EXACT_PAGING_MIN_SHARE
+"""Under this share of experts in memory replies are called very slow: fitting_options pages
+that much only with 8-bit dense weights, when nothing exact fits."""
 
 
 class MemoryEstimate(Protocol):

@@ -21,6 +21,9 @@ RUNTIME_OVERHEAD_BYTES = GIB // 2
 MIN_CONTEXT, MAX_DEFAULT_CONTEXT = 4096, 32768
 # macOS lets the GPU wire about 2/3 of RAM up to 36 GB and about 3/4 above; use the same share.
 _GPU_SHARE_SMALL, _GPU_SHARE_LARGE = 0.67, 0.75
+EXACT_PAGING_MIN_SHARE = 0.5
+"""fitting_options pages experts with the weights as published only while at least this share
+of them stays resident; below it, most expert uses would read the disk and 8-bit weights come in."""
 
 
 @dataclass(frozen=True)
@@ -115,8 +118,8 @@ def estimate(model: ModelSource, context_length: int, options: LoadOptions = Loa
 
 def fitting_options(model: ModelSource, context_length: int, usable: int | None = None) -> LoadOptions | None:
     """The least lossy options under which the model fits `usable` bytes, exact ones first:
-    the defaults; else the experts paged from disk (exact, slower) if at least half of them stay
-    resident; else 8-bit dense weights; else 8-bit with the experts paged under what is left.
+    the defaults; else the experts paged from disk (exact, slower) if at least
+    EXACT_PAGING_MIN_SHARE of them stay resident; else 8-bit dense weights; else 8-bit with the experts paged under what is left.
     None when not even that fits."""
     usable = usable_memory_bytes() if usable is None else usable
     config, specs = _checkpoint_specs(model)
@@ -132,7 +135,7 @@ def fitting_options(model: ModelSource, context_length: int, usable: int | None 
     if _estimate(config, specs, context_length, LoadOptions()).total_bytes <= usable:
         return LoadOptions()
     exact_budget = expert_budget(16)
-    if exact_budget >= experts // 2:
+    if exact_budget >= int(experts * EXACT_PAGING_MIN_SHARE):
         return LoadOptions(expert_budget_bytes=exact_budget)
     rounded_budget = expert_budget(8)
     if rounded_budget >= experts:
