@@ -203,18 +203,42 @@ class ConversationSidebar(QWidget):
     # -- internals -----------------------------------------------------------------------------
 
     def _fill(self, rows: list[tuple[int, str, str]], selected: int | None) -> None:
+        """Bring the list to `rows` in place: rows that stay keep their items (moved, retitled),
+        so a refresh after each reply touches the few rows that changed, not thousands."""
         self._filling = True
-        self.list.clear()
-        for conversation_id, title, subtitle in rows:
-            item = QListWidgetItem(title)
-            item.setData(ID_ROLE, conversation_id)
-            item.setData(SUBTITLE_ROLE, subtitle)
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
-            item.setToolTip(title)
-            self.list.addItem(item)
-            if conversation_id == selected:
-                self.list.setCurrentItem(item)
+        wanted = {conversation_id for conversation_id, _title, _subtitle in rows}
+        for row in reversed(range(self.list.count())):
+            if self.list.item(row).data(ID_ROLE) not in wanted:
+                self.list.takeItem(row)
+        rows_by_id = {self.list.item(row).data(ID_ROLE): row for row in range(self.list.count())}
+        for position, (conversation_id, title, subtitle) in enumerate(rows):
+            item = self.list.item(position)
+            if item is None or item.data(ID_ROLE) != conversation_id:
+                if conversation_id in rows_by_id:
+                    item = self.list.takeItem(self._row_of(conversation_id, position))
+                else:
+                    item = QListWidgetItem()
+                    item.setData(ID_ROLE, conversation_id)
+                    item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
+                self.list.insertItem(position, item)
+            if item.text() != title:
+                item.setText(title)
+                item.setToolTip(title)
+            if item.data(SUBTITLE_ROLE) != subtitle:
+                item.setData(SUBTITLE_ROLE, subtitle)
+        current = self._item(selected)
+        if current is None:
+            self.list.setCurrentRow(-1)
+        elif current is not self.list.currentItem():
+            self.list.setCurrentItem(current)
         self._filling = False
+
+    def _row_of(self, conversation_id: int, start: int) -> int:
+        """The row of a chat known to be at `start` or below it."""
+        row = start
+        while self.list.item(row).data(ID_ROLE) != conversation_id:
+            row += 1
+        return row
 
     def _item(self, conversation_id: int | None) -> QListWidgetItem | None:
         for row in range(self.list.count()):
