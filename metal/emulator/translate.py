@@ -14,8 +14,6 @@ from metal.emulator.signature import GeneratedKernel
 
 # Constructs the shim does not implement, and why the kernel is rejected.
 _UNSUPPORTED: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"\bsimdgroup_(matrix|load|store|multiply|multiply_accumulate)\w*\b"),
-     "simdgroup_matrix operations are not emulated"),
     (re.compile(r"\b(texture|depth)(1d|2d|3d|cube|_buffer)\w*\b"), "textures are not emulated"),
     (re.compile(r"\bsampler\b"), "samplers are not emulated"),
     (re.compile(r"\bimageblock\b|\bthreadgroup_imageblock\b"), "imageblocks are not emulated"),
@@ -26,7 +24,9 @@ _UNSUPPORTED: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 # Any of these words means the kernel synchronises, so its threads must run as fibers.
-_SYNCHRONISING = re.compile(r"\b(threadgroup_barrier|simdgroup_barrier|simd_\w+)\b")
+_SYNCHRONISING = re.compile(
+    r"\b(threadgroup_barrier|simdgroup_barrier|simd_\w+|simdgroup_(load|store|multiply\w*))\b"
+)
 
 _ATTRIBUTE = re.compile(r"\[\[\s*[A-Za-z_][^\[\]]*\]\]")
 _METAL_INCLUDE = re.compile(r"^[ \t]*#[ \t]*include[ \t]*<metal_\w+>[ \t]*$", re.MULTILINE)

@@ -105,7 +105,6 @@ def test_a_compile_error_points_at_the_metal_line():
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ("simdgroup_matrix<float, 8, 8> m;", "simdgroup_matrix operations are not emulated"),
         ("texture2d<float> t;", "textures are not emulated"),
         ("float q = quad_sum(1.0f);", "quad-group functions"),
         ("double d = 1.0;", "Metal has no double"),

@@ -29,6 +29,7 @@
 #include "metal_runtime.h"
 #include "metal_simd.h"
 #include "metal_atomic.h"
+#include "metal_simdgroup_matrix.h"
 #include "mlx_preamble.h"
 
 using namespace metal;
