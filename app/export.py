@@ -33,7 +33,8 @@ def chat_markdown(conversation: ConversationRecord, records: list[MessageRecord]
              f"Reasoning: {conversation.reasoning_level}", f"Started: {conversation.start_date}"]
     lines += ["*" + " · ".join(fact for fact in facts if fact) + "*", ""]
     if conversation.developer_instructions:
-        lines += ["**Developer instructions**", "", *("> " + line for line in conversation.developer_instructions.splitlines()), ""]
+        quoted = ("> " + line for line in conversation.developer_instructions.splitlines())
+        lines += ["**Developer instructions**", "", *quoted, ""]
     for turn in group_turns(records):
         if turn.role == "user":
             lines += ["## You", "", turn.text, ""]

@@ -23,7 +23,6 @@ from mlx_model.hub import format_bytes
 from mlx_model.loader import LoadOptions
 from mlx_model.memory import GIB, ModelSource, total_memory_bytes, usable_memory_bytes
 
-GB = 1000**3
 SMALLEST_CONTEXT = 4096
 """The context assumed when the setting is automatic: the engine never picks less."""
 _SWAP_LIMIT = 0.9

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from mlx_model.memory import fitting_options, usable_memory_bytes
@@ -74,7 +74,8 @@ import mlx.core as mx, numpy as np
 from mlx_model import load
 from mlx_model.loader import LoadOptions
 from mlx_model.prompt_cache import PromptCache
-folder, options, prompt_tokens, new_tokens, chunk, context = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+folder, options = sys.argv[1], json.loads(sys.argv[2])
+prompt_tokens, new_tokens, chunk, context = (int(a) for a in sys.argv[3:7])
 started = time.perf_counter()
 model = load(folder, options=LoadOptions(**options))
 loaded = time.perf_counter()
@@ -82,7 +83,8 @@ tokens = np.random.default_rng(0).integers(0, 200_000, max(context, prompt_token
 cache = PromptCache(model, chunk_size=chunk)
 filled = len(tokens) - prompt_tokens
 config = model.config
-fill(cache.layers, filled, lambda layer, k, v: layer.update(k, v), config.num_key_value_heads, config.head_dim, mx.bfloat16, chunk)
+fill(cache.layers, filled, lambda layer, k, v: layer.update(k, v), config.num_key_value_heads, config.head_dim,
+     mx.bfloat16, chunk)
 cache.tokens.extend(tokens[:filled])
 filled_at = time.perf_counter()
 logits = cache.prefill(tokens).logits
@@ -111,17 +113,20 @@ import mlx.core as mx, numpy as np
 from mlx_lm import load
 from mlx_lm.generate import generate_step
 from mlx_lm.models.cache import make_prompt_cache
-folder, prompt_tokens, new_tokens, chunk, context = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+folder = sys.argv[1]
+prompt_tokens, new_tokens, chunk, context = (int(a) for a in sys.argv[2:6])
 started = time.perf_counter()
 model, tokenizer = load(folder)
 loaded = time.perf_counter()
 tokens = np.random.default_rng(0).integers(0, 200_000, max(context, prompt_tokens)).tolist()
 cache = make_prompt_cache(model)
 args = model.args
-fill(cache, len(tokens) - prompt_tokens, lambda layer, k, v: layer.update_and_fetch(k, v), args.num_key_value_heads, args.head_dim, mx.bfloat16, chunk)
+fill(cache, len(tokens) - prompt_tokens, lambda layer, k, v: layer.update_and_fetch(k, v), args.num_key_value_heads,
+     args.head_dim, mx.bfloat16, chunk)
 filled_at = time.perf_counter()
 prompt = mx.array(tokens[len(tokens) - prompt_tokens:])
-steps = generate_step(prompt, model, prompt_cache=cache, max_tokens=new_tokens, sampler=lambda x: mx.argmax(x, axis=-1), prefill_step_size=chunk)
+steps = generate_step(prompt, model, prompt_cache=cache, max_tokens=new_tokens, sampler=lambda x: mx.argmax(x, axis=-1),
+                      prefill_step_size=chunk)
 first = None
 generated = []
 for token, _ in steps:
@@ -203,10 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     peer = results.get("mlx-lm")
     context = f", context {max(args.context, args.prompt_tokens)} (the rest random keys and values)" if args.context else ""
     print(f"\n{folder.name}: prompt {args.prompt_tokens} tokens, {args.tokens} new, chunk {args.chunk}{context}")
-    for name, r in results.items():
+    for name in results:
         if name in configs:
             print(f"{name}: {configs[name]}")
-    print(f"{'config':<20}{'peak MLX GiB':>14}{'peak RSS GiB':>14}{'vs mlx-lm':>11}{'load s':>9}{'s/token':>10}{'hit rate':>10}  tokens, last logits")
+    print(f"{'config':<20}{'peak MLX GiB':>14}{'peak RSS GiB':>14}{'vs mlx-lm':>11}{'load s':>9}{'s/token':>10}"
+          f"{'hit rate':>10}  tokens, last logits")
     for name, r in results.items():
         ratio = f"{r['peak_mlx'] / peer['peak_mlx']:.2f}" if peer else "-"
         hits = f"{r['hit_rate']:.2f}" if r["hit_rate"] is not None else "-"

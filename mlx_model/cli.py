@@ -11,7 +11,6 @@ import argparse
 import datetime
 import json
 import sys
-import threading
 from dataclasses import asdict
 from pathlib import Path
 from typing import TextIO
@@ -176,12 +175,10 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextI
             printer.token(engine.tokenizer.decode(prompt[engine.cache.reusable_prefix(prompt):]))
         printer.reset()
         on_token = (lambda token_id: printer.token(engine.tokenizer.decode([token_id]))) if args.raw else None
-        cancel = threading.Event()
         try:
-            for event in engine.reply(conversation, sampling, cancel, on_token=on_token):
+            for event in engine.reply(conversation, sampling, on_token=on_token):
                 printer.event(event)
         except KeyboardInterrupt:
-            cancel.set()
             print("\n[stopped]", file=stderr)
 
     if args.prompt is not None:

@@ -85,8 +85,6 @@ class Engine:
         )
         self.overflow = overflow
         self.cache = PromptCache(model, chunk_size=chunk_size)
-        self._stop_ids = set(tokenizer.stop_ids_for_assistant)
-        self._call_id = tokenizer.encode_special("<|call|>")
         self._continuation: _ToolContinuation | None = None
         self.last_prompt: list[int] = []
 
@@ -265,8 +263,8 @@ class Engine:
             if on_token is not None:
                 on_token(token_id)
             yield from parser.feed(token_id)
-            if token_id in self._stop_ids:
-                reason = "call" if token_id == self._call_id else "return"
+            if parser.stop_reason is not None:
+                reason = parser.stop_reason
                 break
             token = next_token
 

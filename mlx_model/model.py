@@ -8,6 +8,8 @@ sliding window on even layers; a top-4 MoE of MXFP4 experts with a clamped SwiGL
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+
 import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten

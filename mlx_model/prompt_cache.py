@@ -35,7 +35,6 @@ class Checkpoint:
 class PrefillResult:
     logits: mx.array  # [vocab] for the last prompt token
     reused_tokens: int
-    computed_tokens: int
 
 
 def common_prefix_length(a: list[int], b: list[int]) -> int:
@@ -114,7 +113,7 @@ class PromptCache:
         if start < len(self.tokens) or stored:
             self._rewind(start)
         if stored:
-            return PrefillResult(self._checkpoints[start].logits, start, 0)
+            return PrefillResult(self._checkpoints[start].logits, start)
 
         edges = sorted({p for p in checkpoints if start < p < len(tokens)} | {len(tokens)})
         position = start
@@ -137,7 +136,7 @@ class PromptCache:
                 if progress is not None:
                     progress(position - start, len(tokens) - start)
             self.checkpoint(logits if edge == len(tokens) else None)
-        return PrefillResult(logits, start, len(tokens) - start)
+        return PrefillResult(logits, start)
 
     def step(self, token: mx.array) -> mx.array:
         """Feed one sampled token (a 0-d array, possibly still lazy); return the next logits.

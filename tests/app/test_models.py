@@ -7,7 +7,6 @@ from pathlib import Path
 
 from app.models import (
     CATALOGUE,
-    GB,
     check_model_fit,
     load_options_for,
     memory_summary,
@@ -17,6 +16,7 @@ from mlx_model import memory
 from mlx_model.loader import LoadOptions
 
 GIB = 1024**3
+GB = 1000**3
 
 TWENTY, HUNDRED_TWENTY = CATALOGUE
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import mlx.core as mx
 import numpy as np
 import pytest
-
 from kernel_inputs import as_float32, assert_close, normal
+
 from mlx_model.kernels import reference
 from mlx_model.kernels.metal_kernels import DECODE_ATTENTION_MAX_QUERIES, MetalKernels
 

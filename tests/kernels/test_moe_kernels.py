@@ -6,8 +6,8 @@ from __future__ import annotations
 import mlx.core as mx
 import numpy as np
 import pytest
-
 from kernel_inputs import as_float32, assert_close, normal, random_experts
+
 from mlx_model.kernels import reference
 from mlx_model.kernels.metal_kernels import GROUPED_MOE_MIN_TOKENS, MetalKernels
 

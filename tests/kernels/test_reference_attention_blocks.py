@@ -6,8 +6,8 @@ from __future__ import annotations
 import mlx.core as mx
 import numpy as np
 import pytest
-
 from kernel_inputs import normal
+
 from mlx_model.kernels import reference
 
 

@@ -62,7 +62,8 @@ def test_wrong_shape_names_tensor_and_expected_shape(checkpoint: Path) -> None:
         header[name]["shape"] = list(reversed(header[name]["shape"]))
 
     rewrite_header(first, transpose)
-    with pytest.raises(ModelFolderError, match=rf"{first.name}: tensor lm_head\.weight is \[64, 201088\] BF16, config\.json implies \[201088, 64\] BF16"):
+    expected = rf"{first.name}: tensor lm_head\.weight is \[64, 201088\] BF16, config\.json implies \[201088, 64\] BF16"
+    with pytest.raises(ModelFolderError, match=expected):
         load(checkpoint)
 
 
