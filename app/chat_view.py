@@ -29,6 +29,14 @@ COLUMN_WIDTH = 780
 ASSISTANT_NAME = "gpt-oss"
 LEVEL_NAMES = {"low": "Low", "medium": "Medium", "high": "High"}
 _INPUT_MAX_LINES = 8
+COLLAPSE_CHARS = 1500
+COLLAPSE_LINES = 15
+"""A message longer than this is shown folded to `COLLAPSED_LINES` lines with "Show more"."""
+COLLAPSED_LINES = 10
+
+
+def is_long(text: str) -> bool:
+    return len(text) > COLLAPSE_CHARS or text.count("\n") >= COLLAPSE_LINES
 
 
 def thought_label(seconds: float) -> str:
@@ -60,6 +68,7 @@ class MessageBubble(QFrame):
         self.role = role
         self.first_id: int | None = None
         self.text = ""
+        self.collapsed = False
         self.setObjectName("UserRow" if role == "user" else "AssistantRow")
         self.view = MessageView()
         self.view.setObjectName("UserText" if role == "user" else "AssistantText")
@@ -81,6 +90,12 @@ class MessageBubble(QFrame):
             inner = QVBoxLayout(self.bubble)
             inner.setContentsMargins(14, 9, 14, 9)
             inner.addWidget(self.view)
+            self.expand_button = QToolButton()
+            self.expand_button.setObjectName("ExpandMessage")
+            self.expand_button.setCursor(Qt.CursorShape.PointingHandCursor)
+            self.expand_button.clicked.connect(lambda: self.set_collapsed(not self.collapsed))
+            self.expand_button.hide()
+            inner.addWidget(self.expand_button, 0, Qt.AlignmentFlag.AlignLeft)
             row = QHBoxLayout()
             row.addStretch(1)
             row.addWidget(self.bubble, 4)
@@ -124,11 +139,19 @@ class MessageBubble(QFrame):
     # -- content -------------------------------------------------------------------------------
 
     def set_text(self, text: str) -> None:
-        self.text = text
+        new_text, self.text = text != self.text, text
         if self.role == "user":
             self.view.show_plain(text)
+            self.expand_button.setVisible(is_long(text))
+            self.set_collapsed(is_long(text) and (new_text or self.collapsed))
         else:
             self.view.show_markdown(text, theme.palette())
+
+    def set_collapsed(self, collapsed: bool) -> None:
+        """Fold a long message to its first lines, or show all of it."""
+        self.collapsed = collapsed
+        self.view.set_height_cap(COLLAPSED_LINES * self.view.fontMetrics().lineSpacing() if collapsed else None)
+        self.expand_button.setText("Show more" if collapsed else "Show less")
 
     def set_level(self, level: str | None) -> None:
         if self.role == "user":
@@ -184,6 +207,7 @@ class MessageInput(QPlainTextEdit):
 
     submitted = Signal()
     escaped = Signal()
+    focus_changed = Signal(bool)  # the box around it shows the focus
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -207,6 +231,14 @@ class MessageInput(QPlainTextEdit):
             event.ignore()
             return
         super().keyPressEvent(event)
+
+    def focusInEvent(self, event) -> None:
+        super().focusInEvent(event)
+        self.focus_changed.emit(True)
+
+    def focusOutEvent(self, event) -> None:
+        super().focusOutEvent(event)
+        self.focus_changed.emit(False)
 
     def _fit_height(self) -> None:
         line = self.fontMetrics().lineSpacing()
@@ -251,6 +283,7 @@ class Composer(QFrame):
         row.setSpacing(6)
         row.addWidget(self.input, 1)
         row.addWidget(self.send_button, 0, Qt.AlignmentFlag.AlignBottom)
+        self.input.focus_changed.connect(lambda focused: self._show_focus(box, focused))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(24, 8, 24, 10)
         layout.setSpacing(4)
@@ -259,6 +292,11 @@ class Composer(QFrame):
         layout.addWidget(self.hint, 0, Qt.AlignmentFlag.AlignHCenter)
         self.set_busy(False)
         self.set_next_level("medium")
+
+    @staticmethod
+    def _show_focus(box: QFrame, focused: bool) -> None:
+        box.setProperty("focused", focused)
+        box.style().polish(box)
 
     def set_next_level(self, level: str) -> None:
         self.hint.setText(f"Next reply: {LEVEL_NAMES[level]} reasoning · Enter to send, Shift+Enter for a new line")

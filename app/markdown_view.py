@@ -182,6 +182,7 @@ class MessageView(QTextBrowser):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.code_blocks: list[str] = []
+        self.height_cap: int | None = None
         self.setOpenLinks(False)
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -211,8 +212,17 @@ class MessageView(QTextBrowser):
         elif url.scheme() in ("http", "https", "mailto"):
             QDesktopServices.openUrl(url)
 
+    def full_height(self) -> int:
+        return int(self.document().size().height()) + 4
+
+    def set_height_cap(self, pixels: int | None) -> None:
+        """Show at most `pixels` of the message (None: all of it); the rest is clipped."""
+        self.height_cap = pixels
+        self._fit_height()
+
     def _fit_height(self) -> None:
-        self.setFixedHeight(int(self.document().size().height()) + 4)
+        height = self.full_height()
+        self.setFixedHeight(height if self.height_cap is None else min(height, self.height_cap))
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)

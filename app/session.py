@@ -154,8 +154,8 @@ class ChatSession(QObject):
     def conversations(self) -> list[ConversationRecord]:
         return self._guard(self.store.conversations, [])
 
-    def search(self, text: str) -> list[SearchHit]:
-        return self._guard(lambda: self.store.search(text), [])
+    def search(self, text: str, limit: int = 50) -> list[SearchHit]:
+        return self._guard(lambda: self.store.search(text, limit=limit), [])
 
     def turns(self) -> list[Turn]:
         """The open chat's turns as stored ([] for a new chat, or when the store fails)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -12,12 +13,14 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -103,6 +106,7 @@ class SettingsDialog(QDialog):
         self.instructions = QPlainTextEdit(settings.value(Key.DEVELOPER_INSTRUCTIONS))
         self.instructions.setPlaceholderText("For example: Answer concisely. Use British spelling.")
         self.instructions.setMinimumHeight(90)
+        self.instructions.setTabChangesFocus(True)  # Tab moves on, as in every other field
 
         form = QFormLayout()
         form.addRow("Model:", model_row)
@@ -120,17 +124,33 @@ class SettingsDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
+        page = QWidget()
+        page.setObjectName("SettingsPage")
+        fields = QVBoxLayout(page)
+        fields.addLayout(form)
+        fields.addWidget(self._memory_group())
+        fields.addWidget(note)
+        self.scroll = QScrollArea()
+        self.scroll.setObjectName("SettingsScroll")
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setWidget(page)
         layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self._memory_group())
-        layout.addWidget(note)
+        layout.addWidget(self.scroll, 1)
         layout.addWidget(buttons)
         for changed in (self.context.currentIndexChanged, self.memory_mode.currentIndexChanged,
                         self.embedding.currentIndexChanged, self.dense_bits.currentIndexChanged,
                         self.expert_budget.valueChanged, self.model.editingFinished):
             changed.connect(self._show_memory_estimate)
         self._show_memory_estimate()
-        self.resize(560, self.sizeHint().height())
+        self._fit_to_screen(page)
+
+    def _fit_to_screen(self, page: QWidget) -> None:
+        """As tall as the fields need, but never taller than the screen: the rest scrolls."""
+        screen = (self.parentWidget() or self).screen().availableGeometry()
+        wanted = page.sizeHint().height() + 80
+        self.resize(600, min(wanted, int(screen.height() * 0.85)))
 
     def _memory_group(self) -> QGroupBox:
         settings = self.settings

@@ -8,8 +8,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from PySide6.QtCore import QEvent, QModelIndex, QObject, QRect, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath
+from PySide6.QtCore import (
+    QEvent,
+    QModelIndex,
+    QObject,
+    QRect,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QColor, QFont, QKeyEvent, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -18,6 +27,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMenu,
+    QPushButton,
     QStyle,
     QStyledItemDelegate,
     QStyleOptionViewItem,
@@ -32,6 +42,8 @@ from .store import ConversationRecord, SearchHit
 ID_ROLE = Qt.ItemDataRole.UserRole
 SUBTITLE_ROLE = Qt.ItemDataRole.UserRole + 1
 SEARCH_DELAY_MS = 150
+SEARCH_PAGE = 50
+"""Search results shown at first, and added by each "Show more results"."""
 
 
 def when(timestamp: float, now: dt.datetime | None = None) -> str:
@@ -63,6 +75,9 @@ class ConversationDelegate(QStyledItemDelegate):
             path = QPainterPath()
             path.addRoundedRect(card, 7, 7)
             painter.fillPath(path, QColor(colours.selection))
+            if option.state & QStyle.StateFlag.State_HasFocus:  # the keyboard is in the list
+                painter.setPen(QPen(QColor(colours.accent), 2))
+                painter.drawPath(path)
         elif option.state & QStyle.StateFlag.State_MouseOver:
             path = QPainterPath()
             path.addRoundedRect(card, 7, 7)
@@ -93,6 +108,7 @@ class ConversationSidebar(QWidget):
     delete_requested = Signal(int)
     export_requested = Signal(int, str)  # "markdown" or "json"
     search_changed = Signal(str)
+    chat_entered = Signal()  # Return on a chat, or on a search result: go and type in it
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -117,7 +133,13 @@ class ConversationSidebar(QWidget):
         self._search_timer.setSingleShot(True)
         self._search_timer.setInterval(SEARCH_DELAY_MS)
         self._search_timer.timeout.connect(lambda: self.search_changed.emit(self.search.text().strip()))
-        self.search.textChanged.connect(lambda _text: self._search_timer.start())
+        self.search.textChanged.connect(self._search_edited)
+        self.search.installEventFilter(self)
+        self.search_limit = SEARCH_PAGE
+        self.more_button = QPushButton("Show more results")
+        self.more_button.setObjectName("MoreResults")
+        self.more_button.clicked.connect(self._show_more)
+        self.more_button.hide()
         self.empty = QLabel()
         self.empty.setObjectName("SidebarEmpty")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignHCenter)
@@ -150,6 +172,7 @@ class ConversationSidebar(QWidget):
         search_row.addWidget(self.search)
         layout.addLayout(search_row)
         layout.addWidget(self.list, 1)
+        layout.addWidget(self.more_button)
         layout.addWidget(self.empty)
         layout.addStretch(0)
         self._apply_theme(theme.palette())
@@ -166,11 +189,15 @@ class ConversationSidebar(QWidget):
         self._fill([(r.id, r.title, when(r.updated_at)) for r in records], selected)
         self.empty.setText("" if records else "No chats yet.")
         self.empty.setVisible(not records)
+        self.more_button.hide()
 
-    def show_search_results(self, hits: list[SearchHit], selected: int | None) -> None:
+    def show_search_results(self, hits: list[SearchHit], selected: int | None, *, more: bool = False) -> None:
+        """`hits` for the search field's text; `more` when the store holds further ones."""
         self._fill([(h.conversation_id, h.title, h.snippet or "Title matches") for h in hits], selected)
         self.empty.setText("" if hits else f"No chat mentions “{self.search.text().strip()}”.")
         self.empty.setVisible(not hits)
+        self.more_button.setText(f"Showing the first {len(hits)} · Show more results")
+        self.more_button.setVisible(more)
 
     def searching(self) -> bool:
         return bool(self.search.text().strip())
@@ -246,6 +273,14 @@ class ConversationSidebar(QWidget):
                 return self.list.item(row)
         return None
 
+    def _search_edited(self, _text: str) -> None:
+        self.search_limit = SEARCH_PAGE
+        self._search_timer.start()
+
+    def _show_more(self) -> None:
+        self.search_limit += SEARCH_PAGE
+        self.search_changed.emit(self.search.text().strip())
+
     def _current_changed(self, current: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
         if current is not None and not self._filling:
             self.conversation_selected.emit(current.data(ID_ROLE))
@@ -255,17 +290,59 @@ class ConversationSidebar(QWidget):
             self.rename_requested.emit(item.data(ID_ROLE), item.text())
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """Delete or Backspace on the list (not while a title is being edited) deletes a chat."""
-        if (
-            watched is self.list
-            and event.type() == QEvent.Type.KeyPress
-            and event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace)
-            and self.list.state() != QAbstractItemView.State.EditingState
-            and (conversation_id := self.current_id()) is not None
-        ):
+        if event.type() == QEvent.Type.KeyPress:
+            if watched is self.search:
+                return self._search_key(event)
+            if watched is self.list and self.list.state() != QAbstractItemView.State.EditingState:
+                return self._list_key(event)
+        return super().eventFilter(watched, event)
+
+    def _list_key(self, event: QKeyEvent) -> bool:
+        """Delete or Backspace deletes the chat; Return goes to its composer."""
+        conversation_id = self.current_id()
+        if conversation_id is None:
+            return False
+        if event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace) and not event.modifiers():
             self.delete_requested.emit(conversation_id)
             return True
-        return super().eventFilter(watched, event)
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.chat_entered.emit()
+            return True
+        return False
+
+    def _search_key(self, event: QKeyEvent) -> bool:
+        """Esc clears the search (and a second Esc leaves it); ↓ goes into the results;
+        Return opens the selected result, or the first."""
+        if event.key() == Qt.Key.Key_Escape:
+            if self.search.text():
+                self.search.clear()
+                self._search_timer.stop()
+                self.search_changed.emit("")
+            else:
+                self.chat_entered.emit()
+            return True
+        if event.key() == Qt.Key.Key_Down and self.list.count():
+            self._flush_search()
+            self.list.setFocus()
+            if self.list.currentRow() < 0:
+                self.list.setCurrentRow(0)
+            return True
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self._flush_search()
+            if self.list.count():
+                if self.list.currentRow() < 0:
+                    self.list.setCurrentRow(0)
+                else:
+                    self.conversation_selected.emit(self.current_id())
+                self.chat_entered.emit()
+            return True
+        return False
+
+    def _flush_search(self) -> None:
+        """Show the results for what is typed now, not after the typing pause."""
+        if self._search_timer.isActive():
+            self._search_timer.stop()
+            self.search_changed.emit(self.search.text().strip())
 
     def _context_menu(self, position) -> None:
         item = self.list.itemAt(position)

@@ -43,7 +43,12 @@ from .settings_dialog import SettingsDialog
 from .sidebar import ConversationSidebar
 from .status_bar import StatusBar
 from .store import DEFAULT_TITLE
+from .text_keys import TextKeysFirst
 
+MINIMUM_SIZE = QSize(640, 440)
+"""Below this the composer and a readable column no longer fit beside the sidebar."""
+NARROW_WIDTH = 820
+"""Narrower than this, the sidebar steps aside (View › Show Sidebar brings it back)."""
 ABOUT_TEXT = (
     "<h3>gpt-oss</h3><p>OpenAI's open-weight gpt-oss models, running locally on Apple silicon with MLX.</p>"
     "<p>Your chats never leave this Mac.</p>"
@@ -92,6 +97,9 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(theme.app_icon())
         self.setUnifiedTitleAndToolBarOnMac(True)
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks)
+        self.setMinimumSize(MINIMUM_SIZE)
+        self._sidebar_stepped_aside = False
+        QApplication.instance().installEventFilter(TextKeysFirst(self))
 
         self.sidebar = ConversationSidebar()
         self.chat = ChatView()
@@ -117,6 +125,8 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(chat_column)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setCollapsible(1, False)
+        self.sidebar.setMinimumWidth(180)
+        chat_column.setMinimumWidth(380)
         self.splitter.setSizes([250, 800])
         self.setCentralWidget(self.splitter)
 
@@ -179,6 +189,9 @@ class MainWindow(QMainWindow):
                                               icon="regenerate")
         self.rename_action = self._action("Rename Chat", self.rename_current)
         self.delete_action = self._action("Delete Chat…", self.delete_current, [QKeySequence("Ctrl+Backspace")])
+        # ⌘⌫ deletes the chat only from the chat list: in a text field it deletes text.
+        self.delete_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        self.sidebar.list.addAction(self.delete_action)
         self.level_group = QActionGroup(self)
         self.level_actions: dict[str, QAction] = {}
         for number, level in enumerate(REASONING_LEVELS, start=1):
@@ -187,7 +200,7 @@ class MainWindow(QMainWindow):
             action.setCheckable(True)
             self.level_group.addAction(action)
             self.level_actions[level] = action
-        self.sidebar_action = self._action("Show Sidebar", lambda checked: self.sidebar.setVisible(checked),
+        self.sidebar_action = self._action("Show Sidebar", self._show_sidebar,
                                            [QKeySequence("Ctrl+Alt+S")], icon="sidebar")
         self.sidebar_action.setCheckable(True)
         self.sidebar_action.setChecked(True)
@@ -284,6 +297,7 @@ class MainWindow(QMainWindow):
         self.sidebar.delete_requested.connect(self.confirm_delete)
         self.sidebar.export_requested.connect(self.export)
         self.sidebar.search_changed.connect(lambda _text: self.refresh_sidebar())
+        self.sidebar.chat_entered.connect(self.chat.composer.input.setFocus)
         self.toggle.level_changed.connect(session.set_level)
 
         session.conversations_changed.connect(self.refresh_sidebar)
@@ -315,21 +329,29 @@ class MainWindow(QMainWindow):
     # -- session → view ------------------------------------------------------------------------
 
     def refresh_sidebar(self) -> None:
+        """The chat list (or the search results) and the title, after any change to the chats."""
         selected = self.session.current.id if self.session.current else None
         if self.sidebar.searching():
-            self.sidebar.show_search_results(self.session.search(self.sidebar.search.text()), selected)
+            limit = self.sidebar.search_limit
+            hits = self.session.search(self.sidebar.search.text(), limit=limit + 1)
+            self.sidebar.show_search_results(hits[:limit], selected, more=len(hits) > limit)
         else:
             self.sidebar.show_conversations(self.session.conversations(), selected)
+        self._show_title()
+
+    def _show_title(self) -> None:
+        title = self.session.current.title if self.session.current else DEFAULT_TITLE
+        self.title.setText(title)
+        self.setWindowTitle(title)
 
     def _show_conversation(self, record, turns) -> None:
         self.chat.show_turns(turns)
         self.panel.show_turns(turns)
-        title = record.title if record else DEFAULT_TITLE
-        self.title.setText(title)
-        self.setWindowTitle(title)
+        self._show_title()
         self.sidebar.select(record.id if record else None)
         self.status.clear_reply_figures()
-        self.chat.composer.input.setFocus()
+        if not self.sidebar.list.hasFocus():  # arrowing through the list keeps the keyboard there
+            self.chat.composer.input.setFocus()
 
     def _show_level(self, level: str) -> None:
         self.toggle.set_level(level)
@@ -349,9 +371,7 @@ class MainWindow(QMainWindow):
         self.chat.finish_reply(turn)
         self.panel.show_turns(self.session.turns())
         self.panel.set_thought(turn.thought_seconds if turn else None)
-        if self.session.current:
-            self.title.setText(self.session.current.title)
-            self.setWindowTitle(self.session.current.title)
+        self._show_title()
 
     def _show_busy(self, busy: bool) -> None:
         self.chat.set_busy(busy)
@@ -448,6 +468,23 @@ class MainWindow(QMainWindow):
             self.session.delete(conversation_id)
 
     # -- geometry ------------------------------------------------------------------------------
+
+    def _show_sidebar(self, shown: bool) -> None:
+        self._sidebar_stepped_aside = False  # the user's choice from now on
+        self.sidebar.setVisible(shown)
+
+    def resizeEvent(self, event) -> None:
+        """A narrow window gives the chat the room: a shown sidebar steps aside while the window
+        is narrow and comes back when it widens (unless the user chose otherwise meanwhile)."""
+        super().resizeEvent(event)
+        narrow = event.size().width() < NARROW_WIDTH
+        if narrow and self.sidebar_action.isChecked():
+            self.sidebar_action.setChecked(False)
+            self.sidebar.hide()
+            self._sidebar_stepped_aside = True
+        elif not narrow and self._sidebar_stepped_aside:
+            self.sidebar_action.setChecked(True)
+            self._show_sidebar(True)
 
     def _restore_geometry(self) -> None:
         geometry = self.settings.value(Key.WINDOW_GEOMETRY)

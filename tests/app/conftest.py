@@ -4,11 +4,14 @@ app's data folder redirected to a temporary one."""
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QCoreApplication, QEvent, QSettings
 
 from app import theme
+from app.session import ChatSession
 from app.settings import Settings
 from app.store import Store
+from app.window import MainWindow
+from app.worker import EngineHost
 from mlx_model.paths import DATA_DIR_ENV
 
 
@@ -37,3 +40,16 @@ def styled(qapp):
     theme.watcher().apply(theme.LIGHT)
     yield
     qapp.setStyleSheet("")
+
+
+@pytest.fixture
+def window(qtbot, store, settings, data_dir):
+    """The main window on an engine with no model loaded."""
+    engine = EngineHost()
+    session = ChatSession(store, settings, engine, models_dir=data_dir / "models")
+    main = MainWindow(session, settings, data_dir / "models")
+    qtbot.addWidget(main)
+    yield main
+    assert engine.shutdown()
+    main.deleteLater()  # now, not in a later test, where the theme watcher would still reach it
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)

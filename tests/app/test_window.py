@@ -5,29 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-from PySide6.QtCore import QCoreApplication, QEvent
 from PySide6.QtGui import QAction, QColor, QKeySequence
 from PySide6.QtWidgets import QMessageBox
 
 from app import theme
-from app.session import ChatSession
 from app.window import MainWindow
-from app.worker import EngineHost
 
 SCREENSHOT = Path("/tmp/gpt-oss-desktop-window.png")
-
-
-@pytest.fixture
-def window(qtbot, store, settings, data_dir):
-    engine = EngineHost()
-    session = ChatSession(store, settings, engine, models_dir=data_dir / "models")
-    main = MainWindow(session, settings, data_dir / "models")
-    qtbot.addWidget(main)
-    yield main
-    assert engine.shutdown()
-    main.deleteLater()  # now, not in a later test, where the theme watcher would still reach it
-    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 def menu_actions(window: MainWindow) -> dict[str, QAction]:
