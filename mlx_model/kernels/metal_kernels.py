@@ -99,7 +99,7 @@ _ATTENTION_DECODE_COMBINE = _KernelSource(
 )
 _ATTENTION_PREFILL = _KernelSource(
     "attention_prefill.metal",
-    ("attention.h",),
+    ("attention.h", "simdgroup_fragment.h"),
     ("q", "k", "v", "sinks", "scale", "window"),
     ("out",),
     row_contiguous=False,
@@ -340,19 +340,22 @@ class MetalKernels:
     def attention_prefill(
         self, q: mx.array, k: mx.array, v: mx.array, sinks: mx.array, *, scale: float, window: int | None
     ) -> mx.array:
-        """attention_prefill: tiles of 32 (query, head) rows against tiles of 32 keys."""
+        """attention_prefill: tiles of 32 (query, head) rows against tiles of 32 keys, on 8x8
+        SIMD-group matrices, K and V staged in k's own type when it is 16-bit (exact, and half
+        the threadgroup memory of float)."""
         batch, heads, queries, dims = q.shape
         kv_heads = k.shape[1]
         group = _check_attention_shapes(q, k, v, sinks)
-        if _PREFILL_ATTENTION_ROWS % group or dims % 4:
+        if _PREFILL_ATTENTION_ROWS % group or dims % 8 or dims > 64:
             raise ValueError(
-                f"attention_prefill needs a GQA group dividing 32 and a head size divisible by 4, "
-                f"got {group} and {dims}"
+                f"attention_prefill needs a GQA group dividing 32 and a head size that is a multiple "
+                f"of 8 up to 64, got {group} and {dims}"
             )
-        rows, keys = _PREFILL_ATTENTION_ROWS, _PREFILL_ATTENTION_KEYS
+        stage = k.dtype if k.dtype in (mx.float16, mx.bfloat16) else mx.float32
         _check_threadgroup_memory(
-            "attention_prefill", 4 * (rows * dims + keys * (dims + 4) + keys * dims + rows * keys)
+            "attention_prefill", 2 * _PREFILL_ATTENTION_KEYS * (dims + 8) * stage.size
         )
+        rows = _PREFILL_ATTENTION_ROWS
         queries_per_threadgroup = rows // group
         (out,) = self._run(
             _ATTENTION_PREFILL,
@@ -362,7 +365,7 @@ class MetalKernels:
             grid=(32 * _ATTENTION_SIMDGROUPS * math.ceil(queries / queries_per_threadgroup), kv_heads,
                   batch),
             threadgroup=(32 * _ATTENTION_SIMDGROUPS, 1, 1),
-            template=[("OutT", q.dtype), ("G", group), ("D", dims)],
+            template=[("OutT", q.dtype), ("StageT", stage), ("G", group), ("D", dims)],
         )
         return out
 

@@ -59,6 +59,8 @@ PREFILL_CASES = {
     "gqa2-window-128": (1, 4, 2, 150, 150, 64, 128, 1.0, mx.float32),
     "gpt-oss-sliding-cached": (1, 64, 8, 45, 200, 64, 128, 1.0, mx.bfloat16),
     "gpt-oss-full": (1, 64, 8, 40, 40, 64, None, 1.0, mx.float32),
+    "gpt-oss-prompt-below-window": (1, 64, 8, 61, 61, 64, 128, 1.0, mx.bfloat16),
+    "gpt-oss-prompt-above-window-float16": (1, 64, 8, 141, 141, 64, 128, 1.0, mx.float16),
 }
 
 
