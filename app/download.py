@@ -1,5 +1,5 @@
 """Model downloads on their own thread (not the engine's, which may be busy replying), reported
-with Qt signals; the Qt-free work is mlx_model.hub's."""
+with Qt signals; the Qt-free work is mlx_model's (`plan_download`, `download`)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from mlx_model import hub
+import mlx_model
 
 from .threads import start_in_thread, stop_thread
 
 
 class DownloadWorker(QObject):
-    planned = Signal(object)  # hub.DownloadPlan
+    planned = Signal(object)  # mlx_model.DownloadPlan
     progress = Signal(object, object)  # bytes on disk, bytes in all (Python ints: they pass 2 GiB)
     finished = Signal(str)  # the model folder
     cancelled = Signal()
@@ -38,17 +38,17 @@ class DownloadWorker(QObject):
     @Slot(str)
     def plan(self, repo_id: str) -> None:
         try:
-            self.planned.emit(hub.plan_download(repo_id, self.models_dir, endpoint=self.endpoint))
-        except hub.HubError as error:
+            self.planned.emit(mlx_model.plan_download(repo_id, self.models_dir, endpoint=self.endpoint))
+        except mlx_model.HubError as error:
             self.failed.emit(str(error))
 
     @Slot(object)
-    def download(self, plan: hub.DownloadPlan) -> None:
+    def download(self, plan: mlx_model.DownloadPlan) -> None:
         try:
-            folder = hub.download(plan, progress=self.progress.emit, cancel=self._cancel, endpoint=self.endpoint)
-        except hub.DownloadCancelled:
+            folder = mlx_model.download(plan, progress=self.progress.emit, cancel=self._cancel, endpoint=self.endpoint)
+        except mlx_model.DownloadCancelled:
             self.cancelled.emit()
-        except hub.HubError as error:
+        except mlx_model.HubError as error:
             self.failed.emit(str(error))
         else:
             self.finished.emit(str(folder))
@@ -68,7 +68,7 @@ class DownloadHost(QObject):
     def plan(self, repo_id: str) -> None:
         self._plan.emit(repo_id)
 
-    def download(self, plan: hub.DownloadPlan) -> None:
+    def download(self, plan: mlx_model.DownloadPlan) -> None:
         self.worker.arm()
         self._download.emit(plan)
 

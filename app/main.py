@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from mlx_model.paths import models_dir
+from mlx_model import models_dir
 
 from . import paths, theme
 from .session import ChatSession

@@ -21,8 +21,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mlx_model import hub
-from mlx_model.loader import LoadOptions
+from mlx_model import (
+    DownloadPlan,
+    HubError,
+    LoadOptions,
+    check_model_folder,
+    format_bytes,
+    free_disk_bytes,
+    resolve_model,
+)
 
 from .download import DownloadHost
 from .models import CATALOGUE, ModelChoice, offer
@@ -32,8 +39,8 @@ _SPEED_SMOOTHING = 0.3
 
 def _is_downloaded(choice: ModelChoice, models_dir: Path) -> bool:
     try:
-        hub.resolve_model(choice.repo_id, models_dir=models_dir)
-    except hub.HubError:
+        resolve_model(choice.repo_id, models_dir=models_dir)
+    except HubError:
         return False
     return True
 
@@ -62,7 +69,7 @@ class ModelCard(QFrame):
         self.radio.setEnabled(verdict.runs)
         description = QLabel(choice.description)
         description.setObjectName("ModelDescription")
-        size = "Downloaded" if downloaded else f"Download {hub.format_bytes(choice.download_bytes)}"
+        size = "Downloaded" if downloaded else f"Download {format_bytes(choice.download_bytes)}"
         facts = QLabel(f"{size} · {verdict.message}")
         facts.setObjectName("ModelFacts" if verdict.runs else "ModelRefused")
         facts.setWordWrap(True)
@@ -96,7 +103,7 @@ class ModelDialog(QDialog):
         self.setModal(True)
         self.models_dir = models_dir
         self.chosen: str | None = None
-        self._plan: hub.DownloadPlan | None = None
+        self._plan: DownloadPlan | None = None
         self._downloading = False
         self._speed = 0.0
         self._last_sample: tuple[float, int] | None = None
@@ -129,7 +136,7 @@ class ModelDialog(QDialog):
         if preferred is not None:
             preferred.radio.setChecked(True)
         self.disk = QLabel(
-            f"{hub.format_bytes(hub.free_disk_bytes(models_dir))} free on the disk that holds {models_dir}."
+            f"{format_bytes(free_disk_bytes(models_dir))} free on the disk that holds {models_dir}."
         )
         self.disk.setObjectName("DialogNote")
         self.disk.setWordWrap(True)
@@ -211,8 +218,8 @@ class ModelDialog(QDialog):
         if not folder:
             return
         try:
-            hub.check_model_folder(folder)
-        except hub.HubError as error:
+            check_model_folder(folder)
+        except HubError as error:
             self._show_status(str(error), error=True)
             return
         self._choose(folder)
@@ -223,13 +230,13 @@ class ModelDialog(QDialog):
 
     # -- the download --------------------------------------------------------------------------
 
-    def _on_planned(self, plan: hub.DownloadPlan) -> None:
+    def _on_planned(self, plan: DownloadPlan) -> None:
         self._plan = plan
         if not plan.fits_on_disk:
             self._downloading = False
             self._show_status(
-                f"{plan.repo_id} needs {hub.format_bytes(plan.remaining_bytes)} more, but only "
-                f"{hub.format_bytes(plan.free_bytes)} is free on this disk. Free some space and try again.",
+                f"{plan.repo_id} needs {format_bytes(plan.remaining_bytes)} more, but only "
+                f"{format_bytes(plan.free_bytes)} is free on this disk. Free some space and try again.",
                 error=True,
             )
             self._update_buttons()
@@ -247,10 +254,10 @@ class ModelDialog(QDialog):
             self._speed = rate if not self._speed else (1 - _SPEED_SMOOTHING) * self._speed + _SPEED_SMOOTHING * rate
         self._last_sample = (now, done)
         self.progress.setValue(int(1000 * done / total) if total else 0)
-        text = f"{hub.format_bytes(done)} of {hub.format_bytes(total)}"
+        text = f"{format_bytes(done)} of {format_bytes(total)}"
         if self._speed > 0:
             minutes = (total - done) / self._speed / 60
-            text += f" · {hub.format_bytes(self._speed)}/s · about {max(1, round(minutes))} min left"
+            text += f" · {format_bytes(self._speed)}/s · about {max(1, round(minutes))} min left"
         self._show_status(text)
 
     def _on_finished(self, folder: str) -> None:

@@ -1,18 +1,18 @@
-"""Where the app keeps its files: the data folder (computed in mlx_model.paths, which also gives
+"""Where the app keeps its files: the data folder (computed by mlx_model.data_dir, which also gives
 the models folder the app shares with `gpt-oss-chat`), and the assets beside the code."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from mlx_model import paths
+import mlx_model
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 
 
 def data_dir() -> Path:
-    """mlx_model.paths.data_dir(), created if missing."""
-    folder = paths.data_dir()
+    """mlx_model.data_dir(), created if missing."""
+    folder = mlx_model.data_dir()
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

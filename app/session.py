@@ -19,13 +19,25 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from mlx_model import hub, memory
-from mlx_model.events import Done, MessageDone, MessageStart, ParseWarning, Stats, TextDelta, ToolCall
-from mlx_model.loader import LoadOptions
-from mlx_model.offload import PagingStats
+from mlx_model import (
+    Done,
+    ExpertPaging,
+    HubError,
+    LoadOptions,
+    LoadPlan,
+    MessageDone,
+    MessageStart,
+    NotDownloadedError,
+    ParseWarning,
+    Stats,
+    TextDelta,
+    ToolCall,
+    is_hub_id,
+    plan_load,
+    resolve_model,
+)
 
 from .export import chat_json, chat_markdown
-from .models import EstimateFunction, FitFunction, FitVerdict, check_model_fit, load_options_for
 from .recorder import ReplyRecorder
 from .settings import Key, Settings
 from .store import DEFAULT_TITLE, ConversationRecord, SearchHit, Store, StoreError
@@ -33,6 +45,9 @@ from .transcript import Turn, conversation_kwargs, group_turns, title_from_text
 from .worker import EngineHost
 
 log = logging.getLogger(__name__)
+
+Planner = Callable[[Path, int | None, LoadOptions | None], LoadPlan]
+"""`mlx_model.plan_load(folder, context_length, manual_options)`."""
 
 TICK_MS = 200
 MAX_TOOL_ROUNDS = 3
@@ -49,7 +64,7 @@ _DONE_DETAIL = {
 
 def display_name(path_or_id: str) -> str:
     """`gpt-oss-20b` for a Hub id, the folder's name for a path."""
-    return path_or_id.rstrip("/").split("/")[-1] if hub.is_hub_id(path_or_id) else Path(path_or_id).name
+    return path_or_id.rstrip("/").split("/")[-1] if is_hub_id(path_or_id) else Path(path_or_id).name
 
 
 @dataclass
@@ -96,10 +111,10 @@ class ChatSession(QObject):
     note = Signal(str)
     reply_finished = Signal(object)  # the stored Turn, or None
     busy_changed = Signal(bool)
-    stats = Signal(object)  # dict of mlx_model.events.Stats
+    stats = Signal(object)  # dict of mlx_model.Stats
     context_measured = Signal(int, int)  # used, limit
     memory_measured = Signal(object)  # bytes
-    paging_measured = Signal(object)  # mlx_model.offload.PagingStats, or None when no expert is paged
+    paging_measured = Signal(object)  # mlx_model.ExpertPaging, or None when no expert is paged
     model_loading = Signal(str, float)
     model_loaded = Signal(str)  # display name
     model_failed = Signal(str)
@@ -112,16 +127,14 @@ class ChatSession(QObject):
         engine: EngineHost,
         *,
         models_dir: Path,
-        estimate: EstimateFunction = memory.estimate,
-        fit: FitFunction = memory.fitting_options,
+        plan: Planner = plan_load,
     ) -> None:
         super().__init__()
         self.store = store
         self.settings = settings
         self.engine = engine
         self.models_dir = models_dir
-        self.estimate = estimate
-        self.fit = fit
+        self.plan = plan
         self.current: ConversationRecord | None = None
         self.draft_level = settings.default_reasoning()
         self.model_name: str | None = None
@@ -404,27 +417,27 @@ class ChatSession(QObject):
 
     # -- the model -----------------------------------------------------------------------------
 
-    def open_model(self, path_or_id: str, confirm: Callable[[FitVerdict], bool]) -> bool:
-        """Resolve and check a model, then load it on the engine thread with the memory options of
-        Settings › Memory (automatic: the least lossy that fit). Raises `hub.NotDownloadedError`
+    def open_model(self, path_or_id: str, confirm: Callable[[LoadPlan], bool]) -> bool:
+        """Resolve and plan a model, then load it on the engine thread with the memory options of
+        Settings › Memory (automatic: the least lossy that fit). Raises `NotDownloadedError`
         for a Hub id that must be downloaded first; other problems are reported through
-        `model_failed`. `confirm` is asked when the model may not fit."""
+        `model_failed`. `confirm` is asked when the plan does not fit."""
         try:
-            folder = hub.resolve_model(path_or_id, models_dir=self.models_dir)
-        except hub.NotDownloadedError:
+            folder = resolve_model(path_or_id, models_dir=self.models_dir)
+        except NotDownloadedError:
             raise
-        except hub.HubError as error:
+        except HubError as error:
             self.model_failed.emit(str(error))
             return False
         context_length = self.settings.context_length()
         try:
-            options = load_options_for(self.settings.load_options(), folder, context_length, self.fit)
-            verdict = check_model_fit(folder, context_length, options, self.estimate)
+            plan = self.plan(folder, context_length, self.settings.load_options())
         except (OSError, ValueError) as error:
             self.model_failed.emit(f"Could not read {folder}: {error}")
             return False
-        if not verdict.fits and not confirm(verdict):
+        if not plan.fits and not confirm(plan):
             return False
+        options = plan.options
         self.model_ready = False
         self.model_name = display_name(path_or_id)
         self.load_options = options
@@ -442,7 +455,7 @@ class ChatSession(QObject):
         self.model_ready = False
         self.model_failed.emit(message)
 
-    def _on_measured(self, used: int, limit: int, memory: int, paging: PagingStats | None) -> None:
+    def _on_measured(self, used: int, limit: int, memory: int, paging: ExpertPaging | None) -> None:
         self.context_measured.emit(used, limit)
         self.memory_measured.emit(memory)
         self.paging_measured.emit(paging)
@@ -452,7 +465,7 @@ class ChatSession(QObject):
             conversation = self.current
             records = self._guard(lambda: self.store.messages(conversation.id), []) if conversation else []
             if conversation is None:
-                kwargs = {"messages": [], "reasoning": self.draft_level,
+                kwargs = {"messages": [], "reasoning_level": self.draft_level,
                           "instructions": self.settings.value(Key.DEVELOPER_INSTRUCTIONS) or None, "tools": []}
             else:
                 kwargs = conversation_kwargs(conversation, records)

@@ -12,14 +12,12 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QCoreApplication, QSettings
 
-from mlx_model.loader import LoadOptions
-from mlx_model.memory import GIB
-from mlx_model.paths import APPLICATION_NAME
+from mlx_model import APPLICATION_NAME, GIB, LoadOptions
 
 APPLICATION_DISPLAY_NAME = "gpt-oss"
 # macOS keeps the preferences in ~/Library/Preferences/local.gpt-oss.gpt-oss-desktop.plist. No
 # organization *name* is set, so Qt's AppDataLocation is Application Support/gpt-oss-desktop (not
-# Application Support/<organization>/gpt-oss-desktop): the folder mlx_model.paths.data_dir() gives.
+# Application Support/<organization>/gpt-oss-desktop): the folder mlx_model.data_dir() gives.
 ORGANIZATION_DOMAIN = "gpt-oss.local"
 
 REASONING_LEVELS = ("low", "medium", "high")
@@ -34,7 +32,7 @@ class Key(Enum):
     TEMPERATURE = ("sampling/temperature", float, 1.0)
     TOP_P = ("sampling/top_p", float, 1.0)
     MAX_NEW_TOKENS = ("sampling/max_new_tokens", int, 4096)
-    # How the weights are held (mlx_model.loader.LoadOptions). Automatic: the least lossy options
+    # How the weights are held (mlx_model.LoadOptions). Automatic: the least lossy options
     # that fit this Mac, chosen at each load; the other three apply in manual mode only.
     MEMORY_MODE = ("memory/mode", str, "automatic")
     EMBEDDING = ("memory/embedding", str, "mapped")
@@ -100,7 +98,7 @@ class Settings:
         return level if level in REASONING_LEVELS else Key.DEFAULT_REASONING.default
 
     def sampling_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for mlx_model.engine.SamplingSettings."""
+        """Keyword arguments for mlx_model.SamplingSettings."""
         return {
             "temperature": self.value(Key.TEMPERATURE),
             "top_p": self.value(Key.TOP_P),
@@ -113,7 +111,7 @@ class Settings:
 
     def load_options(self) -> LoadOptions | None:
         """The manual memory options, or None in automatic mode (the session then asks
-        mlx_model.memory.fitting_options at load time). Damaged values fall back to the defaults."""
+        mlx_model.plan_load at load time). Damaged values fall back to the defaults."""
         if self.value(Key.MEMORY_MODE) != "manual":
             return None
         embedding, bits = self.value(Key.EMBEDDING), self.value(Key.DENSE_BITS)

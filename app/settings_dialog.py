@@ -26,11 +26,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mlx_model import hub, memory
-from mlx_model.loader import LoadOptions
+from mlx_model import HubError, LoadOptions, format_bytes, plan_load, resolve_model
 
 from .chat_view import LEVEL_NAMES
-from .models import SMALLEST_CONTEXT, load_options_for, memory_summary
 from .session import display_name
 from .settings import (
     DENSE_BIT_WIDTHS,
@@ -202,8 +200,8 @@ class SettingsDialog(QDialog):
     def _model_folder(self) -> Path | None:
         """The chosen model's folder when it is on this Mac (the estimate reads its shard headers)."""
         try:
-            return hub.resolve_model(self.model.text(), models_dir=self.models_dir)
-        except hub.HubError:
+            return resolve_model(self.model.text(), models_dir=self.models_dir)
+        except HubError:
             return None
 
     def _show_memory_estimate(self) -> None:
@@ -213,20 +211,17 @@ class SettingsDialog(QDialog):
         if folder is None:
             self.memory_estimate.setText("Choose a model folder or a downloaded model to see the memory it needs.")
             return
-        context = int(self.context.currentData()) or SMALLEST_CONTEXT
-        manual = self._manual_options()
+        name = display_name(self.model.text())
         try:
-            options = load_options_for(manual, folder, context, memory.fitting_options)
-            needed = memory.estimate(folder, context, options).total_bytes
+            plan = plan_load(folder, int(self.context.currentData()) or None, self._manual_options(), name=name)
         except (OSError, ValueError) as error:
             self.memory_estimate.setText(f"Could not read {folder}: {error}")
             return
-        name = display_name(self.model.text())
-        chosen = (f"With these settings {name}" if manual
-                  else f"Automatic picks {memory_summary(options) or 'the weights as published'} for {name}, which then")
+        chosen = (f"Automatic picks {plan.summary or 'the weights as published'} for {name}, which then"
+                  if plan.automatic else f"With these settings {name}")
         self.memory_estimate.setText(
-            f"{chosen} needs about {hub.format_bytes(needed)} at {context:,} tokens of context. "
-            f"This Mac's GPU can use {hub.format_bytes(memory.usable_memory_bytes())}."
+            f"{chosen} needs about {format_bytes(plan.needed_bytes)} at {plan.context_length:,} tokens of context. "
+            f"This Mac's GPU can use {format_bytes(plan.budget_bytes)}."
         )
 
     def _choose_folder(self) -> None:

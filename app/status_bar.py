@@ -8,8 +8,7 @@ from typing import Any
 
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QWidget
 
-from mlx_model.hub import format_bytes
-from mlx_model.offload import PagingStats
+from mlx_model import ExpertPaging, format_bytes
 
 _EMPTY = "—"
 
@@ -45,7 +44,7 @@ class StatusBar(QStatusBar):
             self.addPermanentWidget(label)
 
     def show_model(self, name: str | None, memory_summary: str = "") -> None:
-        """`memory_summary`: what the load gave up for memory (models.memory_summary), if anything."""
+        """`memory_summary`: what the load gave up for memory (mlx_model.memory_summary), if anything."""
         self.progress.hide()
         self.model.setText(" · ".join(part for part in (name or "No model loaded", memory_summary) if part))
 
@@ -70,7 +69,7 @@ class StatusBar(QStatusBar):
     def show_memory(self, in_use: int | None) -> None:
         self.memory.setText(f"Memory {format_bytes(in_use)}" if in_use else f"Memory {_EMPTY}")
 
-    def show_paging(self, stats: PagingStats | None) -> None:
+    def show_paging(self, stats: ExpertPaging | None) -> None:
         """The expert hit rate since the load; hidden when every expert is resident."""
         self.paging.setVisible(stats is not None)
         if stats is None:

@@ -1,7 +1,7 @@
 """Stored messages ↔ the engine's harmony message dicts, and stored messages → the turns the
 chat view and the reasoning panel show.
 
-The one place where the storage layout meets the harmony format: the engine's `Conversation` is
+The one place where the storage layout meets the harmony format: the engine's `mlx_model.Chat` is
 built from `conversation_kwargs(...)`, and what the engine reports back is stored through
 `stored_fields(...)`.
 """
@@ -59,10 +59,10 @@ def harmony_messages(records: list[MessageRecord]) -> list[dict[str, Any]]:
 
 
 def conversation_kwargs(conversation: ConversationRecord, records: list[MessageRecord]) -> dict[str, Any]:
-    """Keyword arguments for `mlx_model.conversation.Conversation`."""
+    """Keyword arguments for `mlx_model.Chat`."""
     return {
         "messages": harmony_messages(records),
-        "reasoning": conversation.reasoning_level,
+        "reasoning_level": conversation.reasoning_level,
         "instructions": conversation.developer_instructions or None,
         "tools": [],
         "start_date": conversation.start_date,

@@ -27,14 +27,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mlx_model import hub
-from mlx_model.loader import LoadOptions
-from mlx_model.memory import total_memory_bytes
+from mlx_model import LoadOptions, LoadPlan, NotDownloadedError, memory_summary, total_memory_bytes
 
 from . import theme
 from .chat_view import LEVEL_NAMES, ChatView
 from .model_dialog import ModelDialog
-from .models import FitVerdict, memory_summary
 from .reasoning_panel import ReasoningPanel
 from .reasoning_toggle import ReasoningToggle
 from .session import ChatSession
@@ -391,10 +388,10 @@ class MainWindow(QMainWindow):
     def open_model(self, path_or_id: str) -> None:
         try:
             self.session.open_model(path_or_id, self.confirm_fit)
-        except hub.NotDownloadedError as missing:
+        except NotDownloadedError as missing:
             self.show_model_dialog(first_run=False, preselect=missing.repo_id)
 
-    def confirm_fit(self, verdict: FitVerdict) -> bool:
+    def confirm_fit(self, verdict: LoadPlan) -> bool:
         box = QMessageBox(self)
         box.setIcon(QMessageBox.Icon.Warning)
         box.setWindowTitle("Memory")

@@ -20,7 +20,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from .threads import start_in_thread, stop_thread
 
 if TYPE_CHECKING:
-    from mlx_model.loader import LoadOptions
+    from mlx_model import LoadOptions
 
 log = logging.getLogger(__name__)
 
@@ -36,20 +36,19 @@ class EngineApi(NamedTuple):
 
 def mlx_engine_api() -> EngineApi:
     """Imported lazily, on the worker thread: MLX initialises there and the window opens sooner."""
-    from mlx_model.conversation import Conversation
-    from mlx_model.engine import Engine, EngineError, SamplingSettings
+    from mlx_model import Chat, Engine, EngineError, SamplingSettings
 
-    return EngineApi(Engine.load, Conversation, SamplingSettings, EngineError)
+    return EngineApi(Engine.load, Chat, SamplingSettings, EngineError)
 
 
 class EngineWorker(QObject):
     loading = Signal(str, float)  # what is happening, fraction done
     loaded = Signal(object)  # ModelInfo
     load_failed = Signal(str)
-    event = Signal(int, object)  # reply id, an mlx_model.events event
+    event = Signal(int, object)  # reply id, an mlx_model.Event
     reply_failed = Signal(int, str)
     reply_ended = Signal(int)
-    # context tokens used, context limit, memory in use (bytes), mlx_model.offload.PagingStats or
+    # context tokens used, context limit, memory in use (bytes), mlx_model.ExpertPaging or
     # None (every expert resident)
     measured = Signal(int, int, int, object)
 

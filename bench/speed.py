@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from mlx_model.conversation import Conversation
+    from mlx_model import Chat
     from mlx_model.tokenizer import Tokenizer
 
 # mlx_model and mlx_lm are imported inside the functions that use them: each worker process
@@ -87,7 +87,7 @@ class Plan:
         return cls(raw["model"], raw["new_tokens"], [Turn(**turn) for turn in raw["turns"]])
 
 
-def _render(conversation: Conversation, tokenizer: Tokenizer) -> list[int]:
+def _render(conversation: Chat, tokenizer: Tokenizer) -> list[int]:
     """The prompt exactly as the engine renders it (completed chains of thought dropped)."""
     from mlx_model.harmony import drop_completed_chain_of_thought, render_for_completion
 
@@ -95,9 +95,9 @@ def _render(conversation: Conversation, tokenizer: Tokenizer) -> list[int]:
 
 
 def _first_prompt(tokenizer: Tokenizer, opening: str) -> list[int]:
-    from mlx_model.conversation import Conversation
+    from mlx_model import Chat
 
-    conversation = Conversation(start_date=START_DATE)
+    conversation = Chat(start_date=START_DATE)
     conversation.add_user(opening)
     return _render(conversation, tokenizer)
 
@@ -121,7 +121,7 @@ def _opening_message(tokenizer: Tokenizer, prompt_tokens: int) -> str:
 def make_plan(model: Path, *, prompt_tokens: int, turns: int, new_tokens: int) -> Plan:
     """The chat both engines run: the opening message of `prompt_tokens`, then short follow-ups,
     the history keeping a fixed reply to each earlier turn."""
-    from mlx_model.conversation import Conversation
+    from mlx_model import Chat
     from mlx_model.harmony import assistant_message
     from mlx_model.tokenizer import load_tokenizer
 
@@ -129,7 +129,7 @@ def make_plan(model: Path, *, prompt_tokens: int, turns: int, new_tokens: int) -
         raise BenchError("--turns must be at least 1")
     tokenizer = load_tokenizer(model)
     users = [_opening_message(tokenizer, prompt_tokens)] + [FOLLOW_UPS[k % len(FOLLOW_UPS)] for k in range(turns - 1)]
-    conversation = Conversation(start_date=START_DATE)
+    conversation = Chat(start_date=START_DATE)
     plan_turns: list[Turn] = []
     previous: list[int] = []
     for index, user in enumerate(users):
@@ -204,11 +204,11 @@ def _peak_rss_bytes() -> int:
 
 
 def run_ours(plan: Plan) -> RunResult:
-    """Our engine as the app drives it: one Conversation, `Engine.reply` per turn, the prompt
+    """Our engine as the app drives it: one Chat, `Engine.reply` per turn, the prompt
     cache kept across turns; after each turn the history keeps the plan's fixed reply."""
     import mlx.core as mx
 
-    from mlx_model.conversation import Conversation
+    from mlx_model import Chat
     from mlx_model.engine import Engine
     from mlx_model.events import Done, Stats
     from mlx_model.harmony import assistant_message
@@ -219,7 +219,7 @@ def run_ours(plan: Plan) -> RunResult:
     engine = Engine.load(plan.model)
     load_s = time.perf_counter() - started
     sampling = SamplingSettings(temperature=0.0, max_new_tokens=plan.new_tokens)
-    conversation = Conversation(start_date=START_DATE)
+    conversation = Chat(start_date=START_DATE)
     turns = []
     for number, turn in enumerate(plan.turns, 1):
         conversation.add_user(turn.user)
@@ -360,7 +360,7 @@ def describe_run(plan: Plan, runs: list[RunResult]) -> str:
             f"tokens; turn {last_turn} prompt {len(last.prompt)} tokens, of which {len(last.new_ids)} new"
         ),
         (
-            "ours: Engine.reply on one Conversation, its prompt cache kept across turns "
+            "ours: Engine.reply on one Chat, its prompt cache kept across turns "
             f"(prefilled at turn {last_turn}: {', '.join(map(str, ours_prefilled))} tokens)"
         ),
     ]

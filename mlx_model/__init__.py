@@ -1,7 +1,71 @@
-"""An MLX port of OpenAI's gpt-oss: the model, its loader, tokenizer, harmony format and engine."""
+"""An MLX port of OpenAI's gpt-oss: the model, its loader, tokenizer, harmony format and engine.
 
-from .config import ModelConfig, ModelFolderError
-from .loader import load
+What this package exports here is its whole public API: the desktop app, the terminal chat,
+bench/ and scripts use nothing else (tests/test_import_direction.py holds the app to it). The
+README's "From Python" shows it in use.
+"""
+
+from .chat import REASONING_LEVELS, Chat
+from .config import PUBLISHED, ModelConfig, ModelFolderError
+from .engine import Engine, EngineError, ModelInfo, OverflowPolicy
+from .events import (
+    Done,
+    DoneReason,
+    Event,
+    ExpertPaging,
+    MessageDone,
+    MessageStart,
+    ParseWarning,
+    Stats,
+    TextDelta,
+    ToolCall,
+)
+from .harmony import (
+    ReasoningLevel,
+    assistant_message,
+    developer_message,
+    system_message,
+    text_of,
+    tool_result_message,
+    user_message,
+)
+from .hub import (
+    DownloadCancelled,
+    DownloadPlan,
+    HubError,
+    NotDownloadedError,
+    check_model_folder,
+    download,
+    free_disk_bytes,
+    is_hub_id,
+    plan_download,
+    resolve_model,
+)
+from .load_plan import LoadPlan, memory_summary, plan_load
+from .loader import LoadOptions, load
+from .memory import MemoryEstimate, total_memory_bytes, usable_memory_bytes
 from .model import Model
+from .paths import APPLICATION_NAME, DATA_DIR_ENV, data_dir, models_dir
+from .sampling import SamplingSettings
+from .tokenizer import Tokenizer, TokenizerFileError, load_tokenizer
+from .units import GIB, format_bytes
 
-__all__ = ["Model", "ModelConfig", "ModelFolderError", "load"]
+__all__ = [
+    # the engine
+    "Engine", "EngineError", "ModelInfo", "OverflowPolicy",
+    # what a reply is asked with
+    "Chat", "REASONING_LEVELS", "ReasoningLevel", "SamplingSettings",
+    "assistant_message", "developer_message", "system_message", "text_of", "tool_result_message", "user_message",
+    # what a reply streams
+    "Event", "MessageStart", "TextDelta", "MessageDone", "ToolCall", "ParseWarning", "Stats", "Done", "DoneReason",
+    "ExpertPaging",
+    # loading, and planning a load to fit memory
+    "LoadOptions", "LoadPlan", "plan_load", "memory_summary", "MemoryEstimate",
+    "total_memory_bytes", "usable_memory_bytes", "GIB", "format_bytes",
+    "load", "Model", "ModelConfig", "ModelFolderError", "PUBLISHED", "Tokenizer", "TokenizerFileError", "load_tokenizer",
+    # models on disk and on the Hub
+    "resolve_model", "is_hub_id", "check_model_folder", "plan_download", "download", "free_disk_bytes",
+    "DownloadPlan", "HubError", "NotDownloadedError", "DownloadCancelled",
+    # where the app keeps its data
+    "APPLICATION_NAME", "DATA_DIR_ENV", "data_dir", "models_dir",
+]

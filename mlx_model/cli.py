@@ -15,14 +15,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TextIO
 
-from . import hub, memory, paths
+from . import hub, paths
 from .config import ModelFolderError
-from .conversation import REASONING_LEVELS, Conversation
+from .chat import REASONING_LEVELS, Chat
 from .engine import Engine, EngineError
 from .events import Done, Event, MessageStart, Stats, TextDelta, ToolCall
+from .load_plan import plan_load
 from .loader import LoadOptions
 from .sampling import SamplingSettings
 from .tokenizer import TokenizerFileError
+from .units import GIB, format_bytes
 
 DIM, RESET = "\x1b[2m", "\x1b[0m"
 
@@ -30,7 +32,8 @@ DIM, RESET = "\x1b[2m", "\x1b[0m"
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="gpt-oss-chat", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="a model folder, or a Hub id such as openai/gpt-oss-20b")
-    parser.add_argument("--reasoning", choices=REASONING_LEVELS, default="medium", help="reasoning effort")
+    parser.add_argument("--reasoning", dest="reasoning_level", choices=REASONING_LEVELS, default="medium",
+                        help="reasoning level")
     parser.add_argument("--developer", default=None, help="developer instructions")
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--top-p", type=float, default=1.0)
@@ -123,13 +126,13 @@ def _resolve(model: str, err: TextIO) -> Path:
     except hub.NotDownloadedError:
         pass
     plan = hub.plan_download(model, models_dir)
-    print(f"Downloading {model}: {hub.format_bytes(plan.remaining_bytes)} to {plan.target} "
-          f"({hub.format_bytes(plan.free_bytes)} free)", file=err)
+    print(f"Downloading {model}: {format_bytes(plan.remaining_bytes)} to {plan.target} "
+          f"({format_bytes(plan.free_bytes)} free)", file=err)
 
     def progress(done: int, total: int) -> None:
         width = 30
         filled = int(width * done / total) if total else width
-        print(f"\r[{'#' * filled}{'.' * (width - filled)}] {hub.format_bytes(done)} / {hub.format_bytes(total)}",
+        print(f"\r[{'#' * filled}{'.' * (width - filled)}] {format_bytes(done)} / {format_bytes(total)}",
               end="", file=err, flush=True)
 
     folder = hub.download(plan, progress=progress)
@@ -139,14 +142,13 @@ def _resolve(model: str, err: TextIO) -> Path:
 
 def _load_options(args: argparse.Namespace, folder: Path, err: TextIO) -> LoadOptions:
     if not args.fit:
-        budget = None if args.expert_budget_gib is None else int(args.expert_budget_gib * memory.GIB)
+        budget = None if args.expert_budget_gib is None else int(args.expert_budget_gib * GIB)
         return LoadOptions(dense_bits=args.dense_bits, expert_budget_bytes=budget)
-    context = args.context or memory.MIN_CONTEXT
-    options = memory.fitting_options(folder, context)
-    if options is None:
+    plan = plan_load(folder, args.context)
+    if not plan.fits:
         raise EngineError(f"{folder.name} does not fit this machine's memory even with its experts paged from disk")
-    print(f"[memory: {options}]", file=err)
-    return options
+    print(f"[memory: {plan.options}]", file=err)
+    return plan.options
 
 
 def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout,
@@ -164,7 +166,7 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextI
         print(f"gpt-oss-chat: {error}", file=stderr)
         return 2
 
-    conversation = Conversation(reasoning=args.reasoning, instructions=args.developer,
+    conversation = Chat(reasoning_level=args.reasoning_level, instructions=args.developer,
                                 start_date=args.start_date or datetime.date.today().isoformat())
     printer = _Printer(stdout, stderr, args.json, args.raw, colour=stdout.isatty())
 
@@ -197,7 +199,7 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextI
         if text.startswith("/reasoning "):
             level = text.split(maxsplit=1)[1]
             if level in REASONING_LEVELS:
-                conversation.reasoning = level
+                conversation.reasoning_level = level
                 print(f"[reasoning: {level}]", file=stderr)
             else:
                 print(f"[reasoning must be one of {', '.join(REASONING_LEVELS)}]", file=stderr)

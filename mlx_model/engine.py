@@ -18,12 +18,12 @@ from typing import Callable, Iterator, Literal
 import mlx.core as mx
 
 from .config import ModelConfig
-from .conversation import Conversation
-from .events import Done, Event, Stats
+from .chat import Chat
+from .events import Done, Event, ExpertPaging, Stats
 from .harmony import StreamParser, drop_completed_chain_of_thought, render_for_completion
 from .loader import LoadOptions, load
 from .memory import default_context_length, resident_bytes
-from .offload import PagedExperts, PagingStats
+from .offload import PagedExperts
 from .prompt_cache import Cancelled, PromptCache
 from .sampling import Sampler, SamplingSettings
 from .tokenizer import Tokenizer, load_tokenizer
@@ -133,10 +133,10 @@ class Engine:
             return continuation.tokens + self._render(messages[continuation.message_count :])
         return self._render(messages)
 
-    def _fit_to_context(self, conversation: Conversation, reserve: int) -> tuple[list[int], list[dict], int] | str:
+    def _fit_to_context(self, chat: Chat, reserve: int) -> tuple[list[int], list[dict], int] | str:
         """The prompt, its messages and how many old messages were left out to fit, or why not."""
-        header = conversation.header_messages()
-        body = list(conversation.messages)
+        header = chat.header_messages()
+        body = list(chat.messages)
         dropped = 0
         while True:
             messages = header + body
@@ -153,38 +153,34 @@ class Engine:
             dropped += user_turns[1]
             body = body[user_turns[1] :]
 
-    def prompt_tokens(self, conversation: Conversation) -> list[int]:
+    def prompt_tokens(self, chat: Chat) -> list[int]:
         """The prompt the next reply would read, before any fitting to the context."""
-        return self._prompt_tokens(conversation.harmony_messages())
+        return self._prompt_tokens(chat.harmony_messages())
 
-    def count_tokens(self, conversation: Conversation) -> int:
-        return len(self.prompt_tokens(conversation))
+    def count_tokens(self, chat: Chat) -> int:
+        return len(self.prompt_tokens(chat))
 
     def memory_in_use(self) -> int:
         return mx.get_active_memory()
 
-    def paging_stats(self) -> PagingStats | None:
-        """Expert hits and misses since the load, summed over the layers (a new object, so it
+    def paging_stats(self) -> ExpertPaging | None:
+        """Expert hits and misses since the load, summed over the layers (a frozen value, so it
         can be handed to another thread); None when every expert is resident."""
-        pools = [layer.mlp.experts for layer in self.model.model.layers if isinstance(layer.mlp.experts, PagedExperts)]
-        if not pools:
+        layers = [layer.mlp.experts.stats for layer in self.model.model.layers
+                  if isinstance(layer.mlp.experts, PagedExperts)]
+        if not layers:
             return None
-        total = PagingStats()
-        for pool in pools:
-            total.add(pool.stats)
-        return total
+        return ExpertPaging(sum(s.hits for s in layers), sum(s.misses for s in layers),
+                            sum(s.bytes_read for s in layers))
 
-    def _hit_rate_since(self, before: PagingStats | None) -> float | None:
-        if before is None:
-            return None
-        now = self.paging_stats()
-        return PagingStats(now.hits - before.hits, now.misses - before.misses).hit_rate
+    def _hit_rate_since(self, before: ExpertPaging | None) -> float | None:
+        return None if before is None else self.paging_stats().since(before).hit_rate
 
     # -- generation ----------------------------------------------------------------------------
 
     def reply(
         self,
-        conversation: Conversation,
+        chat: Chat,
         sampling: SamplingSettings = SamplingSettings(),
         cancel: threading.Event | None = None,
         on_token: Callable[[int], None] | None = None,
@@ -192,7 +188,7 @@ class Engine:
         """Generate the assistant's next reply as events, ending with Stats and Done.
 
         The generated messages (on cancel or at the token limit, the unfinished one too) are
-        appended to `conversation.messages` before Done is yielded. `on_token` sees every
+        appended to `chat.messages` before Done is yielded. `on_token` sees every
         sampled id first (the terminal's --raw view).
         """
         cancel = cancel or threading.Event()
@@ -200,14 +196,14 @@ class Engine:
         paging_before = self.paging_stats()
         mx.reset_peak_memory()
         reserve = min(sampling.max_new_tokens, self.info.context_limit // 4)
-        fitted = self._fit_to_context(conversation, reserve)
+        fitted = self._fit_to_context(chat, reserve)
         if isinstance(fitted, str):
             yield Done("context_full", fitted)
             return
         prompt, messages, dropped = fitted
         self.last_prompt = prompt
         header_edges = [len(self._render(messages[:n])) - _COMPLETION_SUFFIX
-                        for n in range(1, len(conversation.header_messages()) + 1)]
+                        for n in range(1, len(chat.header_messages()) + 1)]
 
         def stats(generated: list[int], first_token_at: float | None, prefill_seconds: float, reused: int) -> Stats:
             ended = time.perf_counter()
@@ -270,7 +266,7 @@ class Engine:
 
         yield from parser.finish()
         new_messages = list(parser.messages)
-        conversation.messages.extend(new_messages)
+        chat.messages.extend(new_messages)
         if reason == "call":
             self._continuation = _ToolContinuation(
                 len(messages) + len(new_messages), self._render(messages + new_messages), prompt + generated

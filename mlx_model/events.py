@@ -81,6 +81,25 @@ class Stats:
     expert_hit_rate: float | None = None  # share of this reply's expert uses found in memory; None: all resident
 
 
+@dataclass(frozen=True)
+class ExpertPaging:
+    """Expert lookups since the load when experts are paged from disk: how many were found in
+    memory, how many were read, and the bytes read (what the app's status bar shows)."""
+
+    hits: int = 0
+    misses: int = 0
+    bytes_read: int = 0
+
+    @property
+    def hit_rate(self) -> float:
+        lookups = self.hits + self.misses
+        return self.hits / lookups if lookups else 1.0
+
+    def since(self, before: "ExpertPaging") -> "ExpertPaging":
+        """The lookups after `before` was taken."""
+        return ExpertPaging(self.hits - before.hits, self.misses - before.misses, self.bytes_read - before.bytes_read)
+
+
 DoneReason = Literal["return", "call", "max_tokens", "cancelled", "context_full", "error"]
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 from .checkpoint import shard_files
 from .config import ModelFolderError
+from .units import format_bytes
 
 MANIFEST_NAME = ".gpt-oss-download.json"
 """Written into a downloaded model folder: the repo, the commit and each verified file."""
@@ -444,13 +445,3 @@ def free_disk_bytes(target: Path) -> int:
 
 def _reason(error: BaseException) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-
-
-def format_bytes(count: int | float) -> str:
-    """Sizes as Finder shows them (decimal units: 13.8 GB)."""
-    value = float(count)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if abs(value) < 1000:
-            return f"{int(value)} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"

@@ -13,8 +13,8 @@ from pathlib import Path
 from .checkpoint import TensorSpec, expected_tensors, locate_tensors
 from .config import ModelConfig
 from .loader import LoadOptions
+from .units import GIB
 
-GIB = 1024**3
 # Buffers besides weights and KV: one prefill chunk's activations, the logits, MLX's allocator
 # slack. Measured peaks on the tiny and 20b shapes sit well under this (see bench/memory.py).
 RUNTIME_OVERHEAD_BYTES = GIB // 2
@@ -93,16 +93,32 @@ def resident_bytes(model: ModelSource, options: LoadOptions) -> int:
     return _resident_weights_bytes(specs, config, options)
 
 
-ModelSource = str | Path | ModelConfig
-"""A model folder (its config and shard headers are read), or a config alone, e.g. one of
-config.PUBLISHED before it is downloaded (its tensors are the Hub layout's)."""
+@dataclass(frozen=True)
+class CheckpointTensors:
+    """A model's config and the sizes of its tensors, read once for several figures."""
+
+    config: ModelConfig
+    specs: dict[str, TensorSpec]
+
+
+ModelSource = str | Path | ModelConfig | CheckpointTensors
+"""A model folder (its config and shard headers are read), a config alone, e.g. one of
+config.PUBLISHED before it is downloaded (its tensors are the Hub layout's), or what
+`checkpoint_tensors` read already."""
+
+
+def checkpoint_tensors(source: ModelSource) -> CheckpointTensors:
+    if isinstance(source, CheckpointTensors):
+        return source
+    if isinstance(source, ModelConfig):
+        return CheckpointTensors(source, expected_tensors(source))
+    config = ModelConfig.from_folder(source)
+    return CheckpointTensors(config, {name: location.spec for name, location in locate_tensors(source, config).items()})
 
 
 def _checkpoint_specs(source: ModelSource) -> tuple[ModelConfig, dict[str, TensorSpec]]:
-    if isinstance(source, ModelConfig):
-        return source, expected_tensors(source)
-    config = ModelConfig.from_folder(source)
-    return config, {name: location.spec for name, location in locate_tensors(source, config).items()}
+    tensors = checkpoint_tensors(source)
+    return tensors.config, tensors.specs
 
 
 def _estimate(config: ModelConfig, specs: dict[str, TensorSpec], context_length: int, options: LoadOptions) -> MemoryEstimate:

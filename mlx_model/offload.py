@@ -22,6 +22,7 @@ import mlx.nn as nn
 import numpy as np
 
 from .checkpoint import TensorLocation
+from .events import ExpertPaging
 from .kernels import ExpertWeights
 
 _EXPERT_PARTS = (
@@ -81,19 +82,19 @@ class MappedEmbedding(nn.Module):
 
 @dataclass
 class PagingStats:
+    """One layer's counters, updated as experts are looked up (the engine sums them into an
+    `events.ExpertPaging` for callers)."""
+
     hits: int = 0
     misses: int = 0
     bytes_read: int = 0
 
     @property
     def hit_rate(self) -> float:
-        total = self.hits + self.misses
-        return self.hits / total if total else 1.0
+        return self.figures().hit_rate
 
-    def add(self, other: "PagingStats") -> None:
-        self.hits += other.hits
-        self.misses += other.misses
-        self.bytes_read += other.bytes_read
+    def figures(self) -> ExpertPaging:
+        return ExpertPaging(self.hits, self.misses, self.bytes_read)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from mlx_model import hub
+from mlx_model import format_bytes, hub
 
 LFS_SUFFIXES = (".safetensors", ".bin")
 PIECE = 1024 * 1024
@@ -420,6 +420,6 @@ def test_a_copy_in_the_hugging_face_cache_is_used_offline(serve, tmp_path):
 
 
 def test_sizes_read_like_finder():
-    assert hub.format_bytes(13_761_264_768) == "13.8 GB"
-    assert hub.format_bytes(512) == "512 bytes"
-    assert hub.format_bytes(2_500_000) == "2.5 MB"
+    assert format_bytes(13_761_264_768) == "13.8 GB"
+    assert format_bytes(512) == "512 bytes"
+    assert format_bytes(2_500_000) == "2.5 MB"

@@ -1,12 +1,17 @@
 """Imports flow one way, app → mlx_model: nothing under mlx_model imports Qt or the app, so the
-engine and the terminal chat run without a GUI toolkit."""
+engine and the terminal chat run without a GUI toolkit; and the app uses only what mlx_model
+exports at its top level, its one public API."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "mlx_model"
+import mlx_model
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "mlx_model"
+APP = ROOT / "app"
 FORBIDDEN = ("PySide6", "shiboken6", "app")
 
 
@@ -28,3 +33,48 @@ def test_mlx_model_imports_neither_qt_nor_the_app():
         for source in sources
     }
     assert {name: found for name, found in offending.items() if found} == {}
+
+
+def uses_past_the_public_api(source: Path) -> list[str]:
+    """What `source` takes from mlx_model besides its top-level exports: a submodule import
+    (`from mlx_model.engine import …`, `import mlx_model.hub`), a name that is not in
+    `mlx_model.__all__`, or an attribute of the package that is not."""
+    public = set(mlx_model.__all__)
+    tree = ast.parse(source.read_text(encoding="utf-8"))
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [f"import {a.name}" for a in node.names if a.name.startswith("mlx_model.")]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module.startswith("mlx_model."):
+                found.append(f"from {node.module} import …")
+            elif node.module == "mlx_model":
+                found += [f"from mlx_model import {a.name}" for a in node.names if a.name not in public]
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "mlx_model":
+            if node.attr not in public:
+                found.append(f"mlx_model.{node.attr}")
+    return found
+
+
+def test_the_app_uses_only_the_public_api():
+    sources = sorted(APP.rglob("*.py"))
+    assert len(sources) > 10
+    offending = {str(source.relative_to(ROOT)): uses_past_the_public_api(source) for source in sources}
+    assert {name: found for name, found in offending.items() if found} == {}
+
+
+def test_the_public_api_check_catches_each_way_around_it(tmp_path):
+    source = tmp_path / "reaching.py"
+    source.write_text(
+        "import mlx_model\nimport mlx_model.hub\nfrom mlx_model.engine import Engine\n"
+        "from mlx_model import Engine, memory\nmlx_model.offload.PagingStats\nmlx_model.Chat\n",
+        encoding="utf-8",
+    )
+    assert uses_past_the_public_api(source) == [
+        "import mlx_model.hub", "from mlx_model.engine import …", "from mlx_model import memory", "mlx_model.offload",
+    ]
+
+
+def test_every_exported_name_exists():
+    assert [name for name in mlx_model.__all__ if not hasattr(mlx_model, name)] == []
+    assert len(set(mlx_model.__all__)) == len(mlx_model.__all__)

@@ -66,7 +66,7 @@ def _text(text: str) -> dict[str, str]:
 
 
 def system_message(
-    reasoning: ReasoningLevel = "medium",
+    reasoning_level: ReasoningLevel = "medium",
     start_date: str | datetime.date | None = None,
     model_identity: str | None = DEFAULT_MODEL_IDENTITY,
     knowledge_cutoff: str | None = DEFAULT_KNOWLEDGE_CUTOFF,
@@ -77,8 +77,8 @@ def system_message(
 
     The three channels are always required, as openai-harmony's default system content does.
     """
-    if reasoning not in _EFFORT_VALUES:
-        raise ValueError(f"reasoning must be one of {sorted(_EFFORT_VALUES)}, not {reasoning!r}")
+    if reasoning_level not in _EFFORT_VALUES:
+        raise ValueError(f"reasoning_level must be one of {sorted(_EFFORT_VALUES)}, not {reasoning_level!r}")
     if isinstance(start_date, datetime.date):
         start_date = start_date.isoformat()
     tools = {
@@ -88,7 +88,7 @@ def system_message(
     }
     content: dict[str, Any] = {
         "model_identity": model_identity,
-        "reasoning_effort": _EFFORT_VALUES[reasoning],
+        "reasoning_effort": _EFFORT_VALUES[reasoning_level],
         "conversation_start_date": start_date,
         "knowledge_cutoff": knowledge_cutoff,
         "channel_config": {"valid_channels": list(CHANNELS), "channel_required": True},

@@ -11,6 +11,7 @@ import pytest
 from PySide6.QtWidgets import QFileDialog, QLabel
 
 from app.model_dialog import ModelDialog
+import mlx_model
 from mlx_model import hub
 from mlx_model.loader import LoadOptions
 
@@ -124,7 +125,7 @@ def plan_for(models_dir: Path, *, present: bool, free: int) -> hub.DownloadPlan:
 
 
 def test_a_download_that_does_not_fit_is_refused_with_the_sizes(open_dialog, tmp_path, qtbot, monkeypatch):
-    monkeypatch.setattr(hub, "plan_download", lambda repo_id, models_dir, **kw: plan_for(models_dir, present=False, free=0))
+    monkeypatch.setattr(mlx_model, "plan_download", lambda repo_id, models_dir, **kw: plan_for(models_dir, present=False, free=0))
     dialog = open_dialog(32 * GIB)
     dialog.primary.click()
     qtbot.waitUntil(lambda: "Free some space" in dialog.status.text(), timeout=5000)
@@ -138,7 +139,7 @@ def test_a_finished_download_chooses_the_model(open_dialog, tmp_path, qtbot, mon
     mark_downloaded(models_dir, REPO)
     manifest = hub.downloaded_model_dir(models_dir, REPO) / hub.MANIFEST_NAME
     manifest.write_text(manifest.read_text().replace('"complete": true', '"complete": false'))
-    monkeypatch.setattr(hub, "plan_download", lambda repo_id, models_dir, **kw: plan_for(models_dir, present=True, free=10 * GIB))
+    monkeypatch.setattr(mlx_model, "plan_download", lambda repo_id, models_dir, **kw: plan_for(models_dir, present=True, free=10 * GIB))
     dialog = open_dialog(32 * GIB)
     assert dialog.primary.text() == "Download"
     with qtbot.waitSignal(dialog.accepted, timeout=5000):

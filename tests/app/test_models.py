@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+import dataclasses
 
-from app.models import (
-    CATALOGUE,
-    check_model_fit,
-    load_options_for,
-    memory_summary,
-    offer,
-)
-from mlx_model import memory
-from mlx_model.loader import LoadOptions
+from app.models import CATALOGUE, offer
+from mlx_model import GIB, LoadOptions, memory_summary, plan_load
+from mlx_model import memory  # the figures the plan is made of, to check it against
 
-GIB = 1024**3
 GB = 1000**3
 
 TWENTY, HUNDRED_TWENTY = CATALOGUE
@@ -69,43 +61,32 @@ def test_a_longer_context_needs_more_memory_and_leaves_less_for_experts():
     assert "with 70% of its experts in memory" in offer(HUNDRED_TWENTY, 64 * GIB, 131072).message
 
 
-@dataclass(frozen=True)
-class Estimate:
-    weights_bytes: int
-    kv_bytes: int
-
-    @property
-    def total_bytes(self) -> int:
-        return self.weights_bytes + self.kv_bytes
-
-
-def test_the_load_check_uses_the_given_estimate_for_the_folder_context_and_options():
-    asked: list[tuple[Path, int, LoadOptions]] = []
-
-    def estimate(folder: Path, context_length: int, options: LoadOptions) -> Estimate:
-        asked.append((folder, context_length, options))
-        return Estimate(10 * GB, context_length * 1_000_000)
-
+def test_the_load_check_uses_the_estimate_for_the_folder_context_and_options(harmony_model_dir):
     eight_bit = LoadOptions(dense_bits=8)
-    verdict = check_model_fit(Path("/models/tiny"), 8192, eight_bit, estimate, total_ram=24 * GB)  # the GPU gets 2/3
-    assert asked == [(Path("/models/tiny"), 8192, eight_bit)]
-    assert verdict.needed_bytes == 10 * GB + 8192 * 1_000_000 and verdict.runs and not verdict.fits
-    assert check_model_fit(Path("/models/tiny"), None, eight_bit, estimate, total_ram=24 * GB).fits
-    assert asked[-1] == (Path("/models/tiny"), 4096, eight_bit), "automatic context: the smallest the engine picks"
+    plan = plan_load(harmony_model_dir, 8192, eight_bit, total_ram=24 * GB)
+    assert (plan.context_length, plan.options) == (8192, eight_bit)
+    assert plan.estimate == memory.estimate(harmony_model_dir, 8192, eight_bit)
+    assert plan.name == harmony_model_dir.name
+    automatic_context = plan_load(harmony_model_dir, None, eight_bit, total_ram=24 * GB)
+    assert automatic_context.context_length == 4096, "automatic context: the smallest the engine picks"
+    assert automatic_context.estimate == memory.estimate(harmony_model_dir, 4096, eight_bit)
+
+    needing = dataclasses.replace(plan, estimate=memory.MemoryEstimate(10 * GB, 8192 * 1_000_000, 0))
+    assert needing.needed_bytes == 10 * GB + 8192 * 1_000_000 and needing.runs and not needing.fits  # the GPU gets 2/3
+    assert dataclasses.replace(needing, estimate=memory.MemoryEstimate(10 * GB, 4096 * 1_000_000, 0)).fits
 
 
 def test_manual_options_win_else_what_fits_else_the_defaults():
-    asked: list[tuple[Path, int]] = []
-    paged = LoadOptions(dense_bits=8, expert_budget_bytes=9 * GIB)
-
-    def fit(folder: Path, context_length: int) -> LoadOptions | None:
-        asked.append((folder, context_length))
-        return paged if context_length < 100_000 else None
-
-    folder, manual = Path("/models/tiny"), LoadOptions(embedding="resident")
-    assert load_options_for(manual, folder, 8192, fit) == manual and asked == []
-    assert load_options_for(None, folder, None, fit) == paged and asked == [(folder, 4096)]
-    assert load_options_for(None, folder, 131072, fit) == LoadOptions()
+    config, ram = HUNDRED_TWENTY.config, 64 * GIB
+    manual = LoadOptions(embedding="resident")
+    chosen = plan_load(config, 8192, manual, name="120b", total_ram=ram)
+    assert chosen.options == manual and not chosen.automatic
+    fitted = plan_load(config, None, None, name="120b", total_ram=ram)
+    assert fitted.automatic and fitted.context_length == 4096
+    assert fitted.options == memory.fitting_options(config, 4096, memory.usable_memory_bytes(ram)) != LoadOptions()
+    nothing_fits = plan_load(config, 131072, None, name="120b", total_ram=4 * GIB)
+    assert memory.fitting_options(config, 131072, memory.usable_memory_bytes(4 * GIB)) is None
+    assert nothing_fits.options == LoadOptions() and not nothing_fits.runs
 
 
 def test_the_memory_summary_names_only_what_a_load_gives_up():

@@ -1,6 +1,6 @@
-"""Memory options from Settings to the engine: automatic mode loads with what
-mlx_model.memory.fitting_options picks, manual mode with the chosen options, the fit check
-estimates with the same options the load uses, and paged experts show their hit rate.
+"""Memory options from Settings to the engine: automatic mode loads with what mlx_model.plan_load
+picks, manual mode with the chosen options, the fit check is the plan the load uses, and paged
+experts show their hit rate.
 
 The engine here is a small double that records how it was loaded; the real engine with paged
 experts is in test_app_with_engine.py.
@@ -8,6 +8,7 @@ experts is in test_app_with_engine.py.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,16 +16,12 @@ from types import SimpleNamespace
 import pytest
 from PySide6.QtCore import QCoreApplication, QEvent
 
-from app.models import FitVerdict
 from app.session import ChatSession
 from app.settings import Key
 from app.settings_dialog import SettingsDialog
 from app.window import MainWindow
 from app.worker import EngineApi, EngineHost, EngineWorker
-from mlx_model import memory
-from mlx_model.loader import LoadOptions
-from mlx_model.memory import GIB
-from mlx_model.offload import PagingStats
+from mlx_model import GIB, ExpertPaging, LoadOptions, LoadPlan, MemoryEstimate, plan_load
 
 PAGED = LoadOptions(dense_bits=8, expert_budget_bytes=GIB)
 
@@ -33,13 +30,13 @@ PAGED = LoadOptions(dense_bits=8, expert_budget_bytes=GIB)
 class LoadedDouble:
     """What the worker asks of a loaded engine."""
 
-    paging: PagingStats | None = None
+    paging: ExpertPaging | None = None
     info: SimpleNamespace = field(default_factory=lambda: SimpleNamespace(name="double", context_limit=4096))
 
     def memory_in_use(self) -> int:
         return 1000
 
-    def paging_stats(self) -> PagingStats | None:
+    def paging_stats(self) -> ExpertPaging | None:
         return self.paging
 
     def count_tokens(self, conversation) -> int:
@@ -58,8 +55,18 @@ class Recorder:
         return self.answer(*args, **kwargs)
 
 
+def automatic(options: LoadOptions):
+    """A planner whose automatic mode picks `options`, as plan_load would on a smaller Mac."""
+
+    def plan(folder: Path, context_length: int | None, manual: LoadOptions | None) -> LoadPlan:
+        assert manual is None, "automatic mode is on"
+        return dataclasses.replace(plan_load(folder, context_length, options), automatic=True)
+
+    return Recorder(plan)
+
+
 class Harness:
-    def __init__(self, qtbot, store, settings, models_dir: Path, fit, estimate, paging) -> None:
+    def __init__(self, qtbot, store, settings, models_dir: Path, plan, paging) -> None:
         self.qtbot = qtbot
         self.loads: list[tuple[str, dict]] = []
         self.paging = paging  # what the next engine loaded reports
@@ -69,7 +76,7 @@ class Harness:
             return LoadedDouble(self.paging)
 
         self.host = EngineHost(EngineWorker(api_factory=lambda: EngineApi(load, dict, dict, RuntimeError)))
-        self.session = ChatSession(store, settings, self.host, models_dir=models_dir, estimate=estimate, fit=fit)
+        self.session = ChatSession(store, settings, self.host, models_dir=models_dir, plan=plan)
         self.window: MainWindow | None = None
 
     def open(self, folder: Path, confirm=lambda verdict: pytest.fail(f"asked to confirm: {verdict.message}")) -> bool:
@@ -91,9 +98,8 @@ class Harness:
 def harness(qtbot, store, settings, data_dir):
     started: list[Harness] = []
 
-    def start(fit=None, estimate=None, paging: PagingStats | None = None) -> Harness:
-        started.append(Harness(qtbot, store, settings, data_dir / "models", fit or Recorder(memory.fitting_options),
-                               estimate or Recorder(memory.estimate), paging))
+    def start(plan=None, paging: ExpertPaging | None = None) -> Harness:
+        started.append(Harness(qtbot, store, settings, data_dir / "models", plan or Recorder(plan_load), paging))
         return started[-1]
 
     yield start
@@ -101,22 +107,23 @@ def harness(qtbot, store, settings, data_dir):
         each.close()
 
 
-def test_automatic_mode_loads_with_what_fitting_options_picks(harness, harmony_model_dir):
-    fit, estimate = Recorder(lambda folder, context: PAGED), Recorder(memory.estimate)
-    run = harness(fit=fit, estimate=estimate)
+def test_automatic_mode_loads_with_what_the_plan_picks(harness, harmony_model_dir):
+    plan = automatic(PAGED)
+    run = harness(plan=plan)
     assert run.open(harmony_model_dir)
-    assert fit.calls == [(harmony_model_dir, 4096)], "automatic context: checked at the smallest the engine picks"
-    assert estimate.calls == [(harmony_model_dir, 4096, PAGED)], "the fit check uses the options of the load"
-    assert run.loaded_options() == [PAGED] and run.session.load_options == PAGED
+    assert plan.calls == [(harmony_model_dir, None, None)], "automatic context and memory: the plan decides both"
+    assert run.loaded_options() == [PAGED] and run.session.load_options == PAGED, "the load uses the plan's options"
+    assert [arguments["context_length"] for _, arguments in run.loads] == [None]
 
 
 def test_when_nothing_fits_automatic_mode_asks_first_and_loads_as_published(harness, harmony_model_dir):
-    estimate = Recorder(lambda folder, context, options: memory.MemoryEstimate(10**15, 0, 0))
-    run = harness(fit=Recorder(lambda folder, context: None), estimate=estimate)
-    asked: list[FitVerdict] = []
+    plan = Recorder(lambda folder, context, manual: dataclasses.replace(
+        plan_load(folder, context, manual), options=LoadOptions(), estimate=MemoryEstimate(10**15, 0, 0)))
+    run = harness(plan=plan)
+    asked: list[LoadPlan] = []
     assert not run.session.open_model(str(harmony_model_dir), lambda verdict: asked.append(verdict) or False)
     assert len(asked) == 1 and not asked[0].runs and run.loads == []
-    assert estimate.calls == [(harmony_model_dir, 4096, LoadOptions())]
+    assert plan.calls == [(harmony_model_dir, None, None)] and asked[0].options == LoadOptions()
 
     assert run.open(harmony_model_dir, confirm=lambda verdict: True)
     assert run.loaded_options() == [LoadOptions()]
@@ -129,10 +136,10 @@ def test_manual_settings_reach_the_fit_check_and_the_engine(harness, settings, h
     settings.set_value(Key.EXPERT_BUDGET_GIB, 2.5)
     settings.set_value(Key.CONTEXT_LENGTH, 8192)
     chosen = LoadOptions(embedding="resident", dense_bits=4, expert_budget_bytes=int(2.5 * GIB))
-    fit, estimate = Recorder(lambda folder, context: pytest.fail("automatic mode is off")), Recorder(memory.estimate)
-    run = harness(fit=fit, estimate=estimate)
+    plan = Recorder(plan_load)
+    run = harness(plan=plan)
     assert run.open(harmony_model_dir)
-    assert fit.calls == [] and estimate.calls == [(harmony_model_dir, 8192, chosen)]
+    assert plan.calls == [(harmony_model_dir, 8192, chosen)]
     assert [(arguments["context_length"], arguments["options"]) for _, arguments in run.loads] == [(8192, chosen)]
 
 
@@ -144,7 +151,7 @@ def open_window(run: Harness, settings, models_dir: Path, qtbot) -> MainWindow:
 
 def test_paged_experts_show_their_hit_rate_and_the_model_what_it_gave_up(harness, settings, data_dir, qtbot,
                                                                           harmony_model_dir):
-    run = harness(fit=Recorder(lambda folder, context: PAGED), paging=PagingStats(hits=3, misses=1, bytes_read=4096))
+    run = harness(plan=automatic(PAGED), paging=ExpertPaging(hits=3, misses=1, bytes_read=4096))
     status = open_window(run, settings, data_dir / "models", qtbot).status
     assert status.paging.isHidden()
     with qtbot.waitSignal(run.session.paging_measured):
@@ -154,7 +161,7 @@ def test_paged_experts_show_their_hit_rate_and_the_model_what_it_gave_up(harness
     assert status.model.text() == f"{harmony_model_dir.name} · 8-bit attention and unembedding, experts paged, 1.0 GiB in memory"
 
     run.paging = None  # reloaded with every expert resident
-    run.session.fit = Recorder(lambda folder, context: LoadOptions())
+    run.session.plan = automatic(LoadOptions())
     with qtbot.waitSignal(run.session.model_loaded):
         run.window.open_model(str(harmony_model_dir))
     assert status.model.text() == harmony_model_dir.name
@@ -162,7 +169,7 @@ def test_paged_experts_show_their_hit_rate_and_the_model_what_it_gave_up(harness
 
 
 def test_before_any_lookup_the_hit_rate_is_not_made_up(harness, settings, data_dir, qtbot, harmony_model_dir):
-    run = harness(fit=Recorder(lambda folder, context: PAGED), paging=PagingStats())
+    run = harness(plan=automatic(PAGED), paging=ExpertPaging())
     status = open_window(run, settings, data_dir / "models", qtbot).status
     with qtbot.waitSignal(run.session.paging_measured):
         run.window.open_model(str(harmony_model_dir))

@@ -67,7 +67,7 @@ def test_conversation_kwargs_carry_level_instructions_and_start_date(store):
     kwargs = conversation_kwargs(store.conversation(chat.id), store.messages(chat.id))
     assert kwargs == {
         "messages": [{"role": "user", "name": None, "content": [{"type": "text", "text": "Hi"}]}],
-        "reasoning": "low", "instructions": "Be brief.", "tools": [], "start_date": "2025-08-05",
+        "reasoning_level": "low", "instructions": "Be brief.", "tools": [], "start_date": "2025-08-05",
     }
 
 

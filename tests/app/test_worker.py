@@ -17,7 +17,7 @@ from PySide6.QtCore import QThread
 from app.worker import EngineApi, EngineHost, EngineWorker
 from mlx_model.events import Done, MessageStart, Stats, TextDelta
 from mlx_model.loader import LoadOptions
-from mlx_model.offload import PagingStats
+from mlx_model import ExpertPaging
 
 
 class DoubleError(Exception):
@@ -31,7 +31,7 @@ class EngineDouble:
     cancels: list[threading.Event] = field(default_factory=list)
     fail_with: Exception | None = None
     gate: threading.Event | None = None  # when set up, the next reply waits for it
-    paging: PagingStats | None = None
+    paging: ExpertPaging | None = None
 
     def reply(self, conversation, sampling, cancel):
         self.threads.append(QThread.currentThread())
@@ -68,7 +68,7 @@ def test_calls_run_on_the_worker_thread_and_events_come_back_in_order(qtbot):
     with qtbot.waitSignal(host.worker.loaded):
         host.load("/models/double", 2048, LoadOptions())
     events: list[tuple[int, object]] = []
-    measured: list[tuple[int, int, int, PagingStats | None]] = []
+    measured: list[tuple[int, int, int, ExpertPaging | None]] = []
     host.worker.event.connect(lambda reply_id, event: events.append((reply_id, event)))
     host.worker.measured.connect(lambda *figures: measured.append(figures))
     with qtbot.waitSignal(host.worker.reply_ended):
@@ -124,7 +124,7 @@ def test_a_load_failure_is_reported_with_the_path(qtbot):
 
 
 def test_the_load_gets_the_memory_options_and_measures_report_the_paging(qtbot):
-    engine = EngineDouble(paging=PagingStats(hits=3, misses=1, bytes_read=4096))
+    engine = EngineDouble(paging=ExpertPaging(hits=3, misses=1, bytes_read=4096))
     loads: list[tuple[str, dict]] = []
 
     def load(path, **arguments):
@@ -138,5 +138,5 @@ def test_the_load_gets_the_memory_options_and_measures_report_the_paging(qtbot):
     assert [(path, arguments["context_length"], arguments["options"]) for path, arguments in loads] == [
         ("/models/double", 4096, options)
     ]
-    assert measured.args == [0, 2048, 1000, PagingStats(hits=3, misses=1, bytes_read=4096)]
+    assert measured.args == [0, 2048, 1000, ExpertPaging(hits=3, misses=1, bytes_read=4096)]
     assert host.shutdown()

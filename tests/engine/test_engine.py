@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import threading
 from pathlib import Path
 
@@ -17,13 +19,13 @@ from support.harmony_model import (
     WEATHER_TOOL,
 )
 
-from mlx_model.conversation import Conversation
+from mlx_model import ExpertPaging
+from mlx_model.chat import Chat
 from mlx_model.engine import Engine, EngineError
 from mlx_model.events import Done, MessageDone, MessageStart, Stats, TextDelta, ToolCall
 from mlx_model.harmony import text_of
 from mlx_model.loader import LoadOptions, load
 from mlx_model.memory import resident_bytes
-from mlx_model.offload import PagingStats
 from mlx_model.prompt_cache import PromptCache
 from mlx_model.sampling import SamplingSettings
 
@@ -35,11 +37,11 @@ def engine(harmony_model_dir: Path) -> Engine:
     return Engine.load(harmony_model_dir, context_length=1024, dtype=mx.float32)
 
 
-def chat(level: str = "medium", **fields) -> Conversation:
-    return Conversation(start_date=START_DATE, reasoning=level, **fields)
+def chat(level: str = "medium", **fields) -> Chat:
+    return Chat(start_date=START_DATE, reasoning_level=level, **fields)
 
 
-def run(engine: Engine, conversation: Conversation, sampling: SamplingSettings = GREEDY, cancel=None):
+def run(engine: Engine, conversation: Chat, sampling: SamplingSettings = GREEDY, cancel=None):
     events = list(engine.reply(conversation, sampling, cancel))
     stats = next(e for e in events if isinstance(e, Stats))
     assert isinstance(events[-1], Done)
@@ -107,7 +109,7 @@ def test_changing_the_reasoning_level_rebuilds_from_the_system_message(engine: E
     conversation = chat("high")
     conversation.add_user(EXCHANGES["sum"].question)
     run(engine, conversation)
-    conversation.reasoning = "low"
+    conversation.reasoning_level = "low"
     conversation.add_user(EXCHANGES["colour"].question)
     _, stats, _ = run(engine, conversation)
     assert stats.cached_tokens == 0  # "Reasoning:" is in the first message
@@ -235,7 +237,7 @@ def test_paging_stats_sum_the_layers_and_are_none_when_every_expert_is_resident(
     budget = slot_bytes * config.num_hidden_layers * config.num_experts_per_tok  # half of the 8 experts
     paged = Engine.load(harmony_model_dir, context_length=1024, dtype=mx.float32,
                         options=LoadOptions(expert_budget_bytes=budget))
-    assert paged.paging_stats() == PagingStats()
+    assert paged.paging_stats() == ExpertPaging()
 
     conversation = chat("high")
     conversation.add_user(EXCHANGES["sum"].question)
@@ -262,5 +264,6 @@ def test_paging_stats_sum_the_layers_and_are_none_when_every_expert_is_resident(
         sum(s.hits for s in layers), sum(s.misses for s in layers), sum(s.bytes_read for s in layers)
     )
     assert stats.hits > 0 and stats.misses > 0
-    stats.hits += 1000
-    assert paged.paging_stats().hits == stats.hits - 1000, "a copy: the caller may keep or change it"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        stats.hits += 1000  # a value, not the engine's counters: the caller may keep it on any thread
+    assert paged.paging_stats() == stats

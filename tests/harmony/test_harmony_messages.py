@@ -66,7 +66,7 @@ def test_system_message_with_identity_and_cutoff() -> None:
 
 
 def test_system_message_refuses_an_unknown_level() -> None:
-    with pytest.raises(ValueError, match="reasoning must be one of"):
+    with pytest.raises(ValueError, match="reasoning_level must be one of"):
         system_message("extreme")  # type: ignore[arg-type]
 
 

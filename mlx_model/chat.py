@@ -1,5 +1,9 @@
-"""A conversation as the engine renders it: harmony messages plus the settings that make up the
-system and developer messages (reasoning level, start date, instructions, function tools)."""
+"""A chat as the engine renders it: harmony messages plus the settings that make up the system
+and developer messages (reasoning level, start date, instructions, function tools).
+
+Named `Chat`, not Conversation: openai-harmony's `Conversation` is a bare list of messages, this
+also carries what the header messages are built from.
+"""
 
 from __future__ import annotations
 
@@ -12,22 +16,22 @@ REASONING_LEVELS: tuple[ReasoningLevel, ...] = get_args(ReasoningLevel)
 
 
 @dataclass
-class Conversation:
+class Chat:
     """`messages` are openai-harmony `Message.to_dict()` dicts: user, assistant (analysis,
     commentary, final; tool calls with a recipient) and tool results; never system or developer,
     which are built from the other fields on every render."""
 
     messages: list[dict[str, Any]] = field(default_factory=list)
-    reasoning: ReasoningLevel = "medium"
+    reasoning_level: ReasoningLevel = "medium"
     instructions: str | None = None
     tools: list[dict[str, Any]] = field(default_factory=list)
-    # Stored per conversation (YYYY-MM-DD) so the system message, and so the cached prompt,
-    # stays byte-stable across days.
+    # Stored per chat (YYYY-MM-DD) so the system message, and so the cached prompt, stays
+    # byte-stable across days.
     start_date: str | None = None
 
     def __post_init__(self) -> None:
-        if self.reasoning not in REASONING_LEVELS:
-            raise ValueError(f"reasoning must be one of {REASONING_LEVELS}, got {self.reasoning!r}")
+        if self.reasoning_level not in REASONING_LEVELS:
+            raise ValueError(f"reasoning_level must be one of {REASONING_LEVELS}, got {self.reasoning_level!r}")
 
     def add_user(self, text: str) -> None:
         self.messages.append(user_message(text))
@@ -38,7 +42,7 @@ class Conversation:
 
     def header_messages(self) -> list[dict[str, Any]]:
         """The system message and, when there are instructions or tools, the developer message."""
-        header = [system_message(reasoning=self.reasoning, start_date=self.start_date)]
+        header = [system_message(reasoning_level=self.reasoning_level, start_date=self.start_date)]
         if self.instructions or self.tools:
             header.append(developer_message(instructions=self.instructions, tools=self.tools or None))
         return header
