@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TextIO
 
 from . import hub, paths
-from .config import ModelFolderError
 from .chat import REASONING_LEVELS, Chat
+from .config import ModelFolderError
 from .engine import Engine, EngineError
 from .events import Done, Event, MessageStart, Stats, TextDelta, ToolCall
 from .load_plan import plan_load

@@ -17,8 +17,8 @@ from typing import Callable, Iterator, Literal
 
 import mlx.core as mx
 
-from .config import ModelConfig
 from .chat import Chat
+from .config import ModelConfig
 from .events import Done, Event, ExpertPaging, Stats
 from .harmony import StreamParser, drop_completed_chain_of_thought, render_for_completion
 from .loader import LoadOptions, load

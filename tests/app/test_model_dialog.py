@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QFileDialog, QLabel
 
-from app.model_dialog import ModelDialog
 import mlx_model
+from app.model_dialog import ModelDialog
 from mlx_model import hub
 from mlx_model.loader import LoadOptions
 
@@ -139,7 +139,8 @@ def test_a_finished_download_chooses_the_model(open_dialog, tmp_path, qtbot, mon
     mark_downloaded(models_dir, REPO)
     manifest = hub.downloaded_model_dir(models_dir, REPO) / hub.MANIFEST_NAME
     manifest.write_text(manifest.read_text().replace('"complete": true', '"complete": false'))
-    monkeypatch.setattr(mlx_model, "plan_download", lambda repo_id, models_dir, **kw: plan_for(models_dir, present=True, free=10 * GIB))
+    monkeypatch.setattr(mlx_model, "plan_download",
+                        lambda repo_id, models_dir, **kw: plan_for(models_dir, present=True, free=10 * GIB))
     dialog = open_dialog(32 * GIB)
     assert dialog.primary.text() == "Download"
     with qtbot.waitSignal(dialog.accepted, timeout=5000):

@@ -5,8 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from app.models import CATALOGUE, offer
-from mlx_model import GIB, LoadOptions, memory_summary, plan_load
-from mlx_model import memory  # the figures the plan is made of, to check it against
+from mlx_model import GIB, LoadOptions, memory, memory_summary, plan_load  # memory: the figures a plan is made of
 
 GB = 1000**3
 

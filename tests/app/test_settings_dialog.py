@@ -9,8 +9,7 @@ import pytest
 
 from app.settings import Key
 from app.settings_dialog import SettingsDialog
-from mlx_model import memory
-from mlx_model import format_bytes
+from mlx_model import format_bytes, memory
 from mlx_model.loader import LoadOptions
 from mlx_model.memory import GIB
 

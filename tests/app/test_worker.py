@@ -15,9 +15,9 @@ from types import SimpleNamespace
 from PySide6.QtCore import QThread
 
 from app.worker import EngineApi, EngineHost, EngineWorker
+from mlx_model import ExpertPaging
 from mlx_model.events import Done, MessageStart, Stats, TextDelta
 from mlx_model.loader import LoadOptions
-from mlx_model import ExpertPaging
 
 
 class DoubleError(Exception):
