@@ -27,6 +27,35 @@ from .tokenizer import TokenizerFileError
 from .units import GIB, format_bytes
 
 DIM, RESET = "\x1b[2m", "\x1b[0m"
+INTERRUPTED = 130
+"""The exit status of a program ended by Ctrl+C (128 + SIGINT), as shells report it."""
+
+
+def _date(text: str) -> str:
+    """A calendar date written YYYY-MM-DD (the model's system prompt carries it as is)."""
+    try:
+        if len(text) == 10:
+            return datetime.date.fromisoformat(text).isoformat()
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"{text!r} is not a date written YYYY-MM-DD, such as 2025-08-05")
+
+
+def _number(kind: type, low: float | None = None, high: float | None = None, *, above: bool = False):
+    """An argparse type: a `kind` number between `low` and `high` (above `low` if `above`)."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if low is not None and (value <= low if above else value < low):
+            raise argparse.ArgumentTypeError(f"{text} must be {'above' if above else 'at least'} {low}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"{text} must be at most {high}")
+        return value
+
+    return parse
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -35,21 +64,21 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--reasoning", dest="reasoning_level", choices=REASONING_LEVELS, default="medium",
                         help="reasoning level")
     parser.add_argument("--developer", default=None, help="developer instructions")
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--top-p", type=float, default=1.0)
-    parser.add_argument("--top-k", type=int, default=0)
-    parser.add_argument("--min-p", type=float, default=0.0)
+    parser.add_argument("--temperature", type=_number(float, 0.0), default=1.0)
+    parser.add_argument("--top-p", type=_number(float, 0.0, 1.0, above=True), default=1.0)
+    parser.add_argument("--top-k", type=_number(int, 0), default=0)
+    parser.add_argument("--min-p", type=_number(float, 0.0, 1.0), default=0.0)
     parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--max-tokens", type=int, default=4096, help="most new tokens per reply")
-    parser.add_argument("--context", type=int, default=None, help="context length (default: what fits in memory)")
+    parser.add_argument("--max-tokens", type=_number(int, 1), default=4096, help="most new tokens per reply")
+    parser.add_argument("--context", type=_number(int, 256), default=None, help="context length (default: what fits in memory)")
     memory = parser.add_argument_group("memory (see README: Memory)")
     memory.add_argument("--dense-bits", type=int, choices=(16, 8, 4), default=16,
                         help="attention and unembedding weights in 16 (as published), 8 or 4 bits")
-    memory.add_argument("--expert-budget-gib", type=float, default=None,
+    memory.add_argument("--expert-budget-gib", type=_number(float, 0.0), default=None,
                         help="keep this much of the experts resident and page the rest from disk")
     memory.add_argument("--fit", action="store_true",
                         help="pick the least lossy options that fit this machine's memory")
-    parser.add_argument("--start-date", default=None, help="the conversation's date, YYYY-MM-DD (default: today)")
+    parser.add_argument("--start-date", type=_date, default=None, help="the conversation's date, YYYY-MM-DD (default: today)")
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--raw", action="store_true", help="print the harmony text instead of the rendered chat")
     output.add_argument("--json", action="store_true", help="print one JSON event per line")
@@ -67,7 +96,7 @@ class _Printer:
 
     def event(self, event: Event) -> None:
         if self.as_json:
-            print(json.dumps({"type": type(event).__name__, **asdict(event)}), file=self.out, flush=True)
+            print(json.dumps({"type": type(event).__name__, **asdict(event)}, ensure_ascii=False), file=self.out, flush=True)
             return
         if isinstance(event, (Stats, Done)) and not self.raw:
             self._end_line()
@@ -165,6 +194,9 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextI
     except (ValueError, hub.HubError, ModelFolderError, TokenizerFileError, EngineError, OSError) as error:
         print(f"gpt-oss-chat: {error}", file=stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl+C while the model loads: leave without a traceback
+        print(file=stderr)
+        return INTERRUPTED
 
     conversation = Chat(reasoning_level=args.reasoning_level, instructions=args.developer,
                                 start_date=args.start_date or datetime.date.today().isoformat())
@@ -190,7 +222,11 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextI
     while True:
         if interactive:
             print("\n› ", end="", file=stdout, flush=True)
-        line = stdin.readline()
+        try:
+            line = stdin.readline()
+        except KeyboardInterrupt:  # Ctrl+C at the prompt ends the chat, quietly
+            print(file=stdout)
+            return INTERRUPTED
         if not line:
             return 0
         text = line.strip()

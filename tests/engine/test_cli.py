@@ -64,3 +64,48 @@ def test_interactive_turns_reuse_the_cache_and_switch_level(harmony_model_dir: P
 def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
     code, _, err = chat(tmp_path / "absent", "--prompt", "hi")
     assert code == 2 and "No model folder at" in err
+
+
+def test_arguments_are_checked_with_messages_that_say_what_is_wrong(capsys) -> None:
+    import pytest
+
+    for arguments, complaint in (
+        (["--start-date", "yesterday"], "argument --start-date: 'yesterday' is not a date written YYYY-MM-DD"),
+        (["--start-date", "2025-02-30"], "'2025-02-30' is not a date"),
+        (["--temperature", "-1"], "argument --temperature: -1 must be at least 0.0"),
+        (["--top-p", "0"], "argument --top-p: 0 must be above 0.0"),
+        (["--max-tokens", "many"], "argument --max-tokens: 'many' is not an integer"),
+        (["--context", "12"], "argument --context: 12 must be at least 256"),
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            main(["--model", "unused", *arguments], stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO())
+        assert exit_.value.code == 2
+        assert complaint in capsys.readouterr().err
+
+
+class _InterruptedInput(io.StringIO):
+    """A terminal whose user presses Ctrl+C at the prompt after typing `lines`."""
+
+    def readline(self, *args) -> str:
+        line = super().readline(*args)
+        if not line:
+            raise KeyboardInterrupt
+        return line
+
+
+def test_ctrl_c_at_the_idle_prompt_exits_quietly(harmony_model_dir: Path) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["--model", str(harmony_model_dir), "--temperature", "0", "--start-date", START_DATE],
+                stdin=_InterruptedInput(f"{EXCHANGES['colour'].question}\n"), stdout=out, stderr=err)
+    assert code == 130
+    assert EXCHANGES["colour"].final in out.getvalue()
+    assert "Traceback" not in err.getvalue() + out.getvalue()
+
+
+def test_json_keeps_non_ascii_text_as_it_is() -> None:
+    from mlx_model.cli import _Printer
+    from mlx_model.events import TextDelta
+
+    out = io.StringIO()
+    _Printer(out, io.StringIO(), as_json=True, raw=False, colour=False).event(TextDelta("final", "Café → 日本"))
+    assert "Café → 日本" in out.getvalue() and json.loads(out.getvalue())["text"] == "Café → 日本"
