@@ -1,14 +1,18 @@
-"""Messages as Markdown: Qt's GitHub-dialect parser for prose, pygments for fenced code, and a
-Copy link on every code block.
+"""Messages as Markdown: Qt's GitHub-dialect parser for prose, pygments for fenced code, a
+Copy link on every code block, and math typeset by matplotlib (app/math_text.py).
 
 Prose goes through `QTextCursor.insertMarkdown` (raw HTML in model output is not interpreted);
 each fenced block becomes a two-row table (language and Copy, then the code) whose text takes
 its colours from a pygments style, so the whole message stays one QTextDocument that selects,
 copies and scales like native text. A fence still open while a reply streams is drawn as code.
+Math is cut out of the prose before Markdown sees it (its `_` and `*` are not emphasis), held
+by a private-use placeholder, and replaced by its image afterwards. Tables get rules and a
+header row, block quotes a tinted, indented block.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -18,26 +22,38 @@ from pygments.lexers.special import TextLexer
 from pygments.styles import get_style_by_name
 from pygments.token import _TokenType
 from pygments.util import ClassNotFound
-from PySide6.QtCore import QSize, Qt, QUrl, Signal
+from PySide6.QtCore import QRegularExpression, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import (
     QColor,
     QDesktopServices,
     QFont,
     QFontDatabase,
     QGuiApplication,
+    QImage,
+    QTextBlockFormat,
     QTextCharFormat,
     QTextCursor,
     QTextDocument,
+    QTextFormat,
+    QTextFrameFormat,
+    QTextImageFormat,
     QTextLength,
+    QTextTable,
     QTextTableFormat,
 )
 from PySide6.QtWidgets import QFrame, QSizePolicy, QTextBrowser
 
+from .math_text import MathError, find_math, typeset
 from .theme import Palette
 
 COPY_SCHEME = "copy"
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})[ \t]*([^`\s]*)[^\n]*$", re.MULTILINE)
 _MARKDOWN = QTextDocument.MarkdownFeature.MarkdownDialectGitHub | QTextDocument.MarkdownFeature.MarkdownNoHTML
+_CODE_TABLE = QTextFormat.Property.UserProperty + 1
+"""Set on the tables that hold fenced code, so table styling leaves them alone."""
+_INLINE, _DISPLAY, _END = "\ue000", "\ue001", "\ue002"
+_PLACEHOLDER = QRegularExpression(f"[{_INLINE}{_DISPLAY}](\\d+){_END}")
+MATH_SCHEME = "math"
 
 
 @dataclass(frozen=True)
@@ -93,21 +109,139 @@ def _lexer(language: str):
         return TextLexer(stripnl=False, ensurenl=False)
 
 
-def render_markdown(document: QTextDocument, text: str, colours: Palette) -> list[str]:
+def render_markdown(document: QTextDocument, text: str, colours: Palette, pixels_per_point: float = 1.0) -> list[str]:
     """Replace `document`'s content with `text` rendered; returns the code of each block, in
-    the order of their `copy:N` links."""
+    the order of their `copy:N` links. `pixels_per_point` sizes the math images."""
     document.clear()
     cursor = QTextCursor(document)
     code_blocks: list[str] = []
+    formulas: list[tuple[str, bool]] = []
     for segment in split_fences(text):
         cursor.movePosition(QTextCursor.MoveOperation.End)
         if segment.language is None:
-            cursor.insertMarkdown(segment.text, _MARKDOWN)
+            cursor.insertMarkdown(_hold_math(segment.text, formulas), _MARKDOWN)
         else:
             _insert_code_block(cursor, segment, len(code_blocks), colours)
             code_blocks.append(segment.text)
     _mark_inline_code(document, colours)
+    _style_tables_and_quotes(document, colours)
+    _place_math(document, formulas, colours.text, pixels_per_point)
     return code_blocks
+
+
+def _hold_math(text: str, formulas: list[tuple[str, bool]]) -> str:
+    """`text` with each formula replaced by a numbered placeholder (appended to `formulas`);
+    display math gets a paragraph of its own."""
+    parts, position = [], 0
+    for span in find_math(text):
+        parts.append(text[position : span.start])
+        number = len(formulas)
+        formulas.append((span.tex, span.display))
+        parts.append(f"\n\n{_DISPLAY}{number}{_END}\n\n" if span.display else f"{_INLINE}{number}{_END}")
+        position = span.end
+    parts.append(text[position:])
+    return "".join(parts)
+
+
+def _place_math(document: QTextDocument, formulas: list[tuple[str, bool]], colour: str, pixels_per_point: float) -> None:
+    """Swap each placeholder for its formula."""
+    cursor = document.find(_PLACEHOLDER)
+    while not cursor.isNull():
+        tex, display = formulas[int(cursor.selectedText()[1:-1])]
+        cursor.removeSelectedText()
+        insert_formula(cursor, tex, display=display, colour=colour, pixels_per_point=pixels_per_point)
+        if display:  # alone in its paragraph (see _hold_math)
+            _align_block(cursor, Qt.AlignmentFlag.AlignHCenter)
+        cursor = document.find(_PLACEHOLDER, cursor)
+
+
+def insert_text_with_math(cursor: QTextCursor, text: str, char_format: QTextCharFormat, pixels_per_point: float) -> None:
+    """Plain `text` in `char_format` (the reasoning panel's), with its math typeset in the
+    format's colour."""
+    colour = char_format.foreground().color().name()
+    position = 0
+    for span in find_math(text):
+        cursor.insertText(text[position : span.start], char_format)
+        if span.display:  # a centred line of its own
+            cursor.insertBlock()
+            _align_block(cursor, Qt.AlignmentFlag.AlignHCenter)
+        insert_formula(cursor, span.tex, display=span.display, colour=colour, pixels_per_point=pixels_per_point)
+        if span.display:
+            cursor.insertBlock()
+            _align_block(cursor, Qt.AlignmentFlag.AlignLeft)
+        cursor.setCharFormat(char_format)
+        position = span.end
+    cursor.insertText(text[position:], char_format)
+
+
+def insert_formula(cursor: QTextCursor, tex: str, *, display: bool, colour: str, pixels_per_point: float) -> None:
+    """The typeset image of `tex` at the cursor (larger for a display formula); TeX mathtext
+    cannot read stays as its source in code type, the reason in its tooltip."""
+    document = cursor.document()
+    point_size = QGuiApplication.font().pointSizeF() * (1.3 if display else 1.1)
+    device_ratio = max(1.0, QGuiApplication.instance().devicePixelRatio())  # sharp on a Retina screen
+    try:
+        image = typeset(tex, point_size=point_size, colour=colour, scale=pixels_per_point * device_ratio)
+    except MathError as error:
+        source = QTextCharFormat()
+        source.setFont(monospace_font())
+        source.setToolTip(f"This formula could not be typeset: {error}")
+        cursor.insertText(f"$${tex}$$" if display else f"${tex}$", source)
+        return
+    name = f"{MATH_SCHEME}:{hashlib.sha1(image.png).hexdigest()[:16]}"
+    pixels = QImage.fromData(image.png)
+    pixels.setDevicePixelRatio(device_ratio)
+    document.addResource(QTextDocument.ResourceType.ImageResource, QUrl(name), pixels)
+    picture = QTextImageFormat()
+    picture.setName(name)
+    picture.setWidth(image.width_pt * pixels_per_point)
+    picture.setHeight(image.height_pt * pixels_per_point)
+    picture.setVerticalAlignment(QTextCharFormat.VerticalAlignment.AlignMiddle)
+    picture.setToolTip(tex)
+    cursor.insertImage(picture)
+
+
+def _align_block(cursor: QTextCursor, alignment: Qt.AlignmentFlag) -> None:
+    block = cursor.blockFormat()
+    block.setAlignment(alignment)
+    cursor.setBlockFormat(block)
+
+
+def _style_tables_and_quotes(document: QTextDocument, colours: Palette) -> None:
+    """Rules around the cells and a shaded header row for Markdown tables; a tinted, indented
+    block in the muted colour for block quotes (Qt draws neither)."""
+    for frame in document.rootFrame().childFrames():
+        if isinstance(frame, QTextTable) and not frame.format().property(_CODE_TABLE):
+            table_format = frame.format()
+            table_format.setBorder(1)
+            table_format.setBorderStyle(QTextFrameFormat.BorderStyle.BorderStyle_Solid)
+            table_format.setBorderBrush(QColor(colours.border))
+            table_format.setBorderCollapse(True)
+            table_format.setCellPadding(6)
+            table_format.setCellSpacing(0)
+            table_format.setTopMargin(6)
+            table_format.setBottomMargin(6)
+            frame.setFormat(table_format)
+            for column in range(frame.columns()):
+                cell = frame.cellAt(0, column)
+                cell_format = cell.format()
+                cell_format.setBackground(QColor(colours.code_header))
+                cell.setFormat(cell_format)
+    block = document.begin()
+    while block.isValid():
+        if block.blockFormat().intProperty(QTextFormat.Property.BlockQuoteLevel) > 0:
+            cursor = QTextCursor(block)
+            quote = QTextBlockFormat()
+            quote.setBackground(QColor(colours.user_bubble))
+            quote.setLeftMargin(18 * block.blockFormat().intProperty(QTextFormat.Property.BlockQuoteLevel))
+            quote.setTopMargin(2)
+            quote.setBottomMargin(2)
+            cursor.mergeBlockFormat(quote)
+            cursor.movePosition(QTextCursor.MoveOperation.EndOfBlock, QTextCursor.MoveMode.KeepAnchor)
+            muted = QTextCharFormat()
+            muted.setForeground(QColor(colours.muted))
+            cursor.mergeCharFormat(muted)
+        block = block.next()
 
 
 def _insert_code_block(cursor: QTextCursor, segment: Segment, number: int, colours: Palette) -> None:
@@ -119,6 +253,7 @@ def _insert_code_block(cursor: QTextCursor, segment: Segment, number: int, colou
     table_format.setBottomMargin(8)
     table_format.setBackground(QColor(colours.code_background))
     table_format.setWidth(QTextLength(QTextLength.Type.PercentageLength, 100))
+    table_format.setProperty(_CODE_TABLE, True)
     table = cursor.insertTable(2, 2, table_format)
     table.mergeCells(1, 0, 1, 2)
 
@@ -196,7 +331,7 @@ class MessageView(QTextBrowser):
         self.anchorClicked.connect(self._follow)
 
     def show_markdown(self, text: str, colours: Palette) -> None:
-        self.code_blocks = render_markdown(self.document(), text, colours)
+        self.code_blocks = render_markdown(self.document(), text, colours, self.logicalDpiY() / 72)
 
     def show_plain(self, text: str) -> None:
         self.code_blocks = []

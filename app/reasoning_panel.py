@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QDockWidget, QFrame, QLabel, QTextBrowser, QVBoxLa
 
 from . import theme
 from .chat_view import LEVEL_NAMES, thought_label
-from .markdown_view import monospace_font
+from .markdown_view import insert_text_with_math, monospace_font
 from .transcript import Turn
 
 TITLE = "Unfiltered model reasoning"
@@ -174,7 +174,8 @@ class ReasoningPanel(QDockWidget):
         return char
 
     def _append_reasoning_block(self, text: str) -> None:
-        self._new_block(4).insertText(text, self._reasoning_format())
+        """Stored reasoning, its math typeset (what streams in stays plain until the reply ends)."""
+        insert_text_with_math(self._new_block(4), text, self._reasoning_format(), self.text.logicalDpiY() / 72)
 
     def _append_label(self, text: str) -> None:
         label = QTextCharFormat()

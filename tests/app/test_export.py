@@ -53,3 +53,15 @@ def test_json_holds_the_harmony_messages_and_per_message_metadata(tmp_path):
     assert document["records"][3]["thought_seconds"] == 2.0
     assert document["records"][3]["stats"] == {"tokens_per_s": 40.0}
     store.close()
+
+
+def test_exports_keep_non_ascii_text_as_it_is(tmp_path):
+    store = Store(tmp_path / "chats.sqlite3")
+    chat = store.create_conversation(title="Café → 東京")
+    store.add_message(chat.id, role="user", content="Où est le café ? 東京")
+    store.add_message(chat.id, role="assistant", channel="final", content="Ici — 18 °C, π ≈ 3.14 🙂")
+    chat = store.conversation(chat.id)
+    for text in (chat_json(chat, store.messages(chat.id)), chat_markdown(chat, store.messages(chat.id))):
+        assert "Café → 東京" in text and "Où est le café ? 東京" in text and "18 °C, π ≈ 3.14 🙂" in text
+        assert "\\u" not in text
+    store.close()
