@@ -14,10 +14,16 @@ METAL_FUNC uint visible_keys_start(uint position, uint window) {
   return window > 0 && position + 1 > window ? position + 1 - window : 0;
 }
 
-// exp(old_max - new_max), the factor that moves a running sum to a new maximum; 0 for a state
-// that has seen nothing yet (old_max = -inf), where the difference would be NaN.
+// The running max of an online softmax that has seen no score yet, and the score of a key a
+// query does not see. Finite, as in MLX's kernels: the math mode is not pinned, and fast math
+// leaves infinities undefined. Below any real logit, yet small enough that NO_SCORE - max and
+// its fast::exp form (times log2 e) stay finite: exp gives 0, or 1 between two NO_SCOREs, where
+// the sums it scales are still 0.
+constant constexpr float NO_SCORE = -1.0e30f;
+
+// exp(old_max - new_max), the factor that moves a running sum to a new maximum.
 METAL_FUNC float softmax_rescale(float old_max, float new_max) {
-  return old_max == -INFINITY ? 0.0f : exp(old_max - new_max);
+  return exp(old_max - new_max);
 }
 
 // The sum over each aligned group of WIDTH lanes (a power of two up to 32), in every lane of it.

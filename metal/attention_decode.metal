@@ -66,7 +66,7 @@ for (uint h = 0; h < G; ++h) {
     q_lane[h][e] = scale * float(q[q_row + head * q_strides[1] + d * q_strides[3]]);
     acc[h][e] = 0.0f;
   }
-  running_max[h] = holds_sink ? float(sinks[head * sinks_strides[0]]) : -INFINITY;
+  running_max[h] = holds_sink ? float(sinks[head * sinks_strides[0]]) : NO_SCORE;
   running_sum[h] = holds_sink ? 1.0f : 0.0f;
 }
 

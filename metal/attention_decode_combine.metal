@@ -20,7 +20,7 @@ const uint kv_head = head / G;
 
 const uint first_partial =
     (((batch * (heads / G) + kv_head) * queries + query) * splits) * G + head % G;
-float total_max = -INFINITY;
+float total_max = NO_SCORE;
 for (uint s = 0; s < splits; ++s) {
   total_max = max(total_max, partials[(first_partial + s * G) * (D + 2) + D]);
 }

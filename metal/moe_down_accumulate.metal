@@ -12,8 +12,8 @@
 // Threadgroup (c, t): output rows 16c .. 16c+15 of token t. SIMD-group s: rows 16c + 2s and
 //   16c + 2s + 1, for every expert of the token.
 // Lane l: words l, l + 32, ... of both rows (128 contiguous bytes of a row per SIMD-group step).
-// For each expert slot the slot's activations are staged as float in chunks of 1024 values in
-//   threadgroup memory, read once per threadgroup. Each lane accumulates
+// For each expert slot the slot's activations are staged as float4s (thread i: values 4i .. 4i+3)
+//   in chunks of 1024 values in threadgroup memory, read once per threadgroup. Each lane accumulates
 //   Σ_slot weight · partial dot for both rows; one simd_sum per row at the end, and lane 0 adds
 //   Σ_slot weight · bias and writes the row.
 // Reads per token: each needed weight byte exactly once, top_k · H · (I/2 + I/32) bytes, plus
@@ -45,8 +45,11 @@ for (uint slot = 0; slot < slots; ++slot) {
   float partial[ROWS_PER_SIMDGROUP] = {};
   for (uint chunk_start = 0; chunk_start < words_per_row; chunk_start += CHUNK_WORDS) {
     const uint chunk_words = min(CHUNK_WORDS, words_per_row - chunk_start);
-    for (uint i = thread_index; i < 8 * chunk_words; i += 32 * SIMDGROUPS) {
-      activation_chunk[i / 4][i % 4] = float(activations[pair * columns + 8 * chunk_start + i]);
+    // Whole float4s: lanes storing different components of one threadgroup vector would race.
+    for (uint i = thread_index; i < 2 * chunk_words; i += 32 * SIMDGROUPS) {
+      const uint at = pair * columns + 8 * chunk_start + 4 * i;
+      activation_chunk[i] = float4(float(activations[at]), float(activations[at + 1]),
+                                   float(activations[at + 2]), float(activations[at + 3]));
     }
     threadgroup_barrier(mem_flags::mem_threadgroup);
     for (uint r = 0; r < ROWS_PER_SIMDGROUP; ++r) {

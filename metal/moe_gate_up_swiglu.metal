@@ -14,8 +14,8 @@
 //   give columns 8c + 2·pair and +1. SIMD-group s takes items s, s + 8, ... of TOP_K · 4.
 // Lane l: words l, l + 32, ... of each of its item's 4 rows, so every step a SIMD-group reads
 //   128 contiguous bytes of each row, and one scale byte per 4 words.
-// x is read once per threadgroup: staged as float in chunks of 1024 values in threadgroup memory
-//   and shared by all TOP_K experts and all rows. Each lane keeps 4 partial sums per item; a
+// x is read once per threadgroup: staged as float4s (thread i stages values 4i .. 4i+3 of a chunk)
+//   in chunks of 1024 values in threadgroup memory and shared by all TOP_K experts and all rows. Each lane keeps 4 partial sums per item; a
 //   simd_sum per row, then lane 0 adds the bias and writes the SwiGLU of both pairs.
 // Reads per token: H values of x per threadgroup (from cache after the first), and each needed
 //   weight byte exactly once: TOP_K · 2I · (H/2 + H/32) bytes of blocks and scales.
@@ -41,8 +41,10 @@ const uint scales_per_row = hidden / 32;
 float partial[ITEMS_PER_SIMDGROUP][4] = {};
 for (uint chunk_start = 0; chunk_start < words_per_row; chunk_start += CHUNK_WORDS) {
   const uint chunk_words = min(CHUNK_WORDS, words_per_row - chunk_start);
-  for (uint i = thread_index; i < 8 * chunk_words; i += 32 * SIMDGROUPS) {
-    x_chunk[i / 4][i % 4] = float(x[token * hidden + 8 * chunk_start + i]);
+  // Whole float4s: lanes storing different components of one threadgroup vector would race.
+  for (uint i = thread_index; i < 2 * chunk_words; i += 32 * SIMDGROUPS) {
+    const uint at = token * hidden + 8 * chunk_start + 4 * i;
+    x_chunk[i] = float4(float(x[at]), float(x[at + 1]), float(x[at + 2]), float(x[at + 3]));
   }
   threadgroup_barrier(mem_flags::mem_threadgroup);
 

@@ -72,11 +72,14 @@ METAL_FUNC void grouped_mxfp4_tile_matmul(
   for (uint i = 0; i < 4; ++i) {
     acc[i] = float4(0.0f);
   }
+  // Staged through scalar views: lanes storing different components of one threadgroup
+  // float4 would race (a component store may rewrite the whole vector).
+  threadgroup float* input_values = (threadgroup float*)input_tile;
+  threadgroup float* weight_values = (threadgroup float*)weight_tile;
   for (uint step = 0; step < inputs; step += GROUPED_STEP) {
     for (uint k = 0; k < 8; ++k) {
       const float value = has_input ? float(input[inputs_at + step + staged_input + k]) : 0.0f;
-      input_tile[(staged_input + k) * (GROUPED_TILE_ROWS / 4) + staged_row / 4][staged_row % 4] =
-          value;
+      input_values[(staged_input + k) * GROUPED_TILE_ROWS + staged_row] = value;
     }
     const float scale = has_weights ? mxfp4_scale(scales[scales_at + step / GROUPED_STEP]) : 0.0f;
     for (uint w = 0; w < 2; ++w) {
@@ -84,10 +87,10 @@ METAL_FUNC void grouped_mxfp4_tile_matmul(
       if (has_weights) {
         mxfp4_decode_word(blocks[weights_at + step / 8 + staged_word + w], low, high);
       }
-      const uint first = 8 * (staged_word + w) * (GROUPED_TILE_OUTPUTS / 4) + staged_output / 4;
+      const uint first = 8 * (staged_word + w) * GROUPED_TILE_OUTPUTS + staged_output;
       for (uint k = 0; k < 4; ++k) {
-        weight_tile[first + k * (GROUPED_TILE_OUTPUTS / 4)][staged_output % 4] = scale * low[k];
-        weight_tile[first + (4 + k) * (GROUPED_TILE_OUTPUTS / 4)][staged_output % 4] = scale * high[k];
+        weight_values[first + k * GROUPED_TILE_OUTPUTS] = scale * low[k];
+        weight_values[first + (4 + k) * GROUPED_TILE_OUTPUTS] = scale * high[k];
       }
     }
     threadgroup_barrier(mem_flags::mem_threadgroup);

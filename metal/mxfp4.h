@@ -6,10 +6,12 @@
 // placed at bits 15 and 11..9 of an fp16 is exactly its value times 2^-14 (the E2M1 subnormal
 // 0.5 lands on an fp16 subnormal), and mxfp4_scale folds the 2^14 back in.
 
-// 2^(s - 127) · 2^14. s == 0 means 2^-127, as in MLX's fp8_e8m0 (a float subnormal).
+// 2^(s - 127) · 2^14 = 2^(s - 113), built from its exponent bits. Every s below 241 gives a
+// normal float, s == 0 too (2^-113: MLX's fp8_e8m0 reads it as 2^-127), so the scale never passes
+// through a float denormal, which Metal may flush to zero; s >= 241 overflows to infinity, as
+// 2^(s - 127) · 2^14 does.
 METAL_FUNC float mxfp4_scale(uchar s) {
-  const float scale = s == 0 ? as_type<float>(0x00400000u) : as_type<float>(uint(s) << 23);
-  return scale * 16384.0f;
+  return as_type<float>(min(uint(s) + 14u, 255u) << 23);
 }
 
 // The eight values of one word, each times 2^-14: `low` holds values 0..3, `high` values 4..7.

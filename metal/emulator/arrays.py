@@ -36,8 +36,9 @@ def host_dtype(dtype: mx.Dtype, kernel: str) -> np.dtype:
 def to_host(value: Any, kernel: str) -> tuple[np.ndarray, mx.Dtype]:
     """An input as MLX would receive it: its bytes as numpy, and its MLX dtype.
 
-    mx.arrays keep their dtype; numpy arrays keep their layout (so strided views reach a kernel
-    built with ensure_row_contiguous=False) and get MLX's dtype (float64 becomes float32);
+    mx.arrays keep their dtype and, like numpy arrays, their memory layout: a transposed or
+    sliced view arrives with its strides, as MLX binds it to a kernel built with
+    ensure_row_contiguous=False. numpy arrays get MLX's dtype (float64 becomes float32);
     Python scalars become 0-d arrays (int -> int32, float -> float32, bool -> bool).
     """
     if isinstance(value, np.ndarray):
@@ -47,7 +48,15 @@ def to_host(value: Any, kernel: str) -> tuple[np.ndarray, mx.Dtype]:
     array = value if isinstance(value, mx.array) else mx.array(value)
     host = host_dtype(array.dtype, kernel)
     bits = array.view(mx.uint16) if array.dtype == mx.bfloat16 else array
-    return np.array(bits, dtype=host), array.dtype
+    if bits.ndim == 0 or bits.size == 0:
+        return np.array(bits, dtype=host), array.dtype
+    mx.eval(bits)
+    return np.asarray(memoryview(bits)).view(host), array.dtype
+
+
+def is_row_contiguous(host: np.ndarray) -> bool:
+    """Whether MLX would see this layout as row-contiguous (size-1 axes' strides ignored)."""
+    return host.flags.c_contiguous
 
 
 def new_output(

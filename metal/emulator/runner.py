@@ -276,6 +276,14 @@ class MetalKernel:
         for name, host in zip(self.input_names, inputs):
             if self.ensure_row_contiguous:
                 host = np.ascontiguousarray(host)
+            elif not arrays.is_row_contiguous(host) and f"{name}_strides" not in self.source:
+                raise DispatchError(
+                    f"kernel {self.name!r}: input {name!r} arrives as a strided view "
+                    f"(shape {host.shape}, strides {tuple(s // host.itemsize for s in host.strides)}"
+                    ") but the kernel, built with ensure_row_contiguous=False, never reads "
+                    f"{name}_strides, so on Metal it would read the buffer as row-contiguous; "
+                    "make the input contiguous or index it through its strides"
+                )
             by_name[name] = host
             by_name[f"{name}_shape"] = np.array(host.shape, dtype=np.int32)
             by_name[f"{name}_strides"] = np.array(

@@ -23,9 +23,25 @@ _UNSUPPORTED: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bcomplex64_t\b"), "complex64_t is not emulated"),
 )
 
+# What Metal's fast math leaves undefined (MLX does not pin the math mode): infinities and NaN,
+# and the tests for them, which fast math may fold to false.
+_FAST_MATH_UNDEFINED: tuple[re.Pattern[str], ...] = (
+    re.compile(r"\b(INFINITY|NAN|HUGE_VALF?)\b"),
+    re.compile(r"\b(isnan|isinf|isfinite|isnormal)\s*\("),
+    re.compile(r"\b(infinity|quiet_NaN|signaling_NaN)\s*\("),
+    re.compile(r"\bLimits\s*<\s*(float|half|bfloat|float16_t|bfloat16_t)\s*>\s*::\s*(max|min)\b"),
+)
+
 # Any of these words means the kernel synchronises, so its threads must run as fibers.
 _SYNCHRONISING = re.compile(
     r"\b(threadgroup_barrier|simdgroup_barrier|simd_\w+|simdgroup_(load|store|multiply\w*))\b"
+)
+
+# A vector type in the threadgroup or device address space: stores to part of it are modelled
+# as Metal may compile them (shim/metal_vector_store.h), which needs fibers.
+_SHARED_VECTOR = re.compile(
+    r"\b(threadgroup|device)(\s+const)?\s+"
+    r"(float|half|bfloat|bool|char|uchar|short|ushort|int|uint|long|ulong)([234])\b"
 )
 
 _ATTRIBUTE = re.compile(r"\[\[\s*[A-Za-z_][^\[\]]*\]\]")
@@ -80,6 +96,27 @@ def check_supported(code: str, kernel: str) -> None:
             raise UnsupportedConstruct(
                 f"kernel {kernel!r}: {reason} (`{match.group(0)}` at {kernel}.metal:{line})"
             )
+
+
+def check_fast_math(code: str, kernel: str) -> None:
+    """Raises UnsupportedConstruct where the kernel relies on infinities or NaN."""
+    for pattern in _FAST_MATH_UNDEFINED:
+        if match := pattern.search(code):
+            line = code.count("\n", 0, match.start()) + 1
+            raise UnsupportedConstruct(
+                f"kernel {kernel!r}: `{match.group(0).strip()}` at {kernel}.metal:{line} relies on "
+                "infinities or NaN, which Metal's fast math leaves undefined (MLX does not pin the "
+                "math mode); use a finite sentinel such as -1e30f or Limits<float>::finite_min"
+            )
+
+
+def rewrite_shared_vectors(code: str) -> tuple[str, bool]:
+    """Gives threadgroup and device vector types the shim's shared_vec type; True if any."""
+    rewritten, count = _SHARED_VECTOR.subn(
+        lambda m: f"{m.group(1)}{m.group(2) or ''} ::metal_emu::shared_{m.group(3)}{m.group(4)}",
+        code,
+    )
+    return rewritten, count > 0
 
 
 def _rewrite_float_literal(match: re.Match[str]) -> str:
@@ -198,8 +235,10 @@ def translate(kernel: GeneratedKernel, label: str) -> TranslatedKernel:
     """C++ for `kernel`; `label` is the user's kernel name, used in messages and `#line`."""
     code = strip_comments(kernel.definition)
     check_supported(code, label)
+    check_fast_math(code, label)
     code = _METAL_INCLUDE.sub("", code)
     code = _ATTRIBUTE.sub("", code)
+    code, shared_vectors = rewrite_shared_vectors(code)
     code = rewrite_threadgroup_declarations(code, label)
     code = _FLOAT_LITERAL.sub(_rewrite_float_literal, code)
     cpp = (
@@ -208,4 +247,6 @@ def translate(kernel: GeneratedKernel, label: str) -> TranslatedKernel:
         f"{code}\n"
         f"{_launcher(kernel)}"
     )
-    return TranslatedKernel(cpp=cpp, uses_fibers=bool(_SYNCHRONISING.search(code)))
+    return TranslatedKernel(
+        cpp=cpp, uses_fibers=shared_vectors or bool(_SYNCHRONISING.search(code))
+    )

@@ -99,11 +99,12 @@ def test_prefill_skips_tiles_outside_every_window(emulated: MetalKernels) -> Non
 
 
 def test_prefill_skips_tiles_above_the_causal_diagonal(emulated: MetalKernels) -> None:
-    """NaN in the last key (seen only by the last query): every threadgroup but the last one's
-    (32 / G = 8 queries for G = 4) must come out intact."""
+    """NaN in the last key's value (seen only by the last query; a NaN key would reach max(),
+    which fast math leaves undefined): every threadgroup but the last one's (32 / G = 8 queries
+    for G = 4) must come out intact."""
     q, k, v, sinks = attention_inputs(np.random.default_rng(3), 1, 8, 2, 50, 50, 16, 1.0, mx.float32)
     last = slice(49, 50)
-    ours = emulated.attention_prefill(q, poisoned(k, last), poisoned(v, last), sinks, scale=0.25, window=None)
+    ours = emulated.attention_prefill(q, k, poisoned(v, last), sinks, scale=0.25, window=None)
     untouched = 50 // 8 * 8
     assert_close(ours[:, :, :untouched], expected(q, k, v, sinks, None)[:, :, :untouched], mx.float32)
     assert np.isnan(np.array(ours[:, :, -1])).all()
@@ -111,7 +112,7 @@ def test_prefill_skips_tiles_above_the_causal_diagonal(emulated: MetalKernels) -
 
 def test_strided_cache_views_are_read_in_place(emulated: MetalKernels) -> None:
     """The caches hand out slices of larger buffers; both kernels read them through their
-    strides. (The emulator keeps a numpy view's strides, as Metal sees an mx.array view.)"""
+    strides. (The emulator keeps an mx.array view's strides, as Metal sees them.)"""
     rng = np.random.default_rng(4)
     q, _, _, sinks = attention_inputs(rng, 1, 8, 2, 12, 40, 16, 1.0, mx.float32)
     buffers = [rng.standard_normal((1, 2, 64, 40), dtype=np.float32) for _ in range(2)]

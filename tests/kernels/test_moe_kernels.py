@@ -99,3 +99,57 @@ def test_sizes_that_are_not_whole_mxfp4_groups_are_refused(emulated: MetalKernel
     x, indices, weights = routed_tokens(rng, 2, 48, 4, 2, mx.float32)
     with pytest.raises(ValueError, match="width 48"):
         emulated.moe_decode(x, indices, weights, experts, **SWIGLU)
+
+
+MXFP4_SCALES = """
+const uint s = thread_position_in_grid.x;
+scales[s] = mxfp4_scale(uchar(s));
+// A scale-0 group: 2^-127 times the word's dot product, which is normal for these inputs.
+float4 x_low = float4(in_x[0], in_x[1], in_x[2], in_x[3]);
+float4 x_high = float4(in_x[4], in_x[5], in_x[6], in_x[7]);
+zero_group[s] = mxfp4_scale(uchar(0)) * mxfp4_word_dot(words[s], x_low, x_high);
+// The former route through the float denormal 2^-127, read from memory so it is not folded.
+through_denormal[s] = as_type<float>(denormal_bits[0]) * 16384.0f * 1.0f;
+"""
+
+
+def test_mxfp4_scales_are_exact_powers_of_two_without_a_denormal() -> None:
+    """Every E8M0 byte gives 2^(s - 113) (overflowing to inf from 241), s = 0 included: the
+    scale-0 group's products are exact, where the former 2^-127 · 2^14 route read as zero once
+    denormals are flushed (the emulator flushes them, as Apple GPUs may)."""
+    from metal.emulator import MetalKernel
+    from mlx_model.kernels.metal_kernels import _read
+
+    kernel = MetalKernel(name="mxfp4_scales", input_names=["in_x", "words", "denormal_bits"],
+                         output_names=["scales", "zero_group", "through_denormal"],
+                         source=MXFP4_SCALES, header=_read("mxfp4.h"))
+    rng = np.random.default_rng(0)
+    x = (100 * rng.standard_normal(8)).astype(np.float32)
+    words = rng.integers(0, 2**32, 256, dtype=np.uint32)
+    scales, zero_group, through_denormal = kernel(
+        inputs=[x, words, np.array([0x00400000] * 8, np.uint32)], output_shapes=[(256,)] * 3,
+        output_dtypes=[mx.float32] * 3, grid=(256, 1, 1), threadgroup=(256, 1, 1))
+    exact = [2.0 ** (s - 113) if s < 241 else np.inf for s in range(256)]
+    np.testing.assert_array_equal(np.array(scales), np.array(exact, np.float32))
+    dequantized = np.array(mx.dequantize(mx.array(words.reshape(64, 4)), mx.zeros((64, 1), mx.uint8),
+                                         None, group_size=32, bits=4, mode="mxfp4").astype(mx.float32))
+    expected = (dequantized.reshape(256, 8).astype(np.float64) * x).sum(axis=1)
+    # In units of 2^-127: float32 rounding of eight products of size ~600 (absolute 1e-4).
+    np.testing.assert_allclose(np.array(zero_group) * 2.0**127, expected * 2.0**127, atol=1e-3)
+    assert np.abs(expected).min() > 2.0**-126  # normal results: nothing flushed
+    assert (np.array(through_denormal) == 0).all()
+
+
+def test_experts_with_zero_scales_match_the_reference(emulated: MetalKernels) -> None:
+    """All of one expert's scale bytes 0 (2^-127): its rows add almost nothing, as in MLX."""
+    rng = np.random.default_rng(5)
+    experts = random_experts(rng, 4, 64, 64, mx.float32, spread=6.0)
+    zero_first = lambda scales: mx.concatenate([mx.zeros_like(scales[:1]), scales[1:]])  # noqa: E731
+    experts = type(experts)(
+        experts.gate_up_blocks, zero_first(experts.gate_up_scales), experts.gate_up_bias,
+        experts.down_blocks, zero_first(experts.down_scales), experts.down_bias,
+    )
+    x, _, weights = routed_tokens(rng, 3, 64, 4, 2, mx.float32)
+    indices = mx.array([[0, 1], [0, 2], [3, 0]], mx.uint32)
+    ours = emulated.moe_decode(x, indices, weights, experts, **SWIGLU)
+    assert_close(ours, reference.moe(x, indices, weights, experts, **SWIGLU), mx.float32)

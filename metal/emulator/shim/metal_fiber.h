@@ -5,6 +5,9 @@
 
 namespace metal_emu {
 inline constexpr size_t kFiberStackSize = 128 * 1024;
+// SSE control word of a new fiber: all exceptions masked, round to nearest, and denormals
+// flushed to zero (FTZ, 0x8000) and read as zero (DAZ, 0x0040), as Apple GPUs may do with float.
+inline constexpr uint64_t kFiberMxcsr = 0x1f80u | 0x8000u | 0x0040u;
 }
 
 #if defined(__x86_64__) && defined(__ELF__) && !defined(METAL_EMU_UCONTEXT)
@@ -67,7 +70,7 @@ class FiberContext {
     *--sp = 0;                                                      // rbp
     *--sp = reinterpret_cast<uint64_t>(argument);                   // rbx
     for (int i = 0; i < 4; ++i) *--sp = 0;                          // r12..r15
-    *--sp = 0x1f80ull | (0x037full << 32);                          // default mxcsr, x87 cw
+    *--sp = kFiberMxcsr | (0x037full << 32);                        // mxcsr, x87 cw
     stack_pointer_ = sp;
   }
   static void switch_to(FiberContext& from, FiberContext& to) {

@@ -1,9 +1,23 @@
 // Metal's math library: metal::, metal::precise:: and metal::fast:: functions on scalars and
 // vectors. half and bfloat are computed in float and rounded once, like MLX's bf16_math.h.
 // fast:: is the same code as precise:: here; compare against references with tolerances.
+//
+// Metal's fast math (the math mode MLX's dispatch does not pin down) assumes no NaN operand, so
+// min, max, clamp, fmin and fmax on a NaN are undefined there: the emulator stops the kernel
+// with an error instead of picking an answer (a NaN there often is uninitialised memory).
 #pragma once
 
 namespace metal_emu {
+
+[[noreturn]] inline void fail(const std::string& message);
+
+template <class... T>
+constexpr void require_numbers(const char* function, T... operands) {
+  if (((static_cast<float>(operands) != static_cast<float>(operands)) || ...))
+    fail(std::string(function) +
+         "() got a NaN operand, which Metal leaves undefined under fast math (MLX does not pin "
+         "the math mode); a NaN here often means uninitialised memory was read");
+}
 
 template <class F, class T, int N>
 constexpr auto map(F f, const metal::vec<T, N>& a) {
@@ -95,8 +109,8 @@ METAL_EMU_FLOAT_BINARY(pow, std::pow(a, b))
 METAL_EMU_FLOAT_BINARY(powr, std::pow(a, b))
 METAL_EMU_FLOAT_BINARY(atan2, std::atan2(a, b))
 METAL_EMU_FLOAT_BINARY(fmod, std::fmod(a, b))
-METAL_EMU_FLOAT_BINARY(fmin, std::fmin(a, b))
-METAL_EMU_FLOAT_BINARY(fmax, std::fmax(a, b))
+METAL_EMU_FLOAT_BINARY(fmin, (metal_emu::require_numbers("fmin", a, b), std::fmin(a, b)))
+METAL_EMU_FLOAT_BINARY(fmax, (metal_emu::require_numbers("fmax", a, b), std::fmax(a, b)))
 METAL_EMU_FLOAT_BINARY(fdim, std::fdim(a, b))
 METAL_EMU_FLOAT_BINARY(copysign, std::copysign(a, b))
 METAL_EMU_FLOAT_BINARY(step, b < a ? 0.0f : 1.0f)
@@ -138,19 +152,20 @@ METAL_EMU_FLOAT_PREDICATE(isfinite, std::isfinite(v))
 METAL_EMU_FLOAT_PREDICATE(signbit, std::signbit(v))
 #undef METAL_EMU_FLOAT_PREDICATE
 
-// min and max follow fmin/fmax for floating types: a NaN operand yields the other operand.
+// min, max and clamp stop the kernel on a NaN operand (see the top of this file).
 template <metal_emu::scalar T>
 constexpr T min(T a, T b) {
-  if constexpr (metal_emu::is_floating<T>) return fmin(a, b);
-  else return b < a ? b : a;
+  if constexpr (metal_emu::is_floating<T>) metal_emu::require_numbers("min", a, b);
+  return b < a ? b : a;
 }
 template <metal_emu::scalar T>
 constexpr T max(T a, T b) {
-  if constexpr (metal_emu::is_floating<T>) return fmax(a, b);
-  else return a < b ? b : a;
+  if constexpr (metal_emu::is_floating<T>) metal_emu::require_numbers("max", a, b);
+  return a < b ? b : a;
 }
 template <metal_emu::scalar T>
 constexpr T clamp(T x, T lo, T hi) {
+  if constexpr (metal_emu::is_floating<T>) metal_emu::require_numbers("clamp", x, lo, hi);
   return min(max(x, lo), hi);
 }
 template <metal_emu::scalar T>

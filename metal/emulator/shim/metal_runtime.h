@@ -116,6 +116,19 @@ struct KernelFault {
 
 inline uint32_t ceil_div(uint32_t a, uint32_t b) { return (a + b - 1) / b; }
 
+// Float denormals are flushed to zero, in results and in operands, on the calling OS thread
+// (fibers start with the same mode: kFiberMxcsr). Metal lets a GPU flush float denormals and
+// Apple's do under fast math; half denormals are kept (their conversions are exact).
+inline void flush_denormals_to_zero() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_setcsr(_mm_getcsr() | 0x8040u);
+#elif defined(__aarch64__)
+  uint64_t fpcr;
+  __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
+  __asm__ volatile("msr fpcr, %0" : : "r"(fpcr | (uint64_t(1) << 24)));
+#endif
+}
+
 // The order in which a schedule visits n items; `round` varies the random order.
 inline void schedule_order(std::vector<uint32_t>& order, uint32_t n, Schedule schedule,
                            uint64_t seed, uint64_t round) {
@@ -191,6 +204,7 @@ class Worker {
   // Runs threadgroups until none is left or the dispatch failed.
   void run() {
     current_worker = this;
+    flush_denormals_to_zero();
     const uint32_t total = uint32_t(dispatch_.group_order.size());
     try {
       for (uint32_t k; !dispatch_.failed.load() && (k = dispatch_.next_group++) < total;)

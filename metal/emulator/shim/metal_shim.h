@@ -3,6 +3,9 @@
 #pragma once
 
 #include <sys/mman.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -28,6 +31,7 @@
 #include "metal_fiber.h"
 #include "metal_runtime.h"
 #include "metal_simd.h"
+#include "metal_vector_store.h"
 #include "metal_atomic.h"
 #include "metal_simdgroup_matrix.h"
 #include "mlx_preamble.h"

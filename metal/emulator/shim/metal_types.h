@@ -310,6 +310,14 @@ struct alignas(sizeof(T) * metal_emu::storage_size<N>) vec : metal_emu::vec_stor
   constexpr void append(int& i, const A& part) {
     if constexpr (metal_emu::components<A>::count == 1 && metal_emu::is_scalar<A>) {
       this->elements[i++] = static_cast<T>(part);
+    } else if constexpr (requires { part.vector(); }) {  // parts of shared vectors
+      const auto v = part.vector();
+      if constexpr (metal_emu::components<A>::count == 1) {
+        this->elements[i++] = static_cast<T>(v);
+      } else {
+        for (int k = 0; k < metal_emu::components<A>::count; ++k)
+          this->elements[i++] = static_cast<T>(v[k]);
+      }
     } else {
       const auto v = as_vec(part);
       for (int k = 0; k < metal_emu::components<A>::count; ++k)
