@@ -4,7 +4,8 @@ Weights cannot be downloaded here, so the project writes its own: the same confi
 names, dtypes, MXFP4 blocks and E8M0 scales, shards with an index, generation config and tokenizer
 files as the published model, at any shape (tiny for tests, the real 20b and 120b for memory
 benchmarks). Tensors are generated and written one at a time (expert tensors in slices), so a
-65 GB 120b checkpoint needs little memory to write.
+65 GB 120b checkpoint needs little memory to write. A development tool (with `tokenizer_writer`):
+nothing the app or the terminal chat runs imports it.
 """
 
 from __future__ import annotations
@@ -192,7 +193,7 @@ def _write_checkpoint(
 ) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     if tokenizer:  # first: it is the step that can fail (it needs the o200k vocabulary)
-        from .tokenizer import write_tokenizer_files
+        from .tokenizer_writer import write_tokenizer_files
 
         write_tokenizer_files(folder)
     specs = expected_tensors(config)

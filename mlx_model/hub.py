@@ -34,6 +34,7 @@ from typing import Any
 
 from .checkpoint import shard_files
 from .config import ModelFolderError
+from .tokenizer import TOKENIZER_FILE
 from .units import format_bytes
 
 MANIFEST_NAME = ".gpt-oss-download.json"
@@ -53,7 +54,6 @@ _NEEDED_NAMES = frozenset(
         "special_tokens_map.json",
     }
 )
-_TOKENIZER_FILE = "tokenizer.json"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _HASH_BLOCK = 8 * 1024**2
 
@@ -177,7 +177,7 @@ def check_model_folder(folder: str | Path) -> Path:
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise ModelNotFoundError(f"No model folder at {folder}.")
-    for name in ("config.json", _TOKENIZER_FILE):
+    for name in ("config.json", TOKENIZER_FILE):  # the tokenizer module refuses a folder without it too
         if not (folder / name).is_file():
             raise ModelNotFoundError(f"{folder} is not a gpt-oss model folder: {name} is missing.")
     try:

@@ -2,9 +2,11 @@
 
 The Hub ships the vocabulary with the weights as a Hugging Face `tokenizer.json` (byte-level BPE
 whose ids are tiktoken's ranks), so a model folder is all that is needed offline: the tiktoken
-Encoding is built from that file, with the special tokens at the ids the file gives them. Only a
-folder without a tokenizer.json falls back to tiktoken's own `o200k_harmony`. The same module
-writes the Hub's three tokenizer files for the random test checkpoints.
+Encoding is built from that file, with the special tokens at the ids the file gives them. A model
+folder without a tokenizer.json is refused, as `hub.check_model_folder` refuses it (tiktoken's own
+`o200k_harmony` would download its vocabulary, and the app never goes online on its own); asked
+for no folder at all, `load_tokenizer` gives tiktoken's o200k_harmony. `tokenizer_writer` writes
+the Hub's three tokenizer files for the random test checkpoints.
 """
 
 from __future__ import annotations
@@ -34,10 +36,13 @@ BASE_VOCAB_SIZE = 199_998
 MODEL_VOCAB_SIZE = 201_088
 """Rows of gpt-oss's embedding. Ids the tokenizer file does not name are `<|reserved_N|>`."""
 
+TOKENIZER_FILE = "tokenizer.json"
+"""Where a model folder keeps its vocabulary (the Hub's name)."""
+
 RETURN_ID = 200_002
 CALL_ID = 200_012
 
-_HARMONY_SPECIAL_IDS = {
+HARMONY_SPECIAL_IDS = {
     "<|startoftext|>": 199_998,
     "<|endoftext|>": 199_999,
     "<|return|>": RETURN_ID,
@@ -49,16 +54,6 @@ _HARMONY_SPECIAL_IDS = {
     "<|call|>": CALL_ID,
 }
 """The named tokens harmony needs; a tokenizer.json must have each at exactly this id."""
-
-_HUB_ADDED_TOKENS = {
-    token_id: name
-    for name, token_id in {
-        **{f"<|reserved_{i}|>": i for i in range(200_000, 200_018)},
-        **_HARMONY_SPECIAL_IDS,
-        "<|endofprompt|>": 200_018,
-    }.items()
-}
-"""The 21 added tokens of openai/gpt-oss-20b's tokenizer.json (199998..200018)."""
 
 _O200K_ANCHORS = {
     "system": 17_360,
@@ -87,15 +82,10 @@ def _gpt2_byte_to_unicode() -> dict[int, str]:
     return mapping
 
 
-_BYTE_TO_UNICODE = _gpt2_byte_to_unicode()
+BYTE_TO_UNICODE = _gpt2_byte_to_unicode()
 # Characters outside the alphabet map to U+FFFF, which latin-1 cannot encode: they are rejected.
-_PIECE_TO_LATIN1 = {ord(char): chr(byte) for byte, char in _BYTE_TO_UNICODE.items()}
+_PIECE_TO_LATIN1 = {ord(char): chr(byte) for byte, char in BYTE_TO_UNICODE.items()}
 _PIECE_TO_LATIN1.update({code: "\uffff" for code in range(256) if code not in _PIECE_TO_LATIN1})
-
-
-def _piece_text(token: bytes) -> str:
-    """The byte-level string a tokenizer.json uses for a token's bytes."""
-    return token.decode("latin-1").translate(_BYTE_TO_UNICODE)
 
 
 def _piece_bytes(piece: str) -> bytes:
@@ -187,7 +177,7 @@ class Tokenizer:
 
 
 def load_tokenizer(model_dir: str | Path | None = None) -> Tokenizer:
-    """The tokenizer of a model folder (its tokenizer.json), or tiktoken's o200k_harmony.
+    """The tokenizer of a model folder (its tokenizer.json), or with no folder tiktoken's o200k_harmony.
 
     Built Encodings are cached per file (and its size and modification time): building one from
     the Hub's 27 MB tokenizer.json takes about a second.
@@ -197,9 +187,9 @@ def load_tokenizer(model_dir: str | Path | None = None) -> Tokenizer:
     folder = Path(model_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"model folder {folder} does not exist")
-    path = folder / "tokenizer.json"
+    path = folder / TOKENIZER_FILE
     if not path.is_file():
-        return _tiktoken_o200k_harmony()
+        raise TokenizerFileError(path, "is missing: a gpt-oss model folder has the Hub's tokenizer.json")
     stat = path.stat()
     return _tokenizer_from_file(path.resolve(), stat.st_size, stat.st_mtime_ns)
 
@@ -299,7 +289,7 @@ def _special_tokens(path: Path, added_tokens: Any) -> dict[str, int]:
                 path, f"added token {name!r} has id {token_id}, inside the BPE vocabulary"
             )
         special_tokens[name] = token_id
-    for name, expected in _HARMONY_SPECIAL_IDS.items():
+    for name, expected in HARMONY_SPECIAL_IDS.items():
         if special_tokens.get(name) != expected:
             where = "is missing" if name not in special_tokens else f"has id {special_tokens[name]}"
             raise TokenizerFileError(
@@ -310,129 +300,3 @@ def _special_tokens(path: Path, added_tokens: Any) -> dict[str, int]:
         if token_id not in named_ids:
             special_tokens[f"<|reserved_{token_id}|>"] = token_id
     return special_tokens
-
-
-def write_tokenizer_files(folder: Path) -> None:
-    """Write tokenizer.json, tokenizer_config.json and special_tokens_map.json as the Hub has them.
-
-    The bytes are generated once per process (from tiktoken's o200k_harmony) and reused.
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, content in _hub_tokenizer_files():
-        (folder / name).write_bytes(content)
-
-
-@lru_cache(maxsize=1)
-def _hub_tokenizer_files() -> tuple[tuple[str, bytes], ...]:
-    encoding = tiktoken.get_encoding("o200k_harmony")
-    ranks = {token: encoding.encode_single_token(token) for token in encoding.token_byte_values()}
-    special_map = {
-        "bos_token": "<|startoftext|>",
-        "eos_token": "<|return|>",
-        "pad_token": "<|endoftext|>",
-    }
-    flags = {"lstrip": False, "normalized": False, "rstrip": False, "single_word": False}
-    config = {
-        "added_tokens_decoder": {
-            str(token_id): {"content": name, **flags, "special": True}
-            for token_id, name in sorted(_HUB_ADDED_TOKENS.items())
-        },
-        **special_map,
-        "clean_up_tokenization_spaces": False,
-        "extra_special_tokens": {},
-        "model_input_names": ["input_ids", "attention_mask"],
-        "model_max_length": 1000000000000000019884624838656,
-        "tokenizer_class": "PreTrainedTokenizerFast",
-    }
-    return (
-        (
-            "tokenizer.json",
-            json.dumps(_hub_tokenizer_json(ranks), indent=2, ensure_ascii=False).encode(),
-        ),
-        ("tokenizer_config.json", _pretty_sorted_json(config)),
-        ("special_tokens_map.json", _pretty_sorted_json(special_map)),
-    )
-
-
-def _pretty_sorted_json(value: Any) -> bytes:
-    """How transformers saves its tokenizer configuration files."""
-    return (json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
-
-
-def _hub_tokenizer_json(ranks: Mapping[bytes, int]) -> dict[str, Any]:
-    """The Hugging Face tokenizers document of openai/gpt-oss-20b, key for key."""
-    by_id = sorted(ranks.items(), key=lambda item: item[1])
-
-    def byte_level(add_prefix_space: bool, trim_offsets: bool, use_regex: bool) -> dict[str, Any]:
-        return {
-            "type": "ByteLevel",
-            "add_prefix_space": add_prefix_space,
-            "trim_offsets": trim_offsets,
-            "use_regex": use_regex,
-        }
-
-    return {
-        "version": "1.0",
-        "truncation": None,
-        "padding": None,
-        "added_tokens": [
-            {
-                "id": token_id,
-                "content": name,
-                "single_word": False,
-                "lstrip": False,
-                "rstrip": False,
-                "normalized": False,
-                "special": True,
-            }
-            for token_id, name in sorted(_HUB_ADDED_TOKENS.items())
-        ],
-        "normalizer": None,
-        "pre_tokenizer": {
-            "type": "Sequence",
-            "pretokenizers": [
-                {
-                    "type": "Split",
-                    "pattern": {"Regex": O200K_PATTERN},
-                    "behavior": "Isolated",
-                    "invert": False,
-                },
-                byte_level(add_prefix_space=False, trim_offsets=True, use_regex=False),
-            ],
-        },
-        "post_processor": byte_level(add_prefix_space=True, trim_offsets=False, use_regex=True),
-        "decoder": byte_level(add_prefix_space=True, trim_offsets=True, use_regex=True),
-        "model": {
-            "type": "BPE",
-            "dropout": None,
-            "unk_token": None,
-            "continuing_subword_prefix": None,
-            "end_of_word_suffix": None,
-            "fuse_unk": False,
-            "byte_fallback": False,
-            "ignore_merges": True,
-            "vocab": {_piece_text(token): token_id for token, token_id in by_id},
-            "merges": [
-                [_piece_text(left), _piece_text(right)]
-                for token, token_id in by_id
-                if len(token) > 1
-                for left, right in [_last_merge(ranks, token, token_id)]
-            ],
-        },
-    }
-
-
-def _last_merge(ranks: Mapping[bytes, int], token: bytes, rank: int) -> tuple[bytes, bytes]:
-    """The pair a token is merged from: BPE of its bytes with lower ranks only stops at two."""
-    parts = [token[i : i + 1] for i in range(len(token))]
-    while len(parts) > 2:
-        best_rank, best_at = rank, -1
-        for at in range(len(parts) - 1):
-            pair_rank = ranks.get(parts[at] + parts[at + 1])
-            if pair_rank is not None and pair_rank < best_rank:
-                best_rank, best_at = pair_rank, at
-        if best_at < 0:
-            raise ValueError(f"token {token!r} (rank {rank}) cannot be reached by BPE merges")
-        parts[best_at : best_at + 2] = [parts[best_at] + parts[best_at + 1]]
-    return parts[0], parts[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -15,8 +16,8 @@ from mlx_model.tokenizer import (
     Tokenizer,
     TokenizerFileError,
     load_tokenizer,
-    write_tokenizer_files,
 )
+from mlx_model.tokenizer_writer import write_tokenizer_files
 
 SAMPLES = [
     "Hello world!",
@@ -71,8 +72,22 @@ def test_without_a_folder_it_is_tiktokens_o200k_harmony(tiktoken_harmony: Tokeni
     assert not tiktoken_harmony.is_special(17360)
 
 
-def test_a_folder_without_tokenizer_json_falls_back(tmp_path: Path) -> None:
-    assert load_tokenizer(tmp_path) is load_tokenizer(None)
+def test_a_folder_without_tokenizer_json_is_refused_as_the_terminal_chat_refuses_it(tmp_path: Path) -> None:
+    """One rule for a model folder without tokenizer.json: the tokenizer module, the engine and
+    `gpt-oss-chat` (through hub.check_model_folder) all refuse it, naming the file."""
+    from mlx_model.checkpoint_writer import write_random_checkpoint
+    from mlx_model.cli import main as chat_main
+    from mlx_model.engine import Engine
+
+    folder = write_random_checkpoint(tmp_path / "model", "tiny", shards=1, tokenizer=False)
+    with pytest.raises(TokenizerFileError, match="tokenizer.json: is missing") as refused:
+        load_tokenizer(folder)
+    assert refused.value.path == folder / "tokenizer.json"
+    with pytest.raises(TokenizerFileError, match="tokenizer.json: is missing"):
+        Engine.load(folder)
+    err = io.StringIO()
+    assert chat_main(["--model", str(folder), "--prompt", "hi"], stderr=err) == 2
+    assert "tokenizer.json is missing" in err.getvalue()
 
 
 def test_a_missing_folder_is_an_error(tmp_path: Path) -> None:

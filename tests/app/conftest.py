@@ -1,5 +1,5 @@
-"""Shared set-up for the app's tests: a store, typed settings in a temporary INI file, and the
-app's data folder redirected to a temporary one."""
+"""Shared set-up for the app's tests: a store and typed settings in a temporary INI file (the
+data folder is redirected to a temporary one for every test, in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,6 @@ from app.settings import Settings
 from app.store import Store
 from app.window import MainWindow
 from app.worker import EngineHost
-from mlx_model.paths import DATA_DIR_ENV
-
-
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path, monkeypatch):
-    folder = tmp_path / "data"
-    monkeypatch.setenv(DATA_DIR_ENV, str(folder))
-    return folder
 
 
 @pytest.fixture
