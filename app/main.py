@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from mlx_model import models_dir
@@ -28,7 +29,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--model", metavar="PATH_OR_HUB_ID",
         help="a model folder, or a Hub id such as openai/gpt-oss-20b (downloaded first if needed)",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--quit-after-load", action="store_true",
+        help="open the window, load the --model, then quit: exit status 0 once it is ready, 1 if it failed "
+             "(checks an installation)",
+    )
+    args = parser.parse_args(argv)
+    if args.quit_after_load and not args.model:
+        parser.error("--quit-after-load needs --model")
+    return args
 
 
 def open_store() -> Store | None:
@@ -52,6 +61,18 @@ def open_store() -> Store | None:
         return Store(path)
 
 
+def quit_when_loaded(app: QApplication, session: ChatSession) -> None:
+    """--quit-after-load: exit 0 once the model is ready, 1 when it fails. Queued, because a
+    folder that fails its checks fails before the event loop runs, where `exit` would be lost."""
+
+    def finish(code: int, message: str) -> None:
+        log.log(logging.INFO if code == 0 else logging.ERROR, "%s", message)
+        QTimer.singleShot(0, lambda: app.exit(code))
+
+    session.model_loaded.connect(lambda name: finish(0, f"loaded {name}; quitting"))
+    session.model_failed.connect(lambda message: finish(1, message))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -71,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     window.show()
     last = settings.value(Key.LAST_CONVERSATION)
     session.open_conversation(last if any(c.id == last for c in session.conversations()) else None)
+    if args.quit_after_load:
+        quit_when_loaded(app, session)
     model = args.model or settings.value(Key.MODEL)
     if model:
         window.open_model(model)

@@ -1,5 +1,8 @@
 """Where the app keeps its files: the data folder (computed by mlx_model.data_dir, which also gives
-the models folder the app shares with `gpt-oss-chat`), and the assets beside the code."""
+the models folder the app shares with `gpt-oss-chat`), and the assets beside the code.
+
+`app/assets` is a link to the repository's top-level `assets/` in a checkout, and a real folder
+of package data in an installed wheel: the same path either way."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from pathlib import Path
 
 import mlx_model
 
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 
 
 def data_dir() -> Path:
