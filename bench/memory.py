@@ -73,6 +73,7 @@ import hashlib, json, sys, time
 import mlx.core as mx, numpy as np
 from mlx_model import load
 from mlx_model.loader import LoadOptions
+from mlx_model.forward import ForwardPass
 from mlx_model.prompt_cache import PromptCache
 folder, options = sys.argv[1], json.loads(sys.argv[2])
 prompt_tokens, new_tokens, chunk, context = (int(a) for a in sys.argv[3:7])
@@ -80,20 +81,21 @@ started = time.perf_counter()
 model = load(folder, options=LoadOptions(**options))
 loaded = time.perf_counter()
 tokens = np.random.default_rng(0).integers(0, 200_000, max(context, prompt_tokens)).tolist()
-cache = PromptCache(model, chunk_size=chunk)
+cache = PromptCache(model)
+forward = ForwardPass(model, cache, chunk_size=chunk)
 filled = len(tokens) - prompt_tokens
 config = model.config
 fill(cache.layers, filled, lambda layer, k, v: layer.update(k, v), config.num_key_value_heads, config.head_dim,
      mx.bfloat16, chunk)
 cache.tokens.extend(tokens[:filled])
 filled_at = time.perf_counter()
-logits = cache.prefill(tokens).logits
+logits = forward.prefill(tokens).logits
 prefilled = time.perf_counter()
 generated = []
 for _ in range(new_tokens):
     token = mx.argmax(logits)
     generated.append(token.item())
-    logits = cache.step(token)
+    logits = forward.step(token)
     cache.record(generated[-1])
 mx.eval(logits)
 done = time.perf_counter()

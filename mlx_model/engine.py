@@ -1,5 +1,10 @@
-"""The generation engine shared by the terminal chat and the app: a conversation in, a stream of
-harmony events out, with the KV cache reused across turns.
+"""The generation engine shared by the terminal chat and the app: a chat in, a stream of harmony
+events out, with the KV cache reused across turns.
+
+A reply is a few separate steps: render the chat once (`prompt.RenderedChat`), fit it to the
+context (`_fit_to_context`) or continue a tool call verbatim (`_ToolContinuation`), prefill
+(`forward.ForwardPass`), decode (`decode.DecodeLoop`, where logits processors hook in), parse
+(`harmony.StreamParser`), and time it all (`_ReplyClock` → `Stats`).
 
 One engine owns one model and its cache and is driven from one thread (MLX arrays belong to the
 stream that made them); the app gives it a worker thread of its own. Cancelling is checked
@@ -11,25 +16,28 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Literal
+from typing import Literal
 
 import mlx.core as mx
 
 from .chat import Chat
 from .config import ModelConfig
+from .decode import DecodeLoop, LogitsProcessor
 from .events import Done, Event, ExpertPaging, Stats
-from .harmony import StreamParser, drop_completed_chain_of_thought, render_for_completion
+from .forward import Cancelled, ForwardPass, PrefillResult
+from .harmony import StreamParser
 from .loader import LoadOptions, load
 from .memory import default_context_length, resident_bytes
 from .offload import PagedExperts
-from .prompt_cache import Cancelled, PromptCache
+from .prompt import RenderedChat
+from .prompt_cache import PromptCache
 from .sampling import Sampler, SamplingSettings
 from .tokenizer import Tokenizer, load_tokenizer
 
 OverflowPolicy = Literal["drop_oldest", "stop"]
-_COMPLETION_SUFFIX = 2  # render_for_completion ends with <|start|>assistant
 
 
 class EngineError(RuntimeError):
@@ -48,12 +56,36 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class _ToolContinuation:
-    """After a reply that ended in a tool call: the conversation as rendered then, and the tokens
-    the model actually saw, so the next prompt continues them verbatim (cache fully reused)."""
+    """After a reply that ended in a tool call: the chat as rendered then, and the tokens the
+    model actually read and wrote, so the next prompt continues them verbatim (cache fully
+    reused) when what follows is only tool results."""
 
-    message_count: int
-    rendered: list[int]
-    tokens: list[int]
+    message_count: int  # body messages up to the call
+    context: list[int]  # those messages as rendered
+    written: list[int]  # the prompt then and the generated tokens
+
+    def prompt(self, rendered: RenderedChat) -> list[int] | None:
+        """The continued prompt for `rendered`, or None when it is not this chat continued."""
+        body = rendered.body
+        if len(body) <= self.message_count or any(m.get("role") != "tool" for m in body[self.message_count :]):
+            return None
+        if rendered.context(0, self.message_count) != self.context:
+            return None
+        return rendered.continued(self.written, self.message_count)
+
+
+@dataclass
+class _ReplyClock:
+    """When a reply's stages happened, and the figures they make."""
+
+    started: float
+    paging_before: ExpertPaging | None
+    prefill_seconds: float = 0.0
+    first_token_at: float | None = None
+
+    def token(self) -> None:
+        if self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
 
 
 class Engine:
@@ -84,7 +116,8 @@ class Engine:
             num_experts=self.config.num_local_experts, context_limit=limit, weights_bytes=weights,
         )
         self.overflow = overflow
-        self.cache = PromptCache(model, chunk_size=chunk_size)
+        self.cache = PromptCache(model)
+        self.forward = ForwardPass(model, self.cache, chunk_size)
         self._continuation: _ToolContinuation | None = None
         self.last_prompt: list[int] = []
 
@@ -116,46 +149,32 @@ class Engine:
 
     # -- prompts -------------------------------------------------------------------------------
 
-    def _render(self, messages: list[dict]) -> list[int]:
-        """Render for completion with every completed turn's chain of thought dropped, as the
-        harmony guide asks (openai-harmony itself keeps analysis after the first final)."""
-        return render_for_completion(drop_completed_chain_of_thought(messages), self.tokenizer)
+    def render(self, chat: Chat) -> RenderedChat:
+        """The chat rendered once, every message to its tokens."""
+        return RenderedChat(self.tokenizer, chat.header_messages(), chat.messages)
 
-    def _prompt_tokens(self, messages: list[dict]) -> list[int]:
-        """Render for completion, continuing a tool-call turn with the tokens the model wrote."""
-        continuation = self._continuation
-        if (
-            continuation is not None
-            and len(messages) > continuation.message_count
-            and all(m.get("role") == "tool" for m in messages[continuation.message_count :])
-            and self._render(messages[: continuation.message_count]) == continuation.rendered
-        ):
-            return continuation.tokens + self._render(messages[continuation.message_count :])
-        return self._render(messages)
+    def _prompt(self, rendered: RenderedChat) -> list[int]:
+        """The whole chat's prompt, continuing a tool-call turn with the tokens the model wrote."""
+        continued = self._continuation.prompt(rendered) if self._continuation else None
+        return continued if continued is not None else rendered.prompt()
 
-    def _fit_to_context(self, chat: Chat, reserve: int) -> tuple[list[int], list[dict], int] | str:
-        """The prompt, its messages and how many old messages were left out to fit, or why not."""
-        header = chat.header_messages()
-        body = list(chat.messages)
-        dropped = 0
-        while True:
-            messages = header + body
-            prompt = self._prompt_tokens(messages)
-            if len(prompt) + reserve <= self.info.context_limit:
-                return prompt, messages, dropped
-            user_turns = [i for i, m in enumerate(body) if m.get("role") == "user"]
-            if self.overflow == "stop" or len(user_turns) < 2:
+    def _fit_to_context(self, rendered: RenderedChat, reserve: int) -> tuple[list[int], int] | str:
+        """The prompt and how many old messages were left out to fit, or why it cannot fit."""
+        prompt, first = self._prompt(rendered), 0
+        while len(prompt) + reserve > self.info.context_limit:
+            later_turns = [i for i in rendered.user_turns() if i > first]
+            if self.overflow == "stop" or not later_turns:
                 return (
                     f"The conversation needs {len(prompt)} tokens plus {reserve} for the reply, but the "
                     f"context holds {self.info.context_limit}. Start a new chat or raise the context length."
                 )
-            # Drop the oldest turn: everything before the second user message.
-            dropped += user_turns[1]
-            body = body[user_turns[1] :]
+            first = later_turns[0]  # drop the oldest turn: everything before the next user message
+            prompt = rendered.prompt(first)
+        return prompt, first
 
     def prompt_tokens(self, chat: Chat) -> list[int]:
         """The prompt the next reply would read, before any fitting to the context."""
-        return self._prompt_tokens(chat.harmony_messages())
+        return self._prompt(self.render(chat))
 
     def count_tokens(self, chat: Chat) -> int:
         return len(self.prompt_tokens(chat))
@@ -173,8 +192,27 @@ class Engine:
         return ExpertPaging(sum(s.hits for s in layers), sum(s.misses for s in layers),
                             sum(s.bytes_read for s in layers))
 
-    def _hit_rate_since(self, before: ExpertPaging | None) -> float | None:
-        return None if before is None else self.paging_stats().since(before).hit_rate
+    def _stats(self, clock: _ReplyClock, prompt: list[int], prefilled: PrefillResult | None, generated: list[int],
+               dropped: int, chat_tokens: int) -> Stats:
+        ended = time.perf_counter()
+        first = clock.first_token_at
+        decode_seconds = ended - first if first else 0.0
+        reused = prefilled.reused_tokens if prefilled else 0
+        paging = None if clock.paging_before is None else self.paging_stats().since(clock.paging_before)
+        return Stats(
+            prompt_tokens=len(prompt),
+            cached_tokens=reused,
+            new_tokens=len(generated),
+            ttft_s=(first or ended) - clock.started,
+            tokens_per_s=(len(generated) - 1) / decode_seconds if len(generated) > 1 and decode_seconds else 0.0,
+            peak_memory_bytes=mx.get_peak_memory(),
+            prefill_tokens_per_s=(len(prompt) - reused) / clock.prefill_seconds if clock.prefill_seconds else 0.0,
+            context_tokens=len(self.cache.tokens),
+            context_limit=self.info.context_limit,
+            dropped_messages=dropped,
+            expert_hit_rate=None if paging is None else paging.hit_rate,
+            chat_tokens=chat_tokens,
+        )
 
     # -- generation ----------------------------------------------------------------------------
 
@@ -184,96 +222,59 @@ class Engine:
         sampling: SamplingSettings = SamplingSettings(),
         cancel: threading.Event | None = None,
         on_token: Callable[[int], None] | None = None,
+        logits_processors: Sequence[LogitsProcessor] = (),
     ) -> Iterator[Event]:
         """Generate the assistant's next reply as events, ending with Stats and Done.
 
         The generated messages (on cancel or at the token limit, the unfinished one too) are
-        appended to `chat.messages` before Done is yielded. `on_token` sees every
-        sampled id first (the terminal's --raw view).
+        appended to `chat.messages` before Done is yielded. `on_token` sees every sampled id
+        first (the terminal's --raw view); `logits_processors` shape every token's logits
+        (see decode.LogitsProcessor).
         """
         cancel = cancel or threading.Event()
-        started = time.perf_counter()
-        paging_before = self.paging_stats()
+        clock = _ReplyClock(time.perf_counter(), self.paging_stats())
         mx.reset_peak_memory()
+        rendered = self.render(chat)
         reserve = min(sampling.max_new_tokens, self.info.context_limit // 4)
-        fitted = self._fit_to_context(chat, reserve)
+        fitted = self._fit_to_context(rendered, reserve)
         if isinstance(fitted, str):
             yield Done("context_full", fitted)
             return
-        prompt, messages, dropped = fitted
+        prompt, dropped = fitted
         self.last_prompt = prompt
-        header_edges = [len(self._render(messages[:n])) - _COMPLETION_SUFFIX
-                        for n in range(1, len(chat.header_messages()) + 1)]
-
-        def stats(generated: list[int], first_token_at: float | None, prefill_seconds: float, reused: int) -> Stats:
-            ended = time.perf_counter()
-            decode_seconds = ended - first_token_at if first_token_at else 0.0
-            return Stats(
-                prompt_tokens=len(prompt),
-                cached_tokens=reused,
-                new_tokens=len(generated),
-                ttft_s=(first_token_at or ended) - started,
-                tokens_per_s=(len(generated) - 1) / decode_seconds if len(generated) > 1 and decode_seconds else 0.0,
-                peak_memory_bytes=mx.get_peak_memory(),
-                prefill_tokens_per_s=(len(prompt) - reused) / prefill_seconds if prefill_seconds else 0.0,
-                context_tokens=len(self.cache.tokens),
-                context_limit=self.info.context_limit,
-                dropped_messages=dropped,
-                expert_hit_rate=self._hit_rate_since(paging_before),
-            )
 
         try:
             prefill_started = time.perf_counter()
-            prefilled = self.cache.prefill(prompt, header_edges, cancel)
-            prefill_seconds = time.perf_counter() - prefill_started
+            prefilled = self.forward.prefill(prompt, rendered.header_edges, cancel)
+            clock.prefill_seconds = time.perf_counter() - prefill_started
         except Cancelled:
-            yield stats([], None, 0.0, 0)
+            yield self._stats(clock, prompt, None, [], dropped, len(self._prompt(rendered)))
             yield Done("cancelled")
             return
 
         parser = StreamParser(self.tokenizer)
-        sampler = Sampler(sampling)
-        generated: list[int] = []
-        first_token_at: float | None = None
-        token = sampler(prefilled.logits)
-        mx.async_eval(token)
-        reason = "max_tokens"
-        detail = ""
-        while True:
-            if cancel.is_set():
-                reason = "cancelled"
-                break
-            if len(generated) >= sampling.max_new_tokens:
-                reason, detail = "max_tokens", f"stopped after {len(generated)} tokens (the maximum)"
-                break
-            if len(self.cache.tokens) >= self.info.context_limit:
-                reason, detail = "context_full", f"the context of {self.info.context_limit} tokens is full"
-                break
-            next_token = sampler(self.cache.step(token))
-            mx.async_eval(next_token)
-            token_id = token.item()
-            self.cache.record(token_id)
-            generated.append(token_id)
-            if first_token_at is None:
-                first_token_at = time.perf_counter()
+        decoder = DecodeLoop(self.forward, Sampler(sampling), logits_processors)
+        for token_id in decoder.tokens(prefilled.logits, max_new_tokens=sampling.max_new_tokens,
+                                       context_limit=self.info.context_limit, cancel=cancel):
+            clock.token()
             if on_token is not None:
                 on_token(token_id)
             yield from parser.feed(token_id)
             if parser.stop_reason is not None:
-                reason = parser.stop_reason
                 break
-            token = next_token
+        reason, detail = decoder.limit or (parser.stop_reason, "")
 
         yield from parser.finish()
         new_messages = list(parser.messages)
         chat.messages.extend(new_messages)
+        rendered.extend(new_messages)  # only the new messages are rendered
         if reason == "call":
             self._continuation = _ToolContinuation(
-                len(messages) + len(new_messages), self._render(messages + new_messages), prompt + generated
+                len(rendered.body), rendered.context(0, len(rendered.body)), prompt + decoder.generated
             )
         else:
             self._continuation = None
             if reason == "return":
                 self.cache.checkpoint_before_last_step()
-        yield stats(generated, first_token_at, prefill_seconds, prefilled.reused_tokens)
+        yield self._stats(clock, prompt, prefilled, decoder.generated, dropped, len(rendered.prompt()))
         yield Done(reason, detail, tuple(new_messages))

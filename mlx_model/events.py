@@ -79,6 +79,7 @@ class Stats:
     context_limit: int = 0
     dropped_messages: int = 0  # old messages left out of the prompt to fit the context
     expert_hit_rate: float | None = None  # share of this reply's expert uses found in memory; None: all resident
+    chat_tokens: int = 0  # what the chat, this reply included, takes in the context for its next reply
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,19 @@
-"""The model's KV state across turns: reuse the longest prefix shared with what is cached.
+"""The model's KV state across turns: which tokens the per-layer caches hold, and where they can
+be rewound to so the longest prefix shared with a new prompt is reused.
 
 Full-attention caches rewind by trimming; sliding-window caches cannot, so they are snapshotted
 at chosen positions (the end of the system and developer messages, the end of every prompt) and
 the cache rewinds to the nearest snapshot at or before the shared prefix. When harmony drops the
 previous turn's chain of thought, the new prompt leaves the cached tokens exactly at the previous
 prompt's end, where a snapshot is, so only the new turn is prefilled.
+
+This holds state only; the forward pass that fills it is `forward.ForwardPass`, driven by the
+engine.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import mlx.core as mx
 
@@ -21,10 +23,6 @@ from .model import Model
 MAX_SNAPSHOTS = 16
 
 
-class Cancelled(Exception):
-    """Raised out of a prefill when the caller's cancel event is set (between chunks)."""
-
-
 @dataclass(frozen=True)
 class Checkpoint:
     windows: tuple[WindowSnapshot | None, ...]
@@ -32,9 +30,11 @@ class Checkpoint:
 
 
 @dataclass(frozen=True)
-class PrefillResult:
-    logits: mx.array  # [vocab] for the last prompt token
-    reused_tokens: int
+class ResumePoint:
+    """Where a prefill of a prompt continues from; `logits` when nothing is left to compute."""
+
+    position: int
+    logits: mx.array | None
 
 
 def common_prefix_length(a: list[int], b: list[int]) -> int:
@@ -48,9 +48,7 @@ def common_prefix_length(a: list[int], b: list[int]) -> int:
 class PromptCache:
     """Owns the per-layer caches and the token ids they hold, and keeps them consistent."""
 
-    def __init__(self, model: Model, chunk_size: int = 512) -> None:
-        self.model = model
-        self.chunk_size = chunk_size
+    def __init__(self, model: Model) -> None:
         self.layers = model.make_cache()
         self.tokens: list[int] = []
         self._checkpoints: dict[int, Checkpoint] = {}
@@ -95,58 +93,19 @@ class PromptCache:
         limit = min(shared, len(tokens) - 1)
         return max(p for p in self._checkpoints if p <= limit), False
 
-    def prefill(
-        self,
-        tokens: list[int],
-        checkpoints: Iterable[int] = (),
-        cancel: threading.Event | None = None,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> PrefillResult:
-        """Make the cache hold exactly `tokens` and return the last token's logits.
-
-        Chunks of `chunk_size` bound the activation memory; chunk edges also fall on each of
-        `checkpoints` (positions) so the window caches can be snapshotted there.
-        """
+    def resume(self, tokens: list[int]) -> ResumePoint:
+        """Rewind to the longest reusable prefix of `tokens`; the forward pass continues there."""
         if not tokens:
             raise ValueError("cannot prefill an empty prompt")
         start, stored = self._resume_point(tokens)
         if start < len(self.tokens) or stored:
             self._rewind(start)
-        if stored:
-            return PrefillResult(self._checkpoints[start].logits, start)
+        return ResumePoint(start, self._checkpoints[start].logits if stored else None)
 
-        edges = sorted({p for p in checkpoints if start < p < len(tokens)} | {len(tokens)})
-        position = start
-        logits = None
-        for edge in edges:
-            while position < edge:
-                if cancel is not None and cancel.is_set():
-                    raise Cancelled
-                end = min(position + self.chunk_size, edge)
-                chunk = mx.array(tokens[position:end], dtype=mx.uint32)[None]
-                final = end == len(tokens)
-                hidden = self.model.hidden_states(chunk, self.layers, last_only=final)
-                self.tokens.extend(tokens[position:end])
-                if final:
-                    logits = self.model.lm_head(hidden[0, -1])
-                    mx.eval(logits, *self._state())
-                else:
-                    mx.eval(*self._state())
-                position = end
-                if progress is not None:
-                    progress(position - start, len(tokens) - start)
-            self.checkpoint(logits if edge == len(tokens) else None)
-        return PrefillResult(logits, start)
-
-    def step(self, token: mx.array) -> mx.array:
-        """Feed one sampled token (a 0-d array, possibly still lazy); return the next logits.
-
-        The token id is recorded by `record`, once it is known, so decoding can stay pipelined.
-        The state before the token is remembered (references only) for `checkpoint_before_last_step`.
-        """
+    def remember_before_step(self) -> None:
+        """Keep (references to) the state before the token about to be fed, for
+        `checkpoint_before_last_step`."""
         self._before_last_step = (len(self.tokens), self._capture(None))
-        hidden = self.model.hidden_states(token.reshape(1, 1), self.layers)
-        return self.model.lm_head(hidden[0, -1])
 
     def checkpoint_before_last_step(self) -> None:
         """Keep the state before the last fed token, e.g. before <|return|>, which the history
@@ -158,7 +117,7 @@ class PromptCache:
     def record(self, token_id: int) -> None:
         self.tokens.append(token_id)
 
-    def _state(self) -> list[mx.array]:
+    def state(self) -> list[mx.array]:
         return [array for layer in self.layers for array in layer.state]
 
     @property

@@ -25,14 +25,14 @@ def render_for_completion(
 ) -> list[int]:
     """The prompt for the assistant's next turn: the conversation, then `<|start|>assistant`."""
     tokenizer = tokenizer or load_tokenizer(None)
-    has_function_tools = any(_defines_functions(message) for message in messages)
+    functions = has_function_tools(messages)
     cutoff = _library_analysis_cutoff(messages)
     tokens: list[int] = []
     for index, message in enumerate(messages):
         if index < cutoff and message.get("channel") == "analysis":
             continue
         try:
-            tokens += render_message(message, tokenizer, has_function_tools=has_function_tools)
+            tokens += render_message(message, tokenizer, has_function_tools=functions)
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"message {index} cannot be rendered: {exc}") from exc
     tokens.append(tokenizer.encode_special("<|start|>"))
@@ -72,6 +72,11 @@ def drop_completed_chain_of_thought(
     ]
     cutoff = finals[-1] if finals else 0
     return [m for i, m in enumerate(messages) if i >= cutoff or m.get("channel") != "analysis"]
+
+
+def has_function_tools(messages: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether a developer message defines function tools (the system message then says so)."""
+    return any(_defines_functions(message) for message in messages)
 
 
 def _defines_functions(message: Mapping[str, Any]) -> bool:

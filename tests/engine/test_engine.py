@@ -22,6 +22,7 @@ from mlx_model import ExpertPaging
 from mlx_model.chat import Chat
 from mlx_model.engine import Engine, EngineError
 from mlx_model.events import Done, MessageDone, MessageStart, Stats, TextDelta, ToolCall
+from mlx_model.forward import ForwardPass
 from mlx_model.harmony import text_of
 from mlx_model.loader import LoadOptions, load
 from mlx_model.memory import resident_bytes
@@ -69,14 +70,14 @@ def test_cached_turns_equal_a_cold_prefill(engine: Engine) -> None:
     """Over several turns, with each earlier chain of thought dropped from the history, the
     logits the cache-reusing prefill returns equal a cold prefill of the same prompt."""
     captured: list[tuple[list[int], mx.array, int]] = []
-    warm_prefill = engine.cache.prefill
+    warm_prefill = engine.forward.prefill
 
     def spy(tokens, *args, **kwargs):
         result = warm_prefill(tokens, *args, **kwargs)
         captured.append((list(tokens), result.logits, result.reused_tokens))
         return result
 
-    engine.cache.prefill = spy  # type: ignore[method-assign]
+    engine.forward.prefill = spy  # type: ignore[method-assign]
     conversation = chat("low")
     for exchange in (EXCHANGES["sum"], EXCHANGES["colour"], EXCHANGES["sum"]):
         conversation.add_user(exchange.question)
@@ -86,7 +87,7 @@ def test_cached_turns_equal_a_cold_prefill(engine: Engine) -> None:
     previous_prompt_lengths = [len(tokens) for tokens, _, _ in captured[:-1]]
     assert reused == [0, *previous_prompt_lengths]  # each turn continues where the last prompt ended
     for tokens, warm_logits, _ in captured[1:]:
-        cold = PromptCache(engine.model).prefill(tokens).logits
+        cold = ForwardPass(engine.model, PromptCache(engine.model)).prefill(tokens).logits
         assert mx.abs(cold - warm_logits).max().item() <= 1e-4 * mx.abs(cold).max().item()
     analysis = [m for m in conversation.messages if m.get("channel") == "analysis"]
     assert len(analysis) == 3  # kept in the conversation, dropped from the prompt
@@ -123,7 +124,7 @@ def test_changing_instructions_keeps_the_system_message_cached(engine: Engine) -
     conversation.add_user(EXCHANGES["colour"].question)
     _, stats, _ = run(engine, conversation, SamplingSettings(temperature=0, max_new_tokens=3))
     system_only = chat("medium")
-    system_length = len(engine._render(system_only.header_messages())) - 2
+    system_length = engine.render(system_only).header_edges[0]  # the system message alone
     assert stats.cached_tokens == system_length
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from mlx_model import ModelFolderError, load
+from mlx_model.forward import ForwardPass
 from mlx_model.loader import LoadOptions
 from mlx_model.offload import MappedEmbedding, PagedExperts
 from mlx_model.prompt_cache import PromptCache
@@ -46,13 +47,13 @@ def test_paged_experts_equal_the_resident_path_within_budget(
     # A whole prompt at once (tokens split into runs that fit the pool) ...
     assert mx.array_equal(resident(tokens), paged(tokens))
     # ... and prefill then token-by-token decode.
-    warm, cold = PromptCache(resident), PromptCache(paged)
+    warm, cold = ForwardPass(resident, PromptCache(resident)), ForwardPass(paged, PromptCache(paged))
     expected, actual = warm.prefill(tokens[0, :40].tolist()).logits, cold.prefill(tokens[0, :40].tolist()).logits
     assert mx.array_equal(expected, actual)
     for token in tokens[0, 40:].tolist():
         assert mx.array_equal(warm.step(mx.array(token)), cold.step(mx.array(token)))
-        warm.record(token)
-        cold.record(token)
+        warm.cache.record(token)
+        cold.cache.record(token)
 
     pools = [layer.mlp.experts for layer in paged.model.layers]
     assert all(isinstance(pool, PagedExperts) and pool.slots == slots_per_layer for pool in pools)
