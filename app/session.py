@@ -139,6 +139,7 @@ class ChatSession(QObject):
         self.draft_level = settings.default_reasoning()
         self.model_name: str | None = None
         self.model_ready = False
+        self.kernel_warning: str | None = None  # see _on_loaded
         self.load_options = LoadOptions()  # of the model loaded last (or loading now)
         self._reply: _Reply | None = None
         self._last_error = ""
@@ -439,6 +440,7 @@ class ChatSession(QObject):
             return False
         options = plan.options
         self.model_ready = False
+        self.kernel_warning = None
         self.model_name = display_name(path_or_id)
         self.load_options = options
         self.settings.set_value(Key.MODEL, path_or_id)
@@ -448,6 +450,8 @@ class ChatSession(QObject):
 
     def _on_loaded(self, info: Any) -> None:
         self.model_ready = True
+        # Custom kernels the load's self-check replaced by MLX's own ops, said in the status bar.
+        self.kernel_warning = info.kernel_check.warning() if info.kernel_check else None
         self.model_loaded.emit(self.model_name or info.name)
         self._measure()
 

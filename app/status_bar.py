@@ -43,10 +43,13 @@ class StatusBar(QStatusBar):
         for label in (self.first_token, self.speed, self.context, self.memory, self.paging):
             self.addPermanentWidget(label)
 
-    def show_model(self, name: str | None, memory_summary: str = "") -> None:
-        """`memory_summary`: what the load gave up for memory (mlx_model.memory_summary), if anything."""
+    def show_model(self, name: str | None, memory_summary: str = "", kernel_warning: str | None = None) -> None:
+        """`memory_summary`: what the load gave up for memory (mlx_model.memory_summary), if anything;
+        `kernel_warning`: the kernel self-check's (ModelInfo.kernel_check.warning()), if any."""
         self.progress.hide()
-        self.model.setText(" · ".join(part for part in (name or "No model loaded", memory_summary) if part))
+        flag = "⚠ some GPU kernels replaced by MLX ops" if kernel_warning else ""
+        self.model.setText(" · ".join(part for part in (name or "No model loaded", memory_summary, flag) if part))
+        self.model.setToolTip(kernel_warning or "")
 
     def show_loading(self, message: str, fraction: float) -> None:
         self.model.setText(message)

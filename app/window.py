@@ -376,7 +376,7 @@ class MainWindow(QMainWindow):
         self.regenerate_action.setEnabled(not busy)
 
     def _model_loaded(self, name: str) -> None:
-        self.status.show_model(name, memory_summary(self.session.load_options))
+        self.status.show_model(name, memory_summary(self.session.load_options), self.session.kernel_warning)
         self.chat.composer.input.setPlaceholderText(f"Message {name}")
 
     def _model_failed(self, message: str) -> None:

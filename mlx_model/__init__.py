@@ -41,6 +41,7 @@ from .hub import (
     plan_download,
     resolve_model,
 )
+from .kernels import KernelCheck, KernelVerdict, check_kernels
 from .load_plan import LoadPlan, memory_summary, plan_load
 from .loader import LoadOptions, load
 from .memory import MemoryEstimate, total_memory_bytes, usable_memory_bytes
@@ -53,6 +54,8 @@ from .units import GIB, format_bytes
 __all__ = [
     # the engine
     "Engine", "EngineError", "ModelInfo", "OverflowPolicy",
+    # the custom kernels' self-check (ModelInfo.kernel_check; gpt-oss-chat --check-kernels)
+    "KernelCheck", "KernelVerdict", "check_kernels",
     # what a reply is asked with
     "Chat", "REASONING_LEVELS", "ReasoningLevel", "SamplingSettings",
     "assistant_message", "developer_message", "system_message", "text_of", "tool_result_message", "user_message",

@@ -20,6 +20,7 @@ from .chat import REASONING_LEVELS, Chat
 from .config import ModelFolderError
 from .engine import Engine, EngineError
 from .events import Done, Event, MessageStart, Stats, TextDelta, ToolCall
+from .kernels import check_kernels
 from .load_plan import plan_load
 from .loader import LoadOptions
 from .sampling import SamplingSettings
@@ -60,7 +61,10 @@ def _number(kind: type, low: float | None = None, high: float | None = None, *, 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="gpt-oss-chat", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="a model folder, or a Hub id such as openai/gpt-oss-20b")
+    parser.add_argument("--model", help="a model folder, or a Hub id such as openai/gpt-oss-20b")
+    parser.add_argument("--check-kernels", action="store_true",
+                        help="run every custom kernel against its MLX twin on this machine (the emulator "
+                             "off a Mac), print one line each and exit; non-zero if one fails")
     parser.add_argument("--reasoning", dest="reasoning_level", choices=REASONING_LEVELS, default="medium",
                         help="reasoning level")
     parser.add_argument("--developer", default=None, help="developer instructions")
@@ -83,7 +87,18 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     output.add_argument("--raw", action="store_true", help="print the harmony text instead of the rendered chat")
     output.add_argument("--json", action="store_true", help="print one JSON event per line")
     parser.add_argument("--prompt", default=None, help="answer this one message and exit")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.model is None and not args.check_kernels:
+        parser.error("the following arguments are required: --model")
+    return args
+
+
+def _check_kernels(out: TextIO) -> int:
+    """--check-kernels: one line per kernel; 1 if any failed."""
+    verdicts = check_kernels()
+    for verdict in verdicts:
+        print(verdict.line(), file=out)
+    return 0 if all(v.passed for v in verdicts) else 1
 
 
 class _Printer:
@@ -183,6 +198,8 @@ def _load_options(args: argparse.Namespace, folder: Path, err: TextIO) -> LoadOp
 def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout,
          stderr: TextIO = sys.stderr) -> int:
     args = parse_arguments(argv)
+    if args.check_kernels:
+        return _check_kernels(stdout)
     try:
         sampling = SamplingSettings(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
                                     min_p=args.min_p, seed=args.seed, max_new_tokens=args.max_tokens)
@@ -191,6 +208,8 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextI
         if not args.json:
             print(f"Loading {folder} …", file=stderr)
         engine = Engine.load(folder, context_length=args.context, options=options)
+        if engine.info.kernel_check and (warning := engine.info.kernel_check.warning()):
+            print(f"gpt-oss-chat: warning: {warning}", file=stderr)
     except (ValueError, hub.HubError, ModelFolderError, TokenizerFileError, EngineError, OSError) as error:
         print(f"gpt-oss-chat: {error}", file=stderr)
         return 2

@@ -17,12 +17,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 import mlx.core as mx
 
+from . import kernels
 from .chat import Chat
 from .config import ModelConfig
 from .decode import DecodeLoop, LogitsProcessor
@@ -52,6 +53,9 @@ class ModelInfo:
     num_experts: int
     context_limit: int
     weights_bytes: int  # what the load keeps in memory, under its LoadOptions
+    # The custom kernels' self-check at load (None on the reference backend); its `warning()`
+    # names any kernel replaced by its MLX twin for this process.
+    kernel_check: kernels.KernelCheck | None = None
 
 
 @dataclass(frozen=True)
@@ -143,9 +147,14 @@ class Engine:
         if progress:
             progress("Loading the weights", 0.1)
         model = load(folder, dtype=dtype, options=options)
+        if progress and kernels.default_backend() != "reference":
+            progress("Checking the GPU kernels", 0.9)
+        check = kernels.self_check()
         if progress:
             progress("Ready", 1.0)
-        return cls(model, tokenizer, folder, context_length=context_length, options=options, overflow=overflow)
+        engine = cls(model, tokenizer, folder, context_length=context_length, options=options, overflow=overflow)
+        engine.info = replace(engine.info, kernel_check=check)
+        return engine
 
     # -- prompts -------------------------------------------------------------------------------
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import functools
 import os
+from pathlib import Path
 from types import ModuleType
 from typing import Literal
 
 import mlx.core as mx
 
 from . import reference
+from .kernel_check import CACHE_FILE, KernelCheck, KernelVerdict, check_with_cache, run_checks
 from .layout import ExpertWeights
 from .metal_kernels import MetalKernels
 
@@ -56,6 +58,34 @@ def _implementation(backend: Backend | None) -> ModuleType | MetalKernels:
             "CPU, or 'reference' for the MLX-op twins"
         )
     return _custom_kernels(backend)
+
+
+def self_check(
+    backend: Backend | None = None, *, kernels: MetalKernels | None = None, cache: Path | None = None
+) -> KernelCheck | None:
+    """The load-time self-check: on the custom-kernel backends, the verdict cached for this
+    (MLX, OS, GPU, kernel sources), else a fresh check; kernels that failed are replaced by their
+    MLX twins for the rest of the process. None on the reference backend (nothing to check).
+    `kernels` stands in for the process's own (tests: the emulator in Metal's place)."""
+    backend = backend or default_backend()
+    if backend == "reference":
+        return None
+    kernels = kernels or _implementation(backend)  # type: ignore[assignment]
+    if cache is None:
+        from mlx_model import paths
+
+        cache = paths.data_dir() / CACHE_FILE
+    return check_with_cache(kernels, backend, cache)  # type: ignore[arg-type]
+
+
+def check_kernels(backend: Backend | None = None) -> tuple[KernelVerdict, ...]:
+    """Runs every kernel against its twin now, on `backend` (default: metal on a Mac, else the
+    emulator), whatever is cached."""
+    if backend is None:
+        backend = "metal" if mx.metal.is_available() else "emulator"
+    if backend == "reference":
+        raise ValueError("the reference backend is the twins themselves: check 'metal' or 'emulator'")
+    return run_checks(_implementation(backend))  # type: ignore[arg-type]
 
 
 def moe(
@@ -104,4 +134,7 @@ def attention(
     return _implementation(backend).attention(q, k, v, sinks, scale=scale, window=window)
 
 
-__all__ = ["BACKENDS", "Backend", "ExpertWeights", "attention", "default_backend", "moe"]
+__all__ = [
+    "BACKENDS", "Backend", "ExpertWeights", "KernelCheck", "KernelVerdict", "attention", "check_kernels",
+    "default_backend", "moe", "self_check",
+]

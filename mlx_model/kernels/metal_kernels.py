@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import mlx.core as mx
 
+from . import reference
 from .layout import ExpertWeights
 
 KernelFactory = Callable[..., Callable[..., Sequence[mx.array]]]
@@ -106,15 +107,29 @@ _ATTENTION_PREFILL = _KernelSource(
 )
 
 
+KERNEL_SOURCES: tuple[_KernelSource, ...] = (
+    _GATE_UP_DECODE, _DOWN_DECODE, _GATE_UP_GROUPED, _DOWN_GROUPED,
+    _ATTENTION_DECODE, _ATTENTION_DECODE_COMBINE, _ATTENTION_PREFILL,
+)
+
+
 def _read(file: str) -> str:
     return (resources.files("metal") / file).read_text(encoding="utf-8")
 
 
 class MetalKernels:
-    """`moe` and `attention` with the arguments of `kernels.reference`, on the custom kernels."""
+    """`moe` and `attention` with the arguments of `kernels.reference`, on the custom kernels.
 
-    def __init__(self, factory: KernelFactory) -> None:
+    `read_source` reads a file of metal/ (the self-check's tests point it at modified copies);
+    `replaced` names the entry points (moe_decode, moe_grouped, attention_decode,
+    attention_prefill) that `moe` and `attention` send to their MLX twins instead, because the
+    self-check (kernels.kernel_check) found them broken on this machine.
+    """
+
+    def __init__(self, factory: KernelFactory, read_source: Callable[[str], str] = _read) -> None:
         self._factory = factory
+        self.read_source = read_source
+        self.replaced: frozenset[str] = frozenset()
         self._kernels: dict[_KernelSource, Callable[..., Sequence[mx.array]]] = {}
 
     def _run(
@@ -133,8 +148,8 @@ class MetalKernels:
                 name=source.name,
                 input_names=list(source.inputs),
                 output_names=list(source.outputs),
-                source=_read(source.body),
-                header="\n".join(_read(header) for header in source.headers),
+                source=self.read_source(source.body),
+                header="\n".join(self.read_source(header) for header in source.headers),
                 ensure_row_contiguous=source.row_contiguous,
             )
             self._kernels[source] = kernel
@@ -163,6 +178,8 @@ class MetalKernels:
     ) -> mx.array:
         """Per-token GEMVs for decode, grouped GEMMs from GROUPED_MOE_MIN_TOKENS tokens on."""
         run = self.moe_grouped if x.shape[0] >= GROUPED_MOE_MIN_TOKENS else self.moe_decode
+        if run.__name__ in self.replaced:
+            run = reference.moe
         return run(x, indices, weights, experts, swiglu_limit=swiglu_limit, swiglu_alpha=swiglu_alpha)
 
     def moe_decode(
@@ -294,6 +311,8 @@ class MetalKernels:
         """One threadgroup per query up to DECODE_ATTENTION_MAX_QUERIES queries, tiles beyond."""
         decode = q.shape[2] <= DECODE_ATTENTION_MAX_QUERIES
         run = self.attention_decode if decode else self.attention_prefill
+        if run.__name__ in self.replaced:
+            run = reference.attention
         return run(q, k, v, sinks, scale=scale, window=window)
 
     def attention_decode(

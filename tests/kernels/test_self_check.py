@@ -1,0 +1,129 @@
+"""The kernels' self-check, with the emulator standing in for Metal: a deliberately broken
+kernel fails, is replaced by its MLX twin, and the verdict is cached per machine and source."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+from metal.emulator import MetalKernel
+from mlx_model import cli
+from mlx_model import kernels as kernel_api
+from mlx_model.kernels import kernel_check, reference
+from mlx_model.kernels.metal_kernels import MetalKernels, _read
+
+# Wrong numbers (the bias subtracted) and a kernel that does not compile.
+BREAKS = {
+    "moe_down_accumulate.metal": ("static_cast<OutT>(total + weighted_bias[r])",
+                                  "static_cast<OutT>(total - weighted_bias[r])"),
+    "attention_prefill.metal": ("float row_sum = 1.0f;", "float row_sum = 1.0f"),
+}
+
+
+def broken_source(file: str) -> str:
+    text = _read(file)
+    if file in BREAKS:
+        old, new = BREAKS[file]
+        assert old in text, f"{file} changed: update BREAKS"
+        text = text.replace(old, new)
+    return text
+
+
+@pytest.fixture
+def on_a_mac(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Metal backend's identity without a Mac (the emulator runs the kernels)."""
+    monkeypatch.setattr(kernel_check, "machine", lambda backend: ("macOS 15.1", "Apple M2 Pro"))
+
+
+def test_a_broken_kernel_fails_and_its_twin_takes_over(tmp_path: Path, on_a_mac: None) -> None:
+    cache = tmp_path / "kernel-check.json"
+    kernels = MetalKernels(MetalKernel, read_source=broken_source)
+    check = kernel_api.self_check("metal", kernels=kernels, cache=cache)
+    verdicts = {v.kernel: v for v in check.verdicts}
+    assert set(verdicts) == set(kernel_check.CHECKED_KERNELS)
+    assert not check.cached and set(check.replaced) == {"moe_decode", "attention_prefill"}
+    assert "differs from its MLX twin" in verdicts["moe_decode"].error
+    assert "MetalCompileError" in verdicts["attention_prefill"].error
+    assert verdicts["moe_grouped"].passed and verdicts["attention_decode"].passed
+    assert "moe_decode" in check.warning() and "attention_prefill" in check.warning()
+    assert kernels.replaced == frozenset(check.replaced)
+
+    # The entry points the model calls now give the twins' answers for those two.
+    args, swiglu = kernel_check._moe_case(3)(np.random.default_rng(1))
+    np.testing.assert_array_equal(np.array(kernels.moe(*args, **swiglu)), np.array(reference.moe(*args, **swiglu)))
+    args, options = kernel_check._attention_case(12, 20, 8)(np.random.default_rng(1))
+    np.testing.assert_array_equal(np.array(kernels.attention(*args, **options)),
+                                  np.array(reference.attention(*args, **options)))
+    # ... and the kernels that passed still run.
+    args, swiglu = kernel_check._moe_case(40)(np.random.default_rng(2))
+    assert not mx.array_equal(kernels.moe(*args, **swiglu), reference.moe(*args, **swiglu))
+
+    stored = json.loads(cache.read_text())
+    assert list(stored) == [check.key] and "Apple M2 Pro" in check.key and "macOS 15.1" in check.key
+
+
+def test_the_verdict_is_cached_per_machine_and_kernel_source(
+    tmp_path: Path, on_a_mac: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "kernel-check.json"
+    first = kernel_api.self_check("metal", kernels=MetalKernels(MetalKernel, read_source=broken_source), cache=cache)
+
+    def no_kernels(**_):
+        raise AssertionError("a cached verdict must not run the kernels")
+
+    again = MetalKernels(no_kernels, read_source=broken_source)
+    second = kernel_api.self_check("metal", kernels=again, cache=cache)
+    assert second.cached and second.verdicts == first.verdicts and again.replaced == frozenset(first.replaced)
+
+    # Another GPU, or fixed sources, check again.
+    monkeypatch.setattr(kernel_check, "machine", lambda backend: ("macOS 15.1", "Apple M4 Max"))
+    third = kernel_api.self_check("metal", kernels=MetalKernels(MetalKernel, read_source=broken_source), cache=cache)
+    assert not third.cached
+    fixed = MetalKernels(MetalKernel)
+    fourth = kernel_api.self_check("metal", kernels=fixed, cache=cache)
+    assert not fourth.cached and fourth.replaced == () and fourth.warning() is None and fixed.replaced == frozenset()
+    assert len(json.loads(cache.read_text())) == 3
+
+
+def test_check_kernels_prints_a_line_per_kernel_and_exits_non_zero_on_a_failure(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = io.StringIO()
+    assert cli.main(["--check-kernels"], stdout=out) == 0
+    lines = out.getvalue().splitlines()
+    assert [line.split()[:2] for line in lines] == [[name, "pass"] for name in kernel_check.CHECKED_KERNELS]
+    assert all("max error" in line and "twin" in line for line in lines)
+
+    monkeypatch.setattr(cli, "check_kernels",
+                        lambda: kernel_check.run_checks(MetalKernels(MetalKernel, read_source=broken_source)))
+    out = io.StringIO()
+    assert cli.main(["--check-kernels"], stdout=out) == 1
+    assert "moe_decode         FAIL" in out.getvalue() and "attention_prefill  FAIL" in out.getvalue()
+
+
+def test_the_reference_backend_has_nothing_to_check(tmp_path: Path) -> None:
+    assert kernel_api.self_check("reference", cache=tmp_path / "c.json") is None
+    assert not (tmp_path / "c.json").exists()
+
+
+def test_the_load_runs_the_check_and_reports_replaced_kernels(
+    harmony_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Engine.load on the custom kernels (the emulator, as Metal cannot run here) checks them
+    first: ModelInfo.kernel_check says which were replaced, and the data folder keeps it."""
+    from mlx_model import DATA_DIR_ENV, Engine
+
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv("GPT_OSS_KERNELS", "emulator")
+    broken = MetalKernels(MetalKernel, read_source=broken_source)
+    monkeypatch.setattr(kernel_api, "_custom_kernels", lambda backend: broken)
+    engine = Engine.load(harmony_model_dir, context_length=256, dtype=mx.float32)
+    check = engine.info.kernel_check
+    assert check is not None and set(check.replaced) == {"moe_decode", "attention_prefill"}
+    assert broken.replaced == frozenset(check.replaced)
+    assert check.key in json.loads((tmp_path / kernel_check.CACHE_FILE).read_text())
