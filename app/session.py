@@ -451,7 +451,8 @@ class ChatSession(QObject):
     def _on_loaded(self, info: Any) -> None:
         self.model_ready = True
         # Custom kernels the load's self-check replaced by MLX's own ops, said in the status bar.
-        self.kernel_warning = info.kernel_check.warning() if info.kernel_check else None
+        check = getattr(info, "kernel_check", None)
+        self.kernel_warning = check.warning() if check else None
         self.model_loaded.emit(self.model_name or info.name)
         self._measure()
 
