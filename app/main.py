@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
@@ -16,6 +17,7 @@ from mlx_model import models_dir
 from . import paths, theme
 from .session import ChatSession
 from .settings import Key, Settings, configure_application
+from .single_instance import SingleInstance
 from .store import Store, StoreError
 from .window import MainWindow
 from .worker import EngineHost
@@ -73,14 +75,41 @@ def quit_when_loaded(app: QApplication, session: ChatSession) -> None:
     session.model_failed.connect(lambda message: finish(1, message))
 
 
+def launch_request(args: argparse.Namespace) -> dict:
+    """What a later launch asks the running app to do; a model folder given relative to this
+    launch's working folder is made absolute, since the running app's differs."""
+    model = args.model
+    if model and Path(model).exists():
+        model = str(Path(model).resolve())
+    return {"model": model}
+
+
+def hand_over(instance: SingleInstance, args: argparse.Namespace) -> bool:
+    """Give this launch to the app that owns the data folder; tell the user when it does not
+    answer. True when handed over."""
+    if instance.hand_over(launch_request(args)):
+        log.info("gpt-oss is already running; handed this launch over to it")
+        return True
+    QMessageBox.critical(
+        None, "Already Running",
+        f"gpt-oss is already running with the chats in {instance.data_dir} ({instance.owner()}) and did not "
+        "answer. Wait for it or quit it, then open gpt-oss again.",
+    )
+    return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     app = QApplication(sys.argv[:1])
     configure_application(app)
+    instance = SingleInstance(paths.data_dir())
+    if not instance.acquire():
+        return 0 if hand_over(instance, args) else 1
     theme.watcher().apply()
     store = open_store()
     if store is None:
+        instance.release()
         return 1
     interrupted = store.mark_interrupted_replies()
     if interrupted:
@@ -90,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     session = ChatSession(store, settings, engine, models_dir=models_dir())
     window = MainWindow(session, settings, models_dir())
     window.show()
+    instance.arguments_received.connect(window.take_launch)
     last = settings.value(Key.LAST_CONVERSATION)
     session.open_conversation(last if any(c.id == last for c in session.conversations()) else None)
     if args.quit_after_load:
@@ -102,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     code = app.exec()
     finished = engine.shutdown()
     store.close()
+    instance.release()
     if not finished:
         # The engine is inside a model load, which cannot be interrupted; every chat is already
         # committed, so leave without waiting for it (Qt would abort on a running QThread).

@@ -385,6 +385,21 @@ class MainWindow(QMainWindow):
 
     # -- commands ------------------------------------------------------------------------------
 
+    def take_launch(self, request: dict) -> None:
+        """A later launch on this data folder: come to the front and do what it asked (open a
+        model, unless a reply is being written)."""
+        if self.isMinimized():
+            self.showNormal()
+        self.show()
+        self.raise_()
+        self.activateWindow()
+        model = request.get("model")
+        if isinstance(model, str) and model:
+            if self.session.busy:
+                self.banner.show_message(f"Finish or stop this reply first: then open {model} again.")
+            else:
+                self.open_model(model)
+
     def open_model(self, path_or_id: str) -> None:
         try:
             self.session.open_model(path_or_id, self.confirm_fit)
