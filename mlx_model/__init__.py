@@ -19,6 +19,7 @@ from .events import (
     Stats,
     TextDelta,
     ToolCall,
+    ToolResult,
 )
 from .harmony import (
     ReasoningLevel,
@@ -71,4 +72,23 @@ __all__ = [
     "DownloadPlan", "HubError", "NotDownloadedError", "DownloadCancelled",
     # where the app keeps its data
     "APPLICATION_NAME", "DATA_DIR_ENV", "data_dir", "models_dir",
+    # tools: the browser, python and MCP servers, and the loop that runs them during a reply
+    "ToolResult", "Toolbox", "FunctionTool", "ToolOutcome", "Citation", "Limits", "SandboxUnavailable",
+    "McpConfigError", "ServerStatus", "ApprovalRequest", "declare_tools", "reply_with_tools", "MAX_TOOL_ROUNDS",
 ]
+
+_TOOL_NAMES = {
+    "Toolbox": "tools", "FunctionTool": "tools", "ToolOutcome": "tools", "Citation": "tools", "Limits": "tools",
+    "SandboxUnavailable": "tools", "McpConfigError": "tools", "ServerStatus": "tools",
+    "ApprovalRequest": "tool_loop", "declare_tools": "tool_loop", "reply_with_tools": "tool_loop",
+    "MAX_TOOL_ROUNDS": "tool_loop",
+}
+
+
+def __getattr__(name: str):
+    """The tool names, imported on first use: HTML, PDF and MCP libraries need not load with the engine."""
+    if name in _TOOL_NAMES:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_TOOL_NAMES[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,6 +25,8 @@ class Chat:
     reasoning_level: ReasoningLevel = "medium"
     instructions: str | None = None
     tools: list[dict[str, Any]] = field(default_factory=list)
+    # The built-in tools the system message declares: "browser", "python" (see mlx_model.tools).
+    builtin_tools: tuple[str, ...] = ()
     # Stored per chat (YYYY-MM-DD) so the system message, and so the cached prompt, stays
     # byte-stable across days.
     start_date: str | None = None
@@ -32,6 +34,9 @@ class Chat:
     def __post_init__(self) -> None:
         if self.reasoning_level not in REASONING_LEVELS:
             raise ValueError(f"reasoning_level must be one of {REASONING_LEVELS}, got {self.reasoning_level!r}")
+        unknown = set(self.builtin_tools) - {"browser", "python"}
+        if unknown:
+            raise ValueError(f"builtin_tools may hold 'browser' and 'python', not {sorted(unknown)}")
 
     def add_user(self, text: str) -> None:
         self.messages.append(user_message(text))
@@ -42,7 +47,8 @@ class Chat:
 
     def header_messages(self) -> list[dict[str, Any]]:
         """The system message and, when there are instructions or tools, the developer message."""
-        header = [system_message(reasoning_level=self.reasoning_level, start_date=self.start_date)]
+        header = [system_message(reasoning_level=self.reasoning_level, start_date=self.start_date,
+                                 browser="browser" in self.builtin_tools, python="python" in self.builtin_tools)]
         if self.instructions or self.tools:
             header.append(developer_message(instructions=self.instructions, tools=self.tools or None))
         return header

@@ -57,6 +57,19 @@ class ToolCall:
 
 
 @dataclass(frozen=True)
+class ToolResult:
+    """A tool answered the call to `recipient` (run by the tool loop, or refused by the user);
+    `message` is the tool message added to the chat, `images` what it drew (mime, base64)."""
+
+    recipient: str
+    text: str
+    seconds: float
+    ok: bool
+    message: dict[str, Any]
+    images: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class ParseWarning:
     """Malformed model output that the parser recovered from; `skipped` is the text it dropped."""
 
@@ -113,4 +126,4 @@ class Done:
     messages: tuple[dict[str, Any], ...] = field(default_factory=tuple)
 
 
-Event = MessageStart | TextDelta | MessageDone | ToolCall | ParseWarning | Stats | Done
+Event = MessageStart | TextDelta | MessageDone | ToolCall | ToolResult | ParseWarning | Stats | Done

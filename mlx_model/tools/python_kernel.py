@@ -18,8 +18,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jupyter_client import KernelManager
-
 from .sandbox import DEFAULT_LIMITS, Limits, confined_launch, sandbox_prefix
 
 TIMEOUT_S = 120.0  # the model's tool text: "time out after 120.0 seconds"
@@ -44,18 +42,19 @@ class RunResult:
     restarted: bool = False
 
 
-class _SandboxedKernelManager(KernelManager):
-    """Starts ipykernel through the sandbox and the resource-limit launcher."""
+def _sandboxed_kernel_manager(sandbox_command: list[str], **options):
+    """A KernelManager that starts ipykernel through the sandbox and the resource-limit launcher
+    (jupyter_client is imported on first use: most chats never run code)."""
+    from jupyter_client import KernelManager
 
-    sandbox_command: list[str] = []
+    class SandboxedKernelManager(KernelManager):
+        def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+            command = super().format_kernel_cmd(extra_arguments)
+            if "-m" not in command or command[command.index("-m") + 1] != "ipykernel_launcher":
+                raise RuntimeError(f"unexpected kernel command {command}")
+            return [*sandbox_command, *command[command.index("-m") + 2 :]]
 
-    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
-        command = super().format_kernel_cmd(extra_arguments)
-        if "-m" in command and command[command.index("-m") + 1] == "ipykernel_launcher":
-            command = command[command.index("-m") + 2 :]
-        else:
-            raise RuntimeError(f"unexpected kernel command {command}")
-        return [*self.sandbox_command, *command]
+    return SandboxedKernelManager(**options)
 
 
 class PythonKernel:
@@ -65,7 +64,7 @@ class PythonKernel:
                  output_limit: int = OUTPUT_LIMIT) -> None:
         self.work, self.runtime = work, runtime
         self.limits, self.timeout_s, self.output_limit = limits, timeout_s, output_limit
-        self._manager: _SandboxedKernelManager | None = None
+        self._manager = None
         self._client = None
 
     # -- lifetime ------------------------------------------------------------------------------
@@ -74,10 +73,10 @@ class PythonKernel:
         prefix = sandbox_prefix(self.work, self.runtime)  # raises SandboxUnavailable before anything starts
         self.work.mkdir(parents=True, exist_ok=True)
         self.runtime.mkdir(parents=True, exist_ok=True)
-        manager = _SandboxedKernelManager(
+        manager = _sandboxed_kernel_manager(
+            [*prefix, *confined_launch(self.limits)],
             transport="ipc", ip=str(self.runtime / "kernel"), connection_file=str(self.runtime / "kernel.json"),
         )
-        manager.sandbox_command = [*prefix, *confined_launch(self.limits)]
         manager.kernel_spec.interrupt_mode = "message"
         home = self.runtime / "home"
         home.mkdir(exist_ok=True)

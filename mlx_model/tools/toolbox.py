@@ -21,7 +21,6 @@ from ..harmony.builtin_tools import BROWSER_NAMESPACE
 from .browser.library import Library
 from .browser.tool import Browser, Citation
 from .browser.web import SearchProvider, Web
-from .mcp_servers import McpServers, load_mcp_config
 from .python_kernel import Image, PythonKernel
 from .sandbox import DEFAULT_LIMITS, Limits, SandboxUnavailable
 
@@ -52,6 +51,13 @@ class ToolOutcome:
     @property
     def text(self) -> str:
         return self.message["content"][0]["text"]
+
+
+def reply_message(recipient: str, text: str, channel: str | None = None) -> dict[str, Any]:
+    """A tool's reply as the model was trained on: authored by the recipient it called, to the
+    assistant, on the call's channel (built-ins default to analysis, functions to commentary)."""
+    default = "commentary" if recipient.startswith("functions.") else "analysis"
+    return tool_result_message(recipient, text, channel=channel or default)
 
 
 def _error(text: str) -> str:
@@ -88,10 +94,12 @@ class Toolbox:
                          python_limits, python_timeout_s)
             if python else None
         )
-        self.mcp = (
-            McpServers(load_mcp_config(Path(mcp_config)), disabled=mcp_disabled or {}, timeout_s=tool_timeout_s)
-            if mcp_config else None
-        )
+        self.mcp = None
+        if mcp_config:
+            from .mcp_servers import McpServers, load_mcp_config  # the SDK takes half a second to import
+
+            self.mcp = McpServers(load_mcp_config(Path(mcp_config)), disabled=mcp_disabled or {},
+                                  timeout_s=tool_timeout_s)
         self._functions: dict[str, FunctionTool] = {}
 
     # -- declarations --------------------------------------------------------------------------
@@ -137,9 +145,7 @@ class Toolbox:
             text, ok, images = self._dispatch(recipient.strip(), arguments)
         except Exception as error:  # a tool's own bug must not end the reply
             text, ok = f"[ERROR] The tool {recipient} failed: {type(error).__name__}: {error}", False
-        default_channel = "commentary" if recipient.startswith("functions.") else "analysis"
-        message = tool_result_message(recipient, text, channel=channel or default_channel)
-        return ToolOutcome(message, time.perf_counter() - started, ok, images)
+        return ToolOutcome(reply_message(recipient, text, channel), time.perf_counter() - started, ok, images)
 
     def _dispatch(self, recipient: str, arguments: str) -> tuple[str, bool, tuple[Image, ...]]:
         if recipient.startswith("browser."):

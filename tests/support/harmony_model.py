@@ -127,19 +127,19 @@ def _completion_tokens(encoding, replies: list[Message]) -> list[int]:
     return tokens
 
 
-def training_sequences() -> list[tuple[list[int], int]]:
+def training_sequences(turns: list[tuple[list[Message], list[Message]]] | None = None) -> list[tuple[list[int], int]]:
+    """(prompt + completion tokens, prompt length) for every turn of `turns` (default: SCRIPT's)."""
     encoding = load_harmony_encoding(HarmonyEncodingName.HARMONY_GPT_OSS)
     sequences = []
-    for history, replies in script():
+    for history, replies in turns if turns is not None else script():
         prompt = encoding.render_conversation_for_completion(Conversation.from_messages(history), Role.ASSISTANT)
         sequences.append((prompt + _completion_tokens(encoding, replies), len(prompt)))
     return sequences
 
 
-def _recipe_hash(sequences: list[tuple[list[int], int]]) -> str:
+def _recipe_hash(sequences: list[tuple[list[int], int]], sources: tuple[Path, ...]) -> str:
     recipe = json.dumps([sequences, TRAINING_STEPS_LIMIT, tiny_config().to_hub_dict()]).encode()
-    source = Path(__file__).read_bytes()
-    return hashlib.sha256(recipe + source).hexdigest()[:16]
+    return hashlib.sha256(recipe + b"".join(path.read_bytes() for path in sources)).hexdigest()[:16]
 
 
 def _memorised(model, sequences: list[tuple[list[int], int]]) -> bool:
@@ -151,8 +151,7 @@ def _memorised(model, sequences: list[tuple[list[int], int]]) -> bool:
     return True
 
 
-def train(folder: Path) -> Path:
-    sequences = training_sequences()
+def train(folder: Path, sequences: list[tuple[list[int], int]]) -> Path:
     work = folder / "random"
     write_random_checkpoint(work, tiny_config(), seed=21, tokenizer=False)
     model = load(work, dtype=mx.float32, options=LoadOptions(embedding="resident"))
@@ -177,13 +176,23 @@ def train(folder: Path) -> Path:
     return save_model(model, folder / "model", shards=2)
 
 
-def trained_harmony_model(cache_root: Path | None = None) -> Path:
-    """The trained model's folder, trained once and kept under the user's cache (keyed by the
-    recipe, so a changed script retrains)."""
-    root = cache_root or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "gpt-oss-desktop" / "test-models"
-    folder = root / f"harmony-{_recipe_hash(training_sequences())}"
+def models_cache_root() -> Path:
+    """Where trained test models are kept across sessions (the user's cache folder)."""
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "gpt-oss-desktop" / "test-models"
+
+
+def trained_model(name: str, sequences: list[tuple[list[int], int]], sources: tuple[Path, ...],
+                  cache_root: Path | None = None) -> Path:
+    """A model trained on `sequences`, once: kept under `cache_root` keyed by the sequences and
+    the `sources` that made them, so a changed script retrains only its own model."""
+    folder = (cache_root or models_cache_root()) / f"{name}-{_recipe_hash(sequences, (Path(__file__), *sources))}"
     done = folder / "model" / "TRAINED"
     if not done.exists():
-        train(folder)
+        train(folder, sequences)
         done.write_text("ok\n")
     return folder / "model"
+
+
+def trained_harmony_model(cache_root: Path | None = None) -> Path:
+    """The model that answers SCRIPT (chat turns, reasoning levels, one function call)."""
+    return trained_model("harmony", training_sequences(), (), cache_root)
