@@ -19,12 +19,14 @@ from . import hub, paths
 from .chat import REASONING_LEVELS, Chat
 from .config import ModelFolderError
 from .engine import Engine, EngineError
-from .events import Done, Event, MessageStart, Stats, TextDelta, ToolCall
+from .events import Done, Event, MessageStart, Stats, TextDelta, ToolCall, ToolResult
 from .kernels import check_kernels
 from .load_plan import plan_load
 from .loader import LoadOptions
 from .sampling import SamplingSettings
 from .tokenizer import TokenizerFileError
+from .tool_loop import ApprovalRequest, declare_tools, reply_with_tools
+from .tools import Toolbox
 from .units import GIB, format_bytes
 
 DIM, RESET = "\x1b[2m", "\x1b[0m"
@@ -87,9 +89,20 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     output.add_argument("--raw", action="store_true", help="print the harmony text instead of the rendered chat")
     output.add_argument("--json", action="store_true", help="print one JSON event per line")
     parser.add_argument("--prompt", default=None, help="answer this one message and exit")
+    tools = parser.add_argument_group("tools (see README: Tools)")
+    tools.add_argument("--tools", default="", help="built-in tools to offer, e.g. browser,python")
+    tools.add_argument("--library", action="append", default=[], metavar="PATH",
+                       help="a folder of documents the browser searches (repeatable)")
+    tools.add_argument("--web", action="store_true", help="let the browser fetch web pages (off by default)")
+    tools.add_argument("--mcp", default=None, metavar="FILE", help="an mcp.json with mcpServers")
+    tools.add_argument("--approve", choices=("ask", "always", "never"), default="ask",
+                       help="running code or tools that change things: ask each time (default), always, never")
     args = parser.parse_args(argv)
     if args.model is None and not args.check_kernels:
         parser.error("the following arguments are required: --model")
+    unknown = set(filter(None, args.tools.split(","))) - {"browser", "python"}
+    if unknown:
+        parser.error(f"--tools takes browser and python, not {', '.join(sorted(unknown))}")
     return args
 
 
@@ -133,8 +146,12 @@ class _Printer:
             self.out.write(f"{DIM}{event.text}{RESET}" if dim else event.text)
             self.out.flush()
         elif isinstance(event, ToolCall):
-            print(f"\n→ {event.recipient}({event.arguments_json})" + (f"  [{event.error}]" if event.error else ""),
-                  file=self.out)
+            call = f"\n→ {event.recipient}({event.arguments_json})" + (f"  [{event.error}]" if event.error else "")
+            print(f"{DIM}{call}{RESET}" if self.colour else call, file=self.out)
+        elif isinstance(event, ToolResult):
+            shown = event.text if len(event.text) <= 2000 else event.text[:2000] + " …"
+            result = f"← {event.recipient} ({event.seconds:.2f} s)\n{shown}"
+            print(f"{DIM}{result}{RESET}" if self.colour else result, file=self.out)
 
     def _end_line(self) -> None:
         if self._channel is not None:
@@ -195,6 +212,43 @@ def _load_options(args: argparse.Namespace, folder: Path, err: TextIO) -> LoadOp
     return plan.options
 
 
+def _toolbox(args: argparse.Namespace) -> Toolbox | None:
+    """The tools the flags ask for, or None (then replies run without the tool loop)."""
+    wanted = set(filter(None, args.tools.split(",")))
+    if args.library or args.web:
+        wanted.add("browser")
+    if not wanted and not args.mcp:
+        return None
+    if "browser" in wanted and not (args.library or args.web):
+        raise ValueError("--tools browser needs --library PATH (or --web)")
+    session = datetime.datetime.now().strftime("terminal-%Y%m%d-%H%M%S")
+    return Toolbox(library=args.library if "browser" in wanted else (), web=args.web and "browser" in wanted,
+                   python="python" in wanted, mcp_config=args.mcp,
+                   python_folder=paths.data_dir() / "python" / session)
+
+
+def _approver(policy: str, stdin: TextIO, stderr: TextIO):
+    """Consent for code and for tools that change things: asked on the terminal, once or for
+    the rest of the session; without a terminal to ask on, refused."""
+    allowed_always: list[bool] = []
+
+    def approve(request: ApprovalRequest) -> bool:
+        if policy != "ask":
+            return policy == "always"
+        if allowed_always:
+            return True
+        if not stdin.isatty():
+            return False
+        print(f"\n[{request.recipient} wants to run:]\n{request.arguments}\nAllow? [y]es / [n]o / [a]lways: ",
+              end="", file=stderr, flush=True)
+        choice = stdin.readline().strip().lower()
+        if choice in ("a", "always"):
+            allowed_always.append(True)
+        return choice in ("y", "yes", "a", "always")
+
+    return approve
+
+
 def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout,
          stderr: TextIO = sys.stderr) -> int:
     args = parse_arguments(argv)
@@ -220,6 +274,14 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextI
     conversation = Chat(reasoning_level=args.reasoning_level, instructions=args.developer,
                                 start_date=args.start_date or datetime.date.today().isoformat())
     printer = _Printer(stdout, stderr, args.json, args.raw, colour=stdout.isatty())
+    try:
+        toolbox = _toolbox(args)
+    except (ValueError, OSError) as error:
+        print(f"gpt-oss-chat: {error}", file=stderr)
+        return 2
+    if toolbox is not None:
+        declare_tools(conversation, toolbox)
+    approve = _approver(args.approve, stdin, stderr)
 
     def answer(text: str) -> None:
         conversation.add_user(text)
@@ -229,11 +291,22 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextI
         printer.reset()
         on_token = (lambda token_id: printer.token(engine.tokenizer.decode([token_id]))) if args.raw else None
         try:
-            for event in engine.reply(conversation, sampling, on_token=on_token):
+            events = (engine.reply(conversation, sampling, on_token=on_token) if toolbox is None else
+                      reply_with_tools(engine, conversation, toolbox, sampling, approve=approve, on_token=on_token))
+            for event in events:
                 printer.event(event)
         except KeyboardInterrupt:
             print("\n[stopped]", file=stderr)
 
+    try:
+        return _converse(args, answer, conversation, stdin, stdout, stderr)
+    finally:
+        if toolbox is not None:
+            toolbox.close()
+
+
+def _converse(args: argparse.Namespace, answer, conversation: Chat, stdin: TextIO, stdout: TextIO,
+              stderr: TextIO) -> int:
     if args.prompt is not None:
         answer(args.prompt)
         return 0

@@ -116,3 +116,22 @@ def test_rounds_are_capped(engine: Engine, tmp_path) -> None:
         assert [r.recipient for r in results] == ["browser.search", "browser.open"]
         assert results[1].text.startswith("[ERROR] This reply has already made 1 tool calls, the most allowed")
         assert events[-1] == [e for e in events if isinstance(e, Done)][-1]
+
+
+@pytest.mark.slow
+def test_the_terminal_chat_runs_tools_and_shows_their_results(tmp_path, monkeypatch) -> None:
+    """`gpt-oss-chat --tools`: without the script's function the model goes off its script, which
+    shows a broken call answered with an error reply rather than a crash."""
+    import io
+
+    from mlx_model.cli import main
+
+    monkeypatch.setenv("GPT_OSS_DESKTOP_DATA_DIR", str(tmp_path))
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["--model", str(trained_tool_model()), "--tools", "browser,python", "--library", str(library_folder()),
+                 "--approve", "never", "--prompt", QUESTION, "--start-date", START_DATE, "--reasoning", "low",
+                 "--temperature", "0", "--max-tokens", "60"], io.StringIO(), out, err)
+    assert code == 0, err.getvalue()
+    assert "→ browser.search(" in out.getvalue() and "← browser.search (" in out.getvalue()
+    with pytest.raises(SystemExit):
+        main(["--model", "x", "--tools", "shell"], io.StringIO(), io.StringIO(), io.StringIO())
