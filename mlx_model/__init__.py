@@ -49,6 +49,7 @@ from .memory import MemoryEstimate, total_memory_bytes, usable_memory_bytes
 from .model import Model
 from .paths import APPLICATION_NAME, DATA_DIR_ENV, data_dir, models_dir
 from .sampling import SamplingSettings
+from .structured import ResponseFormat, StructuredOutputError, check_schema
 from .tokenizer import Tokenizer, TokenizerFileError, load_tokenizer
 from .units import GIB, format_bytes
 
@@ -59,6 +60,8 @@ __all__ = [
     "KernelCheck", "KernelVerdict", "check_kernels",
     # what a reply is asked with
     "Chat", "REASONING_LEVELS", "ReasoningLevel", "SamplingSettings",
+    # structured outputs: Engine.reply(response_format=...), strict tools, their errors
+    "ResponseFormat", "StructuredOutputError", "check_schema",
     "assistant_message", "developer_message", "system_message", "text_of", "tool_result_message", "user_message",
     # what a reply streams
     "Event", "MessageStart", "TextDelta", "MessageDone", "ToolCall", "ParseWarning", "Stats", "Done", "DoneReason",

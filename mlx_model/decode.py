@@ -5,7 +5,8 @@ It is the one place a reply's tokens are chosen, so it is where constraints hook
 `LogitsProcessor` sees the ids generated so far and the next token's logits and returns the
 logits to sample from (a grammar's mask, one token forced to end a reasoning budget). Without
 processors the next token is sampled before the current one is read back, so the GPU never
-waits on the host; a processor needs the current id first, so with processors that overlap goes.
+waits on the host; a processor needs the current id first, so with processors the next logits are started on the
+device before the processors run on the host (a grammar's mask overlaps the forward pass).
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class DecodeLoop:
                 self.limit = ("context_full", f"the context of {context_limit} tokens is full")
                 return
             next_logits = self.forward.step(token)
+            if self.processors:  # the next logits compute while the processors work on the host
+                mx.async_eval(next_logits)
             next_token = None if self.processors else self._sample(next_logits)  # pipelined
             token_id = token.item()
             cache.record(token_id)

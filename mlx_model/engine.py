@@ -36,9 +36,18 @@ from .offload import PagedExperts
 from .prompt import RenderedChat
 from .prompt_cache import PromptCache
 from .sampling import Sampler, SamplingSettings
+from .structured import (
+    ResponseFormat,
+    StructuredDecoder,
+    StructuredOutputError,
+    StructuredPlan,
+    StructuredProcessor,
+    with_response_format,
+)
 from .tokenizer import Tokenizer, load_tokenizer
 
 OverflowPolicy = Literal["drop_oldest", "stop"]
+_CUT_SHORT = ("max_tokens", "context_full", "cancelled")  # ends at which a held answer may be unfinished
 
 
 class EngineError(RuntimeError):
@@ -158,9 +167,24 @@ class Engine:
 
     # -- prompts -------------------------------------------------------------------------------
 
-    def render(self, chat: Chat) -> RenderedChat:
-        """The chat rendered once, every message to its tokens."""
-        return RenderedChat(self.tokenizer, chat.header_messages(), chat.messages)
+    def render(self, chat: Chat, response_format: ResponseFormat | None = None) -> RenderedChat:
+        """The chat rendered once, every message to its tokens (with a response format, the
+        developer message tells the model its schema)."""
+        header = with_response_format(chat.header_messages(), response_format)
+        return RenderedChat(self.tokenizer, header, chat.messages)
+
+    def structured_plan(
+        self, chat: Chat, sampling: SamplingSettings, response_format: ResponseFormat | None = None
+    ) -> StructuredPlan | None:
+        """What a reply will be held to (compiled and cached per schema), or None for nothing.
+
+        Raises StructuredOutputError for a format or strict tool schema that cannot be enforced,
+        so a server can refuse the request before it streams."""
+        plan = StructuredPlan.build(
+            self.tokenizer, self.config.vocab_size, response_format=response_format, tools=chat.tools,
+            max_reasoning_tokens=sampling.max_reasoning_tokens,
+        )
+        return plan if plan.active else None
 
     def _prompt(self, rendered: RenderedChat) -> list[int]:
         """The whole chat's prompt, continuing a tool-call turn with the tokens the model wrote."""
@@ -232,18 +256,29 @@ class Engine:
         cancel: threading.Event | None = None,
         on_token: Callable[[int], None] | None = None,
         logits_processors: Sequence[LogitsProcessor] = (),
+        response_format: ResponseFormat | None = None,
     ) -> Iterator[Event]:
         """Generate the assistant's next reply as events, ending with Stats and Done.
 
         The generated messages (on cancel or at the token limit, the unfinished one too) are
         appended to `chat.messages` before Done is yielded. `on_token` sees every sampled id
         first (the terminal's --raw view); `logits_processors` shape every token's logits
-        (see decode.LogitsProcessor).
+        (see decode.LogitsProcessor). With `response_format` the final answer is held to it (the
+        reasoning runs free); strict tools (`"strict": true`) hold their calls' arguments;
+        `sampling.max_reasoning_tokens` bounds the reasoning.
         """
         cancel = cancel or threading.Event()
+        try:
+            plan = self.structured_plan(chat, sampling, response_format)
+        except StructuredOutputError as exc:
+            yield Done("error", str(exc))
+            return
+        structured = StructuredDecoder(plan) if plan else None
+        if structured is not None:
+            logits_processors = (StructuredProcessor(structured), *logits_processors)
         clock = _ReplyClock(time.perf_counter(), self.paging_stats())
         mx.reset_peak_memory()
-        rendered = self.render(chat)
+        rendered = self.render(chat, response_format)
         reserve = min(sampling.max_new_tokens, self.info.context_limit // 4)
         fitted = self._fit_to_context(rendered, reserve)
         if isinstance(fitted, str):
@@ -263,15 +298,22 @@ class Engine:
 
         parser = StreamParser(self.tokenizer)
         decoder = DecodeLoop(self.forward, Sampler(sampling), logits_processors)
-        for token_id in decoder.tokens(prefilled.logits, max_new_tokens=sampling.max_new_tokens,
-                                       context_limit=self.info.context_limit, cancel=cancel):
-            clock.token()
-            if on_token is not None:
-                on_token(token_id)
-            yield from parser.feed(token_id)
-            if parser.stop_reason is not None:
-                break
-        reason, detail = decoder.limit or (parser.stop_reason, "")
+        failure = None
+        try:
+            for token_id in decoder.tokens(prefilled.logits, max_new_tokens=sampling.max_new_tokens,
+                                           context_limit=self.info.context_limit, cancel=cancel):
+                clock.token()
+                if on_token is not None:
+                    on_token(token_id)
+                yield from parser.feed(token_id)
+                if parser.stop_reason is not None:
+                    break
+        except StructuredOutputError as exc:  # the grammar cannot go on: what was written is kept
+            failure = ("error", str(exc))
+        reason, detail = failure or decoder.limit or (parser.stop_reason, "")
+        unfinished = structured.unfinished() if structured is not None and reason in _CUT_SHORT else None
+        if unfinished:
+            detail = f"{detail}; {unfinished}" if detail else unfinished
 
         yield from parser.finish()
         new_messages = list(parser.messages)

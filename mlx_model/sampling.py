@@ -20,6 +20,9 @@ class SamplingSettings:
     min_p: float = 0.0
     seed: int | None = None
     max_new_tokens: int = 4096
+    # Tokens the model may spend before its final answer; then the structured decoder closes the
+    # reasoning and opens the final message (None: no limit).
+    max_reasoning_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if self.temperature < 0:
@@ -32,6 +35,8 @@ class SamplingSettings:
             raise ValueError("min_p must be in [0, 1)")
         if self.max_new_tokens < 1:
             raise ValueError("max_new_tokens must be at least 1")
+        if self.max_reasoning_tokens is not None and self.max_reasoning_tokens < 0:
+            raise ValueError("max_reasoning_tokens must be >= 0 (None turns it off)")
 
 
 class Sampler:

@@ -1,7 +1,7 @@
 """Structured Outputs: replies held to a JSON Schema, JSON mode, a Lark grammar or a regex, and
 strict tool-call arguments, with the chain of thought left free (see decoder.py)."""
 
-from .decoder import StructuredDecoder
+from .decoder import StructuredDecoder, StructuredProcessor
 from .formats import ResponseFormat, StructuredOutputError, response_formats_section
 from .plan import StructuredPlan
 from .prompt import with_response_format
@@ -12,6 +12,7 @@ __all__ = [
     "StructuredDecoder",
     "StructuredOutputError",
     "StructuredPlan",
+    "StructuredProcessor",
     "check_schema",
     "response_formats_section",
     "with_response_format",

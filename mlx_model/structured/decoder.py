@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import enum
 from collections import deque
+from collections.abc import Sequence
 
 import llguidance
+import mlx.core as mx
 import numpy as np
 
 from ..harmony.header import read_header
-from .bitmask import allocate, allow, forbid, only
+from .bitmask import allocate, allow, apply, forbid, only
 from .formats import StructuredOutputError
 from .grammar import GRAMMAR_END, Grammar, fill, forbid_special, may_end
 from .plan import StructuredPlan
@@ -201,3 +203,19 @@ class StructuredDecoder:
             self._forced.extend(final[1:])  # right after <|start|>
         else:
             self._forced.extend([ids.end, *final])
+
+
+class StructuredProcessor:
+    """The decoder as the decode loop's logits processor: it reads the ids generated since its
+    last call, then masks the next token's logits (on the device)."""
+
+    def __init__(self, decoder: StructuredDecoder) -> None:
+        self.decoder = decoder
+        self._seen = 0
+
+    def __call__(self, generated: Sequence[int], logits: mx.array) -> mx.array:
+        for token_id in generated[self._seen :]:
+            self.decoder.advance(token_id)
+        self._seen = len(generated)
+        mask = self.decoder.next_mask()
+        return logits if mask is None else apply(logits, mask)

@@ -19,7 +19,7 @@ def real_tokenizer() -> Tokenizer:
 
 @pytest.fixture(scope="session")
 def random_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_random_checkpoint(tmp_path_factory.mktemp("random"), "tiny", seed=3, tokenizer=False)
+    return write_random_checkpoint(tmp_path_factory.mktemp("random"), "tiny", seed=3)
 
 
 @pytest.fixture(scope="module")

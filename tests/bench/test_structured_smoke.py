@@ -1,0 +1,29 @@
+"""bench/structured.py on a random tiny model: both runs happen and the report has its figures.
+It checks what the benchmark reports, never how fast anything is."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+from mlx_model.checkpoint_writer import write_random_checkpoint
+
+SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "structured.py"
+
+
+def test_structured_bench_smoke(tmp_path: Path, capsys) -> None:
+    spec = importlib.util.spec_from_file_location("bench_structured", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    model = write_random_checkpoint(tmp_path / "tiny", "tiny", seed=3)
+    out = tmp_path / "report.json"
+    assert module.main(["--model", str(model), "--tokens", "40", "--seeds", "1", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["step_ms_unconstrained"] > 0 and report["step_ms_constrained"] > 0
+    assert 0 < report["mask_host_ms_per_token"] < report["step_ms_constrained"] * 10
+    assert set(report["mask_share_of_projected_20b_step"]) == set(module.PROJECTED_20B_STEP_MS)
+    assert report["held_reasons"][0] in ("return", "max_tokens")
+    assert "of the projected 20b step" in capsys.readouterr().out
