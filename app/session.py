@@ -13,13 +13,14 @@ import dataclasses
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from mlx_model import (
+    Chat,
     Done,
     ExpertPaging,
     HubError,
@@ -41,7 +42,7 @@ from .export import chat_json, chat_markdown
 from .recorder import ReplyRecorder
 from .settings import Key, Settings
 from .store import DEFAULT_TITLE, ConversationRecord, SearchHit, Store, StoreError
-from .transcript import Turn, conversation_kwargs, group_turns, title_from_text
+from .transcript import Turn, chat_for, group_turns, title_from_text
 from .worker import EngineHost
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class _Reply:
     shown_before: str = ""  # visible text of earlier rounds of this reply (before a tool call)
     tool_rounds: int = 0
     done: Done | None = None
+    calls: list[ToolCall] = field(default_factory=list)  # this round's, from the events
     failure: str | None = None
     stats: dict[str, Any] | None = None
 
@@ -97,7 +99,7 @@ class _Reply:
 class ChatSession(QObject):
     conversations_changed = Signal()
     conversation_opened = Signal(object, object)  # ConversationRecord | None, list[Turn]
-    level_changed = Signal(str)
+    reasoning_level_changed = Signal(str)
     user_turn_added = Signal(object)  # Turn
     turns_truncated = Signal(int)  # index of the first turn removed
     reply_started = Signal(str)  # reasoning level
@@ -136,7 +138,7 @@ class ChatSession(QObject):
         self.models_dir = models_dir
         self.plan = plan
         self.current: ConversationRecord | None = None
-        self.draft_level = settings.default_reasoning()
+        self.draft_reasoning_level = settings.default_reasoning()
         self.model_name: str | None = None
         self.model_ready = False
         self.kernel_warning: str | None = None  # see _on_loaded
@@ -162,8 +164,8 @@ class ChatSession(QObject):
         return self._reply is not None
 
     @property
-    def level(self) -> str:
-        return self.current.reasoning_level if self.current else self.draft_level
+    def reasoning_level(self) -> str:
+        return self.current.reasoning_level if self.current else self.draft_reasoning_level
 
     def conversations(self) -> list[ConversationRecord]:
         return self._guard(self.store.conversations, [])
@@ -181,7 +183,7 @@ class ChatSession(QObject):
     def open_conversation(self, conversation_id: int | None) -> None:
         if conversation_id is None:
             self.current = None
-            self.draft_level = self.settings.default_reasoning()
+            self.draft_reasoning_level = self.settings.default_reasoning()
         else:
             try:
                 self.current = self.store.conversation(conversation_id)
@@ -190,7 +192,7 @@ class ChatSession(QObject):
                 return
             self.settings.set_value(Key.LAST_CONVERSATION, conversation_id)
         self.conversation_opened.emit(self.current, self.turns())
-        self.level_changed.emit(self.level)
+        self.reasoning_level_changed.emit(self.reasoning_level)
         self._measure()
 
     def new_conversation(self) -> None:
@@ -223,14 +225,14 @@ class ChatSession(QObject):
             return False
         return True
 
-    def set_level(self, level: str) -> None:
+    def set_reasoning_level(self, level: str) -> None:
         """The reasoning level of this chat's next reply (and the draft's, before it is stored)."""
         if self.current:
             self._guard(lambda: self.store.set_reasoning_level(self.current.id, level))
             self.current = dataclasses.replace(self.current, reasoning_level=level)
         else:
-            self.draft_level = level
-        self.level_changed.emit(level)
+            self.draft_reasoning_level = level
+        self.reasoning_level_changed.emit(level)
         self._measure()
 
     # -- replies -------------------------------------------------------------------------------
@@ -244,7 +246,7 @@ class ChatSession(QObject):
         try:
             if self.current is None:
                 self.current = self.store.create_conversation(
-                    reasoning_level=self.draft_level,
+                    reasoning_level=self.draft_reasoning_level,
                     developer_instructions=self.settings.value(Key.DEVELOPER_INSTRUCTIONS) or None,
                     model=self.model_name,
                     title=title_from_text(text) or DEFAULT_TITLE,
@@ -297,7 +299,7 @@ class ChatSession(QObject):
         assert self.current is not None
         try:
             conversation = self.store.conversation(self.current.id)
-            kwargs = conversation_kwargs(conversation, self.store.messages(conversation.id))
+            chat = chat_for(conversation, self.store.messages(conversation.id))
             if self.model_name and conversation.model != self.model_name:
                 self.store.set_model(conversation.id, self.model_name)
             recorder = ReplyRecorder(self.store, conversation.id, conversation.reasoning_level)
@@ -305,8 +307,9 @@ class ChatSession(QObject):
             self.error.emit(str(error))
             self._end_reply(None)
             return
-        reply_id = self.engine.reply(kwargs, self.settings.sampling_kwargs())
-        self._reply = _Reply(reply_id, conversation.id, recorder, kwargs["messages"])
+        sent = list(chat.messages)  # the engine thread extends `chat`, so keep what was sent
+        reply_id = self.engine.reply(chat, self.settings.sampling())
+        self._reply = _Reply(reply_id, conversation.id, recorder, sent)
         if previous is None:
             self.busy_changed.emit(True)
             self.reply_started.emit(conversation.reasoning_level)
@@ -339,8 +342,10 @@ class ChatSession(QObject):
                         self.reply_text.emit(reply.visible_text())
             elif isinstance(event, MessageDone):
                 recorder.finish_message(event.message)
-            elif isinstance(event, ToolCall) and self._live():
-                self.tool_called.emit(event.recipient, event.arguments_json)
+            elif isinstance(event, ToolCall):
+                reply.calls.append(event)
+                if self._live():
+                    self.tool_called.emit(event.recipient, event.arguments_json)
             elif isinstance(event, ParseWarning):
                 log.warning("model output: %s (skipped %r)", event.what, event.skipped)
                 if self._live():
@@ -385,16 +390,14 @@ class ChatSession(QObject):
     def _answer_unknown_tools(self, reply: _Reply) -> None:
         """The app offers the model no tools; a call it makes anyway gets an error result, so the
         model can answer without it."""
-        for row_id in reply.recorder.row_ids:
-            call = self.store.message(row_id)
-            if call.recipient:
-                result = json.dumps({"error": f"{call.recipient} is not available in this app."})
-                self.store.add_message(
-                    reply.conversation_id, role="tool", author_name=call.recipient, channel="commentary",
-                    recipient="assistant", content=result,
-                )
-                if self._live():
-                    self.tool_answered.emit(call.recipient, result)
+        for call in reply.calls:
+            result = json.dumps({"error": f"{call.recipient} is not available in this app."})
+            self.store.add_message(
+                reply.conversation_id, role="tool", author_name=call.recipient, channel="commentary",
+                recipient="assistant", content=result,
+            )
+            if self._live():
+                self.tool_answered.emit(call.recipient, result)
 
     def _end_reply(self, reply: _Reply | None) -> None:
         live = self._live()
@@ -470,11 +473,11 @@ class ChatSession(QObject):
             conversation = self.current
             records = self._guard(lambda: self.store.messages(conversation.id), []) if conversation else []
             if conversation is None:
-                kwargs = {"messages": [], "reasoning_level": self.draft_level,
-                          "instructions": self.settings.value(Key.DEVELOPER_INSTRUCTIONS) or None, "tools": []}
+                chat = Chat(reasoning_level=self.draft_reasoning_level,
+                            instructions=self.settings.value(Key.DEVELOPER_INSTRUCTIONS) or None)
             else:
-                kwargs = conversation_kwargs(conversation, records)
-            self.engine.measure(kwargs)
+                chat = chat_for(conversation, records)
+            self.engine.measure(chat)
 
     # -- errors --------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QCoreApplication, QSettings
 
-from mlx_model import APPLICATION_NAME, GIB, LoadOptions
+from mlx_model import APPLICATION_NAME, GIB, LoadOptions, SamplingSettings
 
 APPLICATION_DISPLAY_NAME = "gpt-oss"
 # macOS keeps the preferences in ~/Library/Preferences/local.gpt-oss.gpt-oss-desktop.plist. No
@@ -97,13 +97,12 @@ class Settings:
         level = self.value(Key.DEFAULT_REASONING)
         return level if level in REASONING_LEVELS else Key.DEFAULT_REASONING.default
 
-    def sampling_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for mlx_model.SamplingSettings."""
-        return {
-            "temperature": self.value(Key.TEMPERATURE),
-            "top_p": self.value(Key.TOP_P),
-            "max_new_tokens": self.value(Key.MAX_NEW_TOKENS),
-        }
+    def sampling(self) -> SamplingSettings:
+        return SamplingSettings(
+            temperature=self.value(Key.TEMPERATURE),
+            top_p=self.value(Key.TOP_P),
+            max_new_tokens=self.value(Key.MAX_NEW_TOKENS),
+        )
 
     def context_length(self) -> int | None:
         """The context to load the model with; None lets the engine choose."""

@@ -2,14 +2,16 @@
 chat view and the reasoning panel show.
 
 The one place where the storage layout meets the harmony format: the engine's `mlx_model.Chat` is
-built from `conversation_kwargs(...)`, and what the engine reports back is stored through
-`stored_fields(...)`.
+built by `chat_for(...)`, the one builder of harmony messages from stored ones, and what the
+engine reports back is stored through `stored_fields(...)`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from mlx_model import Chat
 
 from .store import ConversationRecord, MessageRecord
 
@@ -58,15 +60,15 @@ def harmony_messages(records: list[MessageRecord]) -> list[dict[str, Any]]:
     return messages
 
 
-def conversation_kwargs(conversation: ConversationRecord, records: list[MessageRecord]) -> dict[str, Any]:
-    """Keyword arguments for `mlx_model.Chat`."""
-    return {
-        "messages": harmony_messages(records),
-        "reasoning_level": conversation.reasoning_level,
-        "instructions": conversation.developer_instructions or None,
-        "tools": [],
-        "start_date": conversation.start_date,
-    }
+def chat_for(conversation: ConversationRecord, records: list[MessageRecord]) -> Chat:
+    """The engine's chat for a stored conversation (the reasoning level is stored per chat)."""
+    return Chat(
+        messages=harmony_messages(records),
+        reasoning_level=conversation.reasoning_level,
+        instructions=conversation.developer_instructions or None,
+        tools=[],
+        start_date=conversation.start_date,
+    )
 
 
 def message_text(message: dict[str, Any]) -> str:

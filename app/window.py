@@ -192,7 +192,8 @@ class MainWindow(QMainWindow):
         self.level_group = QActionGroup(self)
         self.level_actions: dict[str, QAction] = {}
         for number, level in enumerate(REASONING_LEVELS, start=1):
-            action = self._action(f"{LEVEL_NAMES[level]} Reasoning", lambda _=False, level=level: self.session.set_level(level),
+            action = self._action(f"{LEVEL_NAMES[level]} Reasoning",
+                                  lambda _=False, level=level: self.session.set_reasoning_level(level),
                                   [QKeySequence(f"Ctrl+{number}")])
             action.setCheckable(True)
             self.level_group.addAction(action)
@@ -295,11 +296,11 @@ class MainWindow(QMainWindow):
         self.sidebar.export_requested.connect(self.export)
         self.sidebar.search_changed.connect(lambda _text: self.refresh_sidebar())
         self.sidebar.chat_entered.connect(self.chat.composer.input.setFocus)
-        self.toggle.level_changed.connect(session.set_level)
+        self.toggle.level_changed.connect(session.set_reasoning_level)
 
         session.conversations_changed.connect(self.refresh_sidebar)
         session.conversation_opened.connect(self._show_conversation)
-        session.level_changed.connect(self._show_level)
+        session.reasoning_level_changed.connect(self._show_level)
         session.user_turn_added.connect(chat.add_user_turn)
         session.turns_truncated.connect(self._truncate)
         session.reply_started.connect(self._begin_reply)

@@ -13,32 +13,28 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from .threads import start_in_thread, stop_thread
+from mlx_model import Chat, LoadOptions, SamplingSettings, Stats
 
-if TYPE_CHECKING:
-    from mlx_model import LoadOptions
+from .threads import start_in_thread, stop_thread
 
 log = logging.getLogger(__name__)
 
 
 class EngineApi(NamedTuple):
-    """The parts of `mlx_model` the worker uses, resolved on the worker thread at first load."""
+    """How the worker makes an engine, and which errors carry a message for the user."""
 
     load: Callable[..., Any]  # Engine.load(path, *, context_length, options, progress)
-    conversation: Callable[..., Any]  # Conversation(**kwargs)
-    sampling: Callable[..., Any]  # SamplingSettings(**kwargs)
     error: type[Exception]  # EngineError: its message is for the user
 
 
 def mlx_engine_api() -> EngineApi:
-    """Imported lazily, on the worker thread: MLX initialises there and the window opens sooner."""
-    from mlx_model import Chat, Engine, EngineError, SamplingSettings
+    from mlx_model import Engine, EngineError
 
-    return EngineApi(Engine.load, Chat, SamplingSettings, EngineError)
+    return EngineApi(Engine.load, EngineError)
 
 
 class EngineWorker(QObject):
@@ -93,15 +89,18 @@ class EngineWorker(QObject):
         self._report_measures(0)
 
     @Slot(int, object, object)
-    def reply(self, reply_id: int, conversation_kwargs: dict[str, Any], sampling_kwargs: dict[str, Any]) -> None:
+    def reply(self, reply_id: int, chat: Chat, sampling: SamplingSettings) -> None:
+        """`chat` is this reply's own (the engine appends the reply to it): nothing else holds it."""
         cancel = self._cancel_event(reply_id)
         try:
             if self._engine is None:
                 raise RuntimeError("no model is loaded")
-            conversation = self._api.conversation(**conversation_kwargs)
-            for event in self._engine.reply(conversation, self._api.sampling(**sampling_kwargs), cancel):
+            stats: Stats | None = None
+            for event in self._engine.reply(chat, sampling, cancel):
+                stats = event if isinstance(event, Stats) else stats
                 self.event.emit(reply_id, event)
-            self._report_measures(self._engine.count_tokens(conversation))
+            # Stats say what the chat takes now; only a reply refused before it started has none.
+            self._report_measures(stats.chat_tokens if stats else self._engine.count_tokens(chat))
         except Exception as error:
             self.reply_failed.emit(reply_id, self._describe(error, "The reply failed"))
         finally:
@@ -110,12 +109,12 @@ class EngineWorker(QObject):
             self.reply_ended.emit(reply_id)
 
     @Slot(object)
-    def measure(self, conversation_kwargs: dict[str, Any]) -> None:
-        """How much of the context a conversation takes (for the status bar)."""
+    def measure(self, chat: Chat) -> None:
+        """How much of the context a chat takes (for the status bar)."""
         if self._engine is None:
             return
         try:
-            used = self._engine.count_tokens(self._api.conversation(**conversation_kwargs))
+            used = self._engine.count_tokens(chat)
         except Exception:
             log.exception("could not measure the conversation")
             return
@@ -151,16 +150,17 @@ class EngineHost(QObject):
     def load(self, path: str, context_length: int | None, options: LoadOptions) -> None:
         self._load.emit(path, context_length, options)
 
-    def reply(self, conversation_kwargs: dict[str, Any], sampling_kwargs: dict[str, Any]) -> int:
+    def reply(self, chat: Chat, sampling: SamplingSettings) -> int:
+        """Queue a reply to `chat`, which the caller hands over (the engine extends it)."""
         reply_id = next(self._ids)
-        self._reply.emit(reply_id, conversation_kwargs, sampling_kwargs)
+        self._reply.emit(reply_id, chat, sampling)
         return reply_id
 
     def cancel(self, reply_id: int) -> None:
         self.worker.cancel(reply_id)
 
-    def measure(self, conversation_kwargs: dict[str, Any]) -> None:
-        self._measure.emit(conversation_kwargs)
+    def measure(self, chat: Chat) -> None:
+        self._measure.emit(chat)
 
     def shutdown(self, timeout_ms: int = 5000) -> bool:
         """Stop the thread; False if it is still inside a call that cannot be interrupted."""

@@ -21,19 +21,17 @@ from app.settings import Key
 from app.store import Store
 from app.window import MainWindow
 from app.worker import EngineApi, EngineHost, EngineWorker
-from mlx_model.chat import Chat
 from mlx_model.engine import Engine, EngineError
 from mlx_model.events import TextDelta
 from mlx_model.loader import LoadOptions, load
 from mlx_model.memory import GIB
-from mlx_model.sampling import SamplingSettings
 
 SUM, COLOUR = EXCHANGES["sum"], EXCHANGES["colour"]
 REPLY_TIMEOUT_MS = 60_000
 
 
 def float32_engine() -> EngineApi:
-    return EngineApi(functools.partial(Engine.load, dtype=mx.float32), Chat, SamplingSettings, EngineError)
+    return EngineApi(functools.partial(Engine.load, dtype=mx.float32), EngineError)
 
 
 @pytest.fixture

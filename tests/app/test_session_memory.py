@@ -75,7 +75,7 @@ class Harness:
             self.loads.append((path, arguments))
             return LoadedDouble(self.paging)
 
-        self.host = EngineHost(EngineWorker(api_factory=lambda: EngineApi(load, dict, dict, RuntimeError)))
+        self.host = EngineHost(EngineWorker(api_factory=lambda: EngineApi(load, RuntimeError)))
         self.session = ChatSession(store, settings, self.host, models_dir=models_dir, plan=plan)
         self.window: MainWindow | None = None
 

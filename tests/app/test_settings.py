@@ -6,6 +6,7 @@ import pytest
 from PySide6.QtCore import QCoreApplication, QSettings
 
 from app.settings import APPLICATION_NAME, Key, Settings, configure_application
+from mlx_model import SamplingSettings
 from mlx_model.loader import LoadOptions
 from mlx_model.memory import GIB
 
@@ -30,7 +31,7 @@ def test_values_round_trip_with_their_types(qapp, ini):
     assert reread.value(Key.MAX_NEW_TOKENS) == 2048 and isinstance(reread.value(Key.MAX_NEW_TOKENS), int)
     assert reread.value(Key.DEVELOPER_INSTRUCTIONS) == "Answer in French."
     assert reread.value(Key.WINDOW_GEOMETRY) == b"\x01\x02\xff"
-    assert reread.sampling_kwargs() == {"temperature": 0.7, "top_p": 1.0, "max_new_tokens": 2048}
+    assert reread.sampling() == SamplingSettings(temperature=0.7, top_p=1.0, max_new_tokens=2048)
 
 
 def test_missing_or_damaged_values_fall_back_to_the_defaults(qapp, ini):

@@ -6,7 +6,8 @@ import pytest
 from openai_harmony import Message
 
 from app.store import Store
-from app.transcript import conversation_kwargs, group_turns, harmony_messages, title_from_text
+from app.transcript import chat_for, group_turns, harmony_messages, title_from_text
+from mlx_model import Chat
 
 
 @pytest.fixture
@@ -61,14 +62,14 @@ def test_the_dicts_are_what_openai_harmony_itself_produces(store):
         assert Message.from_dict(message).to_dict() == message
 
 
-def test_conversation_kwargs_carry_level_instructions_and_start_date(store):
+def test_the_chat_carries_level_instructions_and_start_date(store):
     chat = store.create_conversation(reasoning_level="low", developer_instructions="Be brief.", start_date="2025-08-05")
     store.add_message(chat.id, role="user", content="Hi")
-    kwargs = conversation_kwargs(store.conversation(chat.id), store.messages(chat.id))
-    assert kwargs == {
-        "messages": [{"role": "user", "name": None, "content": [{"type": "text", "text": "Hi"}]}],
-        "reasoning_level": "low", "instructions": "Be brief.", "tools": [], "start_date": "2025-08-05",
-    }
+    built = chat_for(store.conversation(chat.id), store.messages(chat.id))
+    assert built == Chat(
+        messages=[{"role": "user", "name": None, "content": [{"type": "text", "text": "Hi"}]}],
+        reasoning_level="low", instructions="Be brief.", tools=[], start_date="2025-08-05",
+    )
 
 
 def test_turns_group_a_reply_with_its_tool_calls(store):

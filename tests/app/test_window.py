@@ -82,7 +82,7 @@ def test_a_new_chat_starts_at_the_default_level_and_keeps_a_level_chosen_before_
     window.session.new_conversation()
     assert window.toggle.level() == "low"
     window.toggle.buttons["high"].click()
-    assert window.session.draft_level == "high"
+    assert window.session.draft_reasoning_level == "high"
 
 
 def test_sidebar_rename_and_delete_change_the_store(window, store, monkeypatch):

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from PySide6.QtCore import QThread
 
 from app.worker import EngineApi, EngineHost, EngineWorker
-from mlx_model import ExpertPaging
+from mlx_model import Chat, ExpertPaging, SamplingSettings
 from mlx_model.events import Done, MessageStart, Stats, TextDelta
 from mlx_model.loader import LoadOptions
 
@@ -44,7 +44,7 @@ class EngineDouble:
         yield MessageStart("final", None, None)
         for piece in ("Hel", "lo"):
             yield TextDelta("final", piece)
-        yield Stats(10, 0, 2, 0.1, 20.0, 1000)
+        yield Stats(10, 0, 2, 0.1, 20.0, 1000, chat_tokens=42)
         yield Done("cancelled" if cancel.is_set() else "return")
 
     def count_tokens(self, conversation):
@@ -58,7 +58,7 @@ class EngineDouble:
 
 
 def host_with(engine: EngineDouble) -> EngineHost:
-    api = EngineApi(load=lambda path, **options: engine, conversation=dict, sampling=dict, error=DoubleError)
+    api = EngineApi(load=lambda path, **options: engine, error=DoubleError)
     return EngineHost(EngineWorker(api_factory=lambda: api))
 
 
@@ -72,7 +72,7 @@ def test_calls_run_on_the_worker_thread_and_events_come_back_in_order(qtbot):
     host.worker.event.connect(lambda reply_id, event: events.append((reply_id, event)))
     host.worker.measured.connect(lambda *figures: measured.append(figures))
     with qtbot.waitSignal(host.worker.reply_ended):
-        reply_id = host.reply({"messages": []}, {"temperature": 0.0})
+        reply_id = host.reply(Chat(), SamplingSettings(temperature=0.0))
     assert [type(e).__name__ for _, e in events] == ["MessageStart", "TextDelta", "TextDelta", "Stats", "Done"]
     assert {r for r, _ in events} == {reply_id}
     assert measured[-1] == (42, 2048, 1000, None)
@@ -88,8 +88,8 @@ def test_cancel_reaches_the_engine_even_before_its_reply_starts(qtbot):
     done: dict[int, object] = {}
     host.worker.event.connect(lambda reply_id, event: done.update({reply_id: event}) if isinstance(event, Done) else None)
     gate = engine.gate
-    busy = host.reply({}, {})  # holds the worker thread until the gate opens
-    queued = host.reply({}, {})
+    busy = host.reply(Chat(), SamplingSettings())  # holds the worker thread until the gate opens
+    queued = host.reply(Chat(), SamplingSettings())
     host.cancel(queued)
     gate.set()
     qtbot.waitUntil(lambda: len(done) == 2, timeout=5000)
@@ -103,11 +103,11 @@ def test_engine_errors_become_their_message_and_the_thread_survives(qtbot):
     with qtbot.waitSignal(host.worker.loaded):
         host.load("/models/double", None, LoadOptions())
     with qtbot.waitSignal(host.worker.reply_failed) as failed:
-        host.reply({}, {})
+        host.reply(Chat(), SamplingSettings())
     assert failed.args[1] == "The model needs 30 GB."
     engine.fail_with = None
     with qtbot.waitSignal(host.worker.reply_ended):
-        host.reply({}, {})
+        host.reply(Chat(), SamplingSettings())
     assert host.shutdown()
 
 
@@ -115,7 +115,7 @@ def test_a_load_failure_is_reported_with_the_path(qtbot):
     def refuse(path, **options):
         raise FileNotFoundError("config.json")
 
-    api = EngineApi(load=refuse, conversation=dict, sampling=dict, error=DoubleError)
+    api = EngineApi(load=refuse, error=DoubleError)
     host = EngineHost(EngineWorker(api_factory=lambda: api))
     with qtbot.waitSignal(host.worker.load_failed) as failed:
         host.load("/models/missing", None, LoadOptions())
@@ -131,7 +131,7 @@ def test_the_load_gets_the_memory_options_and_measures_report_the_paging(qtbot):
         loads.append((path, arguments))
         return engine
 
-    host = EngineHost(EngineWorker(api_factory=lambda: EngineApi(load, dict, dict, DoubleError)))
+    host = EngineHost(EngineWorker(api_factory=lambda: EngineApi(load, DoubleError)))
     options = LoadOptions(dense_bits=8, expert_budget_bytes=2**30)
     with qtbot.waitSignal(host.worker.measured) as measured:
         host.load("/models/double", 4096, options)
