@@ -329,6 +329,10 @@ class Composer(QFrame):
             self.edit_submitted.emit(self.editing_id, text)
         else:
             self.send_requested.emit(text)
+
+    def message_stored(self) -> None:
+        """The message sent is in the store: only now is the input cleared, so a message that
+        could not be sent (no model, a full disk) stays to be sent again."""
         self.editing_id = None
         self.edit_banner.hide()
         self.input.clear()

@@ -302,6 +302,7 @@ class MainWindow(QMainWindow):
         session.conversation_opened.connect(self._show_conversation)
         session.reasoning_level_changed.connect(self._show_level)
         session.user_turn_added.connect(chat.add_user_turn)
+        session.user_turn_added.connect(lambda _turn: chat.composer.message_stored())
         session.turns_truncated.connect(self._truncate)
         session.reply_started.connect(self._begin_reply)
         session.reply_text.connect(chat.show_reply_text)

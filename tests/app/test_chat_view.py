@@ -29,6 +29,8 @@ def test_enter_sends_and_shift_enter_starts_a_new_line(qtbot):
 
     qtbot.keyClick(field, Qt.Key.Key_Return)
     assert sent == ["first line\nsecond line"]
+    assert field.toPlainText() == "first line\nsecond line"  # until the message is stored
+    view.composer.message_stored()
     assert field.toPlainText() == ""
 
 

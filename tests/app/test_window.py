@@ -103,6 +103,7 @@ def test_sending_without_a_model_explains_what_to_do(window):
     window.chat.composer.submit()
     assert "No model is loaded" in window.banner.label.text() and window.banner.isVisible()
     assert window.session.store.conversations() == []
+    assert window.chat.composer.input.toPlainText() == "Hello?"  # kept, to send once a model is loaded
 
 
 def test_exporting_writes_the_chat_where_the_user_chose(window, store, tmp_path, monkeypatch):
