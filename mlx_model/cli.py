@@ -178,7 +178,7 @@ class _Printer:
         self._channel = None
 
 
-def _resolve(model: str, err: TextIO) -> Path:
+def resolve_model(model: str, err: TextIO) -> Path:
     """A local folder, a downloaded Hub id, or a Hub id downloaded now with a progress bar, in
     the app's models folder (so the terminal and the app share downloads)."""
     models_dir = paths.models_dir()
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextI
     try:
         sampling = SamplingSettings(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
                                     min_p=args.min_p, seed=args.seed, max_new_tokens=args.max_tokens)
-        folder = _resolve(args.model, stderr)
+        folder = resolve_model(args.model, stderr)
         options = _load_options(args, folder, stderr)
         if not args.json:
             print(f"Loading {folder} …", file=stderr)

@@ -1,0 +1,12 @@
+"""An OpenAI-compatible local server: the Responses API and Chat Completions over one engine.
+
+Qt-free, so `gpt-oss-serve` and the app's Settings › Local server run the same code.
+"""
+
+from .app import ServerSettings, create_app
+from .runner import EngineThread, QueueFull
+from .serving import RunningServer, check_exposure, is_loopback
+from .store import ResponseStore
+
+__all__ = ["EngineThread", "QueueFull", "ResponseStore", "RunningServer", "ServerSettings", "check_exposure",
+           "create_app", "is_loopback"]

@@ -1,0 +1,108 @@
+"""What both APIs share on the way in: function tools, tool_choice, the reasoning level, sampling,
+and the harmony messages that replay a function call, its result and its chain of thought."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..harmony import ReasoningLevel, assistant_message, tool_result_message
+from ..sampling import SamplingSettings
+from .errors import bad_request
+from .fields import Fields
+from .reply import FUNCTIONS_PREFIX
+
+EFFORTS: dict[str, ReasoningLevel] = {
+    # gpt-oss knows three levels; the API's others map to the nearest.
+    "none": "low", "minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "high",
+    "max": "high",
+}
+DEFAULT_EFFORT: ReasoningLevel = "medium"
+JSON_CONTENT_TYPE = "<|constrain|>json"
+BUILTIN_RECIPIENTS = ("browser.", "python")
+
+
+def reasoning_level(value: str | None, path: str) -> ReasoningLevel:
+    if value is None:
+        return DEFAULT_EFFORT
+    if value not in EFFORTS:
+        raise bad_request(f"{path} must be one of {', '.join(EFFORTS)}, not {value!r}", path)
+    return EFFORTS[value]
+
+
+def function_tool(tool: Fields) -> dict[str, Any]:
+    """A function tool's harmony description from `{"name", "description", "parameters"}`."""
+    name = tool.require("name", str)
+    if not name.replace("_", "").replace("-", "").isalnum():
+        raise bad_request(f"{tool.path}.name must be letters, digits, '_' or '-', not {name!r}", f"{tool.path}.name")
+    description = {"name": name, "description": tool.get("description", str, "")}
+    parameters = tool.get("parameters", dict)
+    if parameters is not None:
+        description["parameters"] = parameters
+    return description
+
+
+@dataclass(frozen=True)
+class ToolChoice:
+    """`tools_visible` False for "none": the model is not shown the tools at all."""
+
+    tools_visible: bool
+
+
+def tool_choice(value: Any, path: str) -> ToolChoice:
+    if value is None or value == "auto":
+        return ToolChoice(True)
+    if value == "none":
+        return ToolChoice(False)
+    if value == "required" or isinstance(value, dict):
+        raise bad_request(f"{path} {value!r} is not supported yet (it needs constrained decoding); use auto or none",
+                          path, "unsupported_value")
+    raise bad_request(f"{path} must be none, auto, required or a function, not {value!r}", path)
+
+
+def sampling(request: Fields, max_tokens_keys: tuple[str, ...], context_limit: int) -> SamplingSettings:
+    """temperature, top_p, seed and the reply's token limit (the context when none is given)."""
+    limit = next((request.positive_int(key) for key in max_tokens_keys if request.has(key)), None)
+    return SamplingSettings(
+        temperature=request.number("temperature", 0.0, 2.0, 1.0),
+        top_p=request.number("top_p", 1e-9, 1.0, 1.0),
+        seed=request.get("seed", int),
+        max_new_tokens=limit or context_limit,
+    )
+
+
+def recipient_of(name: str) -> str:
+    """The harmony recipient a call to `name` was addressed to (the inverse of Part.name)."""
+    return name if name.startswith(BUILTIN_RECIPIENTS) else FUNCTIONS_PREFIX + name
+
+
+def call_message(name: str, arguments: str) -> dict[str, Any]:
+    """A function call as the model writes it, with the JSON content type, so the replayed turn
+    is the one the model produced."""
+    return assistant_message(arguments, channel="commentary", recipient=recipient_of(name),
+                             content_type=JSON_CONTENT_TYPE)
+
+
+def result_message(name: str, output: str) -> dict[str, Any]:
+    return tool_result_message(recipient_of(name), output)
+
+
+def reasoning_message(text: str) -> dict[str, Any]:
+    return assistant_message(text, channel="analysis")
+
+
+def text_of_parts(value: Any, path: str, kinds: tuple[str, ...]) -> str:
+    """A content field: a string, or a list of text parts of the given types (images refused)."""
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, list):
+        raise bad_request(f"{path} must be a string or an array of content parts", path)
+    texts = []
+    for index, part in enumerate(value):
+        item = Fields(part, f"{path}[{index}]")
+        kind = item.require("type", str)
+        if kind not in kinds:
+            raise bad_request(f"{item.path}.type {kind!r} is not supported here (text only: {', '.join(kinds)})",
+                              f"{item.path}.type")
+        texts.append(item.require("refusal" if kind == "refusal" else "text", str))
+    return "".join(texts)
