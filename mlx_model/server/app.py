@@ -226,12 +226,7 @@ class _Api:
             return closing
 
         if not parsed.stream:
-            builder.feed(first)
-            async with _cancel_on_disconnect(request, stream):
-                while (event := await stream.next()) is not None:
-                    if isinstance(event, Failure):
-                        raise ApiError(500, f"generation failed: {event.message}", kind="server_error")
-                    builder.feed(event)
+            await _collect(request, stream, first, builder.feed)
             finish()
             return JSONResponse(builder.response)
 
@@ -265,12 +260,7 @@ class _Api:
         first = await self._first_event(request, stream)
 
         if not parsed.stream:
-            builder.feed(first)
-            async with _cancel_on_disconnect(request, stream):
-                while (event := await stream.next()) is not None:
-                    if isinstance(event, Failure):
-                        raise ApiError(500, f"generation failed: {event.message}", kind="server_error")
-                    builder.feed(event)
+            await _collect(request, stream, first, builder.feed)
             self._remember_reasoning(builder.reader)
             return JSONResponse(builder.completion())
 
@@ -293,6 +283,16 @@ class _Api:
                 stream.cancel()
 
         return StreamingResponse(chunks(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+async def _collect(request: Request, stream: ReplyStream, first: Event, feed: Callable[[Event], Any]) -> None:
+    """Feed a whole reply to a builder (no streaming), cancelling if the client leaves."""
+    feed(first)
+    async with _cancel_on_disconnect(request, stream):
+        while (event := await stream.next()) is not None:
+            if isinstance(event, Failure):
+                raise ApiError(500, f"generation failed: {event.message}", kind="server_error")
+            feed(event)
 
 
 @contextlib.asynccontextmanager

@@ -21,6 +21,7 @@ from .fields import Fields
 from .prompting import (
     ToolChoice,
     call_message,
+    conversation,
     function_tool,
     reasoning_level,
     reasoning_message,
@@ -109,13 +110,8 @@ def conversation_for(request: ChatRequest, start_date: str, store: ResponseStore
                 name = function.require("name", str)
                 call_names[call.require("id", str)] = name
                 messages.append(call_message(name, function.get("arguments", str, "{}")))
-    return Conversation(
-        messages=messages,
-        reasoning=request.reasoning,
-        instructions="\n\n".join(instructions) or None,
-        tools=request.function_tools if request.choice.tools_visible else [],
-        start_date=start_date,
-    )
+    return conversation(messages, instructions, request.reasoning, request.function_tools, request.choice,
+                        start_date)
 
 
 class CompletionBuilder:
@@ -170,13 +166,13 @@ class CompletionBuilder:
         stats = self.reader.stats
         if stats is None:
             return None
-        reasoning_tokens = sum(self._count_tokens(p.text) for p in self.reader.parts if p.kind == "reasoning")
+        reasoning_tokens = self.reader.reasoning_tokens(self._count_tokens)
         return {
             "prompt_tokens": stats.prompt_tokens,
             "completion_tokens": stats.new_tokens,
             "total_tokens": stats.prompt_tokens + stats.new_tokens,
             "prompt_tokens_details": {"cached_tokens": stats.cached_tokens},
-            "completion_tokens_details": {"reasoning_tokens": min(reasoning_tokens, stats.new_tokens)},
+            "completion_tokens_details": {"reasoning_tokens": reasoning_tokens},
         }
 
     def closing(self, include_usage: bool) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ recipient). Harmony markup never reaches a client: only the text inside messages
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -93,6 +94,12 @@ class ReplyReader:
     @property
     def visible_text(self) -> str:
         return "".join(part.text for part in self.parts if part.kind == "text")
+
+    def reasoning_tokens(self, count_tokens: Callable[[str], int]) -> int:
+        """Tokens spent on the chain of thought (its text re-encoded: the parser keeps text, not
+        ids), never more than were generated."""
+        total = sum(count_tokens(part.text) for part in self.parts if part.kind == "reasoning")
+        return min(total, self.stats.new_tokens if self.stats else total)
 
     @property
     def calls(self) -> list[Part]:

@@ -22,6 +22,7 @@ from .fields import Fields
 from .prompting import (
     ToolChoice,
     call_message,
+    conversation,
     function_tool,
     reasoning_level,
     reasoning_message,
@@ -141,13 +142,8 @@ def conversation_for(items: list[dict[str, Any]], request: ResponsesRequest, sta
             raise bad_request(f"{item.path}: item_reference is not supported; send the item itself", item.path)
         elif kind not in IGNORED_ITEM_TYPES:
             raise bad_request(f"{item.path}.type {kind!r} is not an input item type", f"{item.path}.type")
-    return Conversation(
-        messages=messages,
-        reasoning=request.reasoning,
-        instructions="\n\n".join(instructions) or None,
-        tools=request.function_tools if request.choice.tools_visible else [],
-        start_date=start_date,
-    )
+    return conversation(messages, instructions, request.reasoning, request.function_tools, request.choice,
+                        start_date)
 
 
 class ResponseBuilder:
@@ -281,13 +277,13 @@ class ResponseBuilder:
             self.response["status"] = "failed"
             self.response["error"] = {"code": "server_error", "message": done.detail}
         if stats is not None:
-            reasoning_tokens = sum(self._count_tokens(p.text) for p in reader.parts if p.kind == "reasoning")
+            reasoning_tokens = reader.reasoning_tokens(self._count_tokens)
             self.response["usage"] = {
                 "input_tokens": stats.prompt_tokens,
                 "input_tokens_details": {"cached_tokens": stats.cached_tokens,
                                          "cache_write_tokens": stats.prompt_tokens - stats.cached_tokens},
                 "output_tokens": stats.new_tokens,
-                "output_tokens_details": {"reasoning_tokens": min(reasoning_tokens, stats.new_tokens)},
+                "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
                 "total_tokens": stats.prompt_tokens + stats.new_tokens,
             }
         terminal = {"completed": "response.completed", "incomplete": "response.incomplete"}.get(

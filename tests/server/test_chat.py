@@ -38,7 +38,8 @@ def test_reasoning_in_both_fields_never_in_content(client: openai.OpenAI) -> Non
 def test_stream_with_usage(client: openai.OpenAI) -> None:
     exchange = EXCHANGES["colour"]
     chunks = list(client.chat.completions.create(
-        model=MODEL_ID, messages=[{"role": "user", "content": exchange.question}], temperature=0, reasoning_effort="low", stream=True, stream_options={"include_usage": True}))
+        model=MODEL_ID, messages=[{"role": "user", "content": exchange.question}], temperature=0,
+        reasoning_effort="low", stream=True, stream_options={"include_usage": True}))
     deltas = [chunk.choices[0].delta for chunk in chunks if chunk.choices]
     assert deltas[0].role == "assistant"
     content = "".join(d.content or "" for d in deltas)
