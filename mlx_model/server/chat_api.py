@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..conversation import Conversation
+from ..chat import Chat
 from ..events import Event
 from ..harmony import assistant_message, user_message
 from .errors import bad_request
@@ -76,7 +76,7 @@ def read_request(body: Fields) -> ChatRequest:
     )
 
 
-def conversation_for(request: ChatRequest, start_date: str, store: ResponseStore) -> Conversation:
+def conversation_for(request: ChatRequest, start_date: str, store: ResponseStore) -> Chat:
     messages: list[dict[str, Any]] = []
     instructions: list[str] = []
     call_names: dict[str, str] = {}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..conversation import Conversation
+from ..chat import Chat
 from ..harmony import ReasoningLevel, assistant_message, tool_result_message
 from ..sampling import SamplingSettings
 from .errors import bad_request
@@ -110,12 +110,12 @@ def text_of_parts(value: Any, path: str, kinds: tuple[str, ...]) -> str:
 
 
 def conversation(messages: list[dict[str, Any]], instructions: list[str], reasoning: ReasoningLevel,
-                 function_tools: list[dict[str, Any]], choice: ToolChoice, start_date: str) -> Conversation:
+                 function_tools: list[dict[str, Any]], choice: ToolChoice, start_date: str) -> Chat:
     """The engine's conversation; system and developer texts join as the one developer message's
     instructions (harmony has one)."""
-    return Conversation(
+    return Chat(
         messages=messages,
-        reasoning=reasoning,
+        reasoning_level=reasoning,
         instructions="\n\n".join(instructions) or None,
         tools=function_tools if choice.tools_visible else [],
         start_date=start_date,

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..conversation import Conversation
+from ..chat import Chat
 from ..events import Event
 from ..harmony import ReasoningLevel, assistant_message, user_message
 from .errors import bad_request
@@ -93,7 +93,7 @@ def read_request(body: Fields) -> ResponsesRequest:
 
 
 def conversation_for(items: list[dict[str, Any]], request: ResponsesRequest, start_date: str,
-                     store: ResponseStore) -> Conversation:
+                     store: ResponseStore) -> Chat:
     """The harmony conversation of a chain's items (the stored chain first, then the new input).
 
     System and developer messages join the instructions: harmony has one developer message.

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..conversation import Conversation
+from ..chat import Chat
 from ..events import Event
 from ..sampling import SamplingSettings
 
@@ -38,7 +38,7 @@ class Failure:
 class Generation:
     """One reply to generate: the engine appends the reply's messages to `conversation`."""
 
-    conversation: Conversation
+    conversation: Chat
     sampling: SamplingSettings
     cancel: threading.Event = field(default_factory=threading.Event)
 
