@@ -71,12 +71,12 @@ def main() -> int:
         run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(work / "dist"), str(REPO)])
         (wheel,) = (work / "dist").glob("gpt_oss_desktop-*.whl")
         ours = top_level_packages(wheel)
-        if ours != {"app", "mlx_model", "metal"}:
-            sys.exit(f"{wheel.name} installs {sorted(ours)}, expected app, mlx_model and metal")
+        if ours != {"gpt_oss_desktop"}:
+            sys.exit(f"{wheel.name} installs {sorted(ours)}, expected gpt_oss_desktop alone")
         with zipfile.ZipFile(wheel) as archive:
             shipped = set(archive.namelist())
         missing = [str(path.relative_to(REPO)) for path in (REPO / "assets").rglob("*")
-                   if path.is_file() and f"app/{path.relative_to(REPO)}" not in shipped]
+                   if path.is_file() and f"gpt_oss_desktop/app/{path.relative_to(REPO)}" not in shipped]
         if missing:
             sys.exit(f"{wheel.name} lacks the assets {missing}")
 
@@ -88,7 +88,8 @@ def main() -> int:
         env = {name: value for name, value in os.environ.items() if name not in ("PYTHONPATH", "VIRTUAL_ENV")}
         env.update(QT_QPA_PLATFORM="offscreen", GPT_OSS_DESKTOP_DATA_DIR=str(work / "data"),
                    XDG_CONFIG_HOME=str(work / "config"), PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}")
-        where = run([python, "-c", "import app, metal, mlx_model; print(app.__file__, metal.__file__, mlx_model.__file__)"],
+        where = run([python, "-c", "from gpt_oss_desktop import app, metal, mlx_model; "
+                     "print(app.__file__, metal.__file__, mlx_model.__file__)"],
                     cwd=work, env=env).stdout.split()
         if not all(Path(path).is_relative_to(work / "venv") for path in where):
             sys.exit(f"the fresh environment imports code from outside it: {where}")

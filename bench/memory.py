@@ -28,7 +28,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from mlx_model.memory import fitting_options, usable_memory_bytes
+from gpt_oss_desktop.mlx_model.memory import fitting_options, usable_memory_bytes
 
 GIB = 1024**3
 CACHE = Path.home() / ".cache" / "gpt-oss-desktop" / "bench-models"
@@ -71,10 +71,10 @@ def fill(caches, count, update, heads, head_dim, dtype, chunk):
 _OURS = _PEAK_RSS + _FILL + r"""
 import hashlib, json, sys, time
 import mlx.core as mx, numpy as np
-from mlx_model import load
-from mlx_model.loader import LoadOptions
-from mlx_model.forward import ForwardPass
-from mlx_model.prompt_cache import PromptCache
+from gpt_oss_desktop.mlx_model import load
+from gpt_oss_desktop.mlx_model.loader import LoadOptions
+from gpt_oss_desktop.mlx_model.forward import ForwardPass
+from gpt_oss_desktop.mlx_model.prompt_cache import PromptCache
 folder, options = sys.argv[1], json.loads(sys.argv[2])
 prompt_tokens, new_tokens, chunk, context = (int(a) for a in sys.argv[3:7])
 started = time.perf_counter()
@@ -156,7 +156,7 @@ def run(script: str, *args: str) -> dict:
 def checkpoint(shape: str | None, model: str | None) -> Path:
     if model:
         return Path(model)
-    from mlx_model.checkpoint_writer import write_random_checkpoint
+    from gpt_oss_desktop.mlx_model.checkpoint_writer import write_random_checkpoint
 
     folder = CACHE / shape
     if not (folder / "config.json").exists():

@@ -18,9 +18,9 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 
-from mlx_model import load
-from mlx_model.checkpoint_writer import SHAPES, tiny_config, write_random_checkpoint
-from mlx_model.loader import LoadOptions
+from gpt_oss_desktop.mlx_model import load
+from gpt_oss_desktop.mlx_model.checkpoint_writer import SHAPES, tiny_config, write_random_checkpoint
+from gpt_oss_desktop.mlx_model.loader import LoadOptions
 
 CACHE = Path.home() / ".cache" / "gpt-oss-desktop" / "bench-models"
 MID = tiny_config(hidden_size=2880, intermediate_size=2880, head_dim=64, num_attention_heads=64,

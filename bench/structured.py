@@ -21,8 +21,8 @@ from pathlib import Path
 
 import mlx.core as mx
 
-from mlx_model import Chat, Engine, ResponseFormat, SamplingSettings, Stats
-from mlx_model.structured import StructuredDecoder
+from gpt_oss_desktop.mlx_model import Chat, Engine, ResponseFormat, SamplingSettings, Stats
+from gpt_oss_desktop.mlx_model.structured import StructuredDecoder
 
 SCHEMA = {
     "type": "object",

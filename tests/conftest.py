@@ -46,7 +46,7 @@ def harmony_model_dir() -> Path:
 @pytest.fixture(autouse=True)
 def data_dir(tmp_path, monkeypatch) -> Path:
     """Every test gets its own empty data folder (mlx_model.paths), never the user's models and chats."""
-    from mlx_model.paths import DATA_DIR_ENV
+    from gpt_oss_desktop.mlx_model.paths import DATA_DIR_ENV
 
     folder = tmp_path / "data"
     monkeypatch.setenv(DATA_DIR_ENV, str(folder))

@@ -1,4 +1,4 @@
-"""mlx_model.hub end to end against a Hub stand-in on 127.0.0.1: resolving paths and Hub ids
+"""gpt_oss_desktop.mlx_model.hub end to end against a Hub stand-in on 127.0.0.1: resolving paths and Hub ids
 offline, planning, downloading only the needed files with byte progress, cancel and resume
 with HTTP Range, checksums, a full disk, and the Hugging Face cache.
 
@@ -23,7 +23,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from mlx_model import format_bytes, hub
+from gpt_oss_desktop.mlx_model import format_bytes, hub
 
 LFS_SUFFIXES = (".safetensors", ".bin")
 PIECE = 1024 * 1024

@@ -7,12 +7,13 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import mlx_model
+from gpt_oss_desktop import mlx_model
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = ROOT / "mlx_model"
-APP = ROOT / "app"
-FORBIDDEN = ("PySide6", "shiboken6", "app")
+PACKAGE = ROOT / "gpt_oss_desktop" / "mlx_model"
+APP = ROOT / "gpt_oss_desktop" / "app"
+ENGINE = "gpt_oss_desktop.mlx_model"
+FORBIDDEN = ("PySide6", "shiboken6", "gpt_oss_desktop.app")
 
 
 def imported_modules(source: Path) -> set[str]:
@@ -25,31 +26,35 @@ def imported_modules(source: Path) -> set[str]:
     return modules
 
 
+def is_forbidden(module: str) -> bool:
+    return any(module == name or module.startswith(name + ".") for name in FORBIDDEN)
+
+
 def test_mlx_model_imports_neither_qt_nor_the_app():
     sources = sorted(PACKAGE.rglob("*.py"))
     assert len(sources) > 10
     offending = {
-        str(source.relative_to(PACKAGE)): sorted(m for m in imported_modules(source) if m.split(".")[0] in FORBIDDEN)
+        str(source.relative_to(PACKAGE)): sorted(m for m in imported_modules(source) if is_forbidden(m))
         for source in sources
     }
     assert {name: found for name, found in offending.items() if found} == {}
 
 
 def uses_past_the_public_api(source: Path) -> list[str]:
-    """What `source` takes from mlx_model besides its top-level exports: a submodule import
-    (`from mlx_model.engine import …`, `import mlx_model.hub`), a name that is not in
-    `mlx_model.__all__`, or an attribute of the package that is not."""
+    """What `source` takes from the engine package besides its top-level exports: a submodule import
+    (`from gpt_oss_desktop.mlx_model.engine import …`, `import gpt_oss_desktop.mlx_model.hub`), a name
+    that is not in `mlx_model.__all__`, or an attribute of the package that is not."""
     public = set(mlx_model.__all__)
     tree = ast.parse(source.read_text(encoding="utf-8"))
     found: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found += [f"import {a.name}" for a in node.names if a.name.startswith("mlx_model.")]
+            found += [f"import {a.name}" for a in node.names if a.name.startswith(ENGINE + ".")]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            if node.module.startswith("mlx_model."):
+            if node.module.startswith(ENGINE + "."):
                 found.append(f"from {node.module} import …")
-            elif node.module == "mlx_model":
-                found += [f"from mlx_model import {a.name}" for a in node.names if a.name not in public]
+            elif node.module == ENGINE:
+                found += [f"from {ENGINE} import {a.name}" for a in node.names if a.name not in public]
         elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "mlx_model":
             if node.attr not in public:
                 found.append(f"mlx_model.{node.attr}")
@@ -66,12 +71,14 @@ def test_the_app_uses_only_the_public_api():
 def test_the_public_api_check_catches_each_way_around_it(tmp_path):
     source = tmp_path / "reaching.py"
     source.write_text(
-        "import mlx_model\nimport mlx_model.hub\nfrom mlx_model.engine import Engine\n"
-        "from mlx_model import Engine, memory\nmlx_model.offload.PagingStats\nmlx_model.Chat\n",
+        "from gpt_oss_desktop import mlx_model\nimport gpt_oss_desktop.mlx_model.hub\n"
+        "from gpt_oss_desktop.mlx_model.engine import Engine\n"
+        "from gpt_oss_desktop.mlx_model import Engine, memory\nmlx_model.offload.PagingStats\nmlx_model.Chat\n",
         encoding="utf-8",
     )
     assert uses_past_the_public_api(source) == [
-        "import mlx_model.hub", "from mlx_model.engine import …", "from mlx_model import memory", "mlx_model.offload",
+        "import gpt_oss_desktop.mlx_model.hub", "from gpt_oss_desktop.mlx_model.engine import …",
+        "from gpt_oss_desktop.mlx_model import memory", "mlx_model.offload",
     ]
 
 

@@ -14,7 +14,8 @@ import pytest
 from support.harmony_model import EXCHANGES, START_DATE
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEVELOPMENT_TOOLS = ("mlx_model.checkpoint_writer", "mlx_model.tokenizer_writer", "metal.emulator")
+DEVELOPMENT_TOOLS = ("gpt_oss_desktop.mlx_model.checkpoint_writer", "gpt_oss_desktop.mlx_model.tokenizer_writer",
+                     "gpt_oss_desktop.metal.emulator")
 
 RUN_AND_LIST_MODULES = """
 import json, sys
@@ -40,10 +41,10 @@ def development_tools_in(modules: list[str]) -> list[str]:
 
 @pytest.mark.slow
 def test_the_terminal_chat_answers_without_the_development_tools(harmony_model_dir: Path, tmp_path: Path) -> None:
-    ran = run_entry_point("mlx_model.cli", ["--model", str(harmony_model_dir), "--temperature", "0",
+    ran = run_entry_point("gpt_oss_desktop.mlx_model.cli", ["--model", str(harmony_model_dir), "--temperature", "0",
                                             "--start-date", START_DATE, "--prompt", EXCHANGES["sum"].question,
                                             "--json"], tmp_path)
-    assert ran["code"] == 0 and "mlx_model.engine" in ran["modules"]
+    assert ran["code"] == 0 and "gpt_oss_desktop.mlx_model.engine" in ran["modules"]
     assert development_tools_in(ran["modules"]) == []
 
 
@@ -51,8 +52,8 @@ def test_the_terminal_chat_answers_without_the_development_tools(harmony_model_d
 def test_the_app_loads_a_model_and_quits_by_itself_without_the_development_tools(
     harmony_model_dir: Path, tmp_path: Path
 ) -> None:
-    ran = run_entry_point("app.main", ["--model", str(harmony_model_dir), "--quit-after-load"], tmp_path)
-    assert ran["code"] == 0 and "mlx_model.engine" in ran["modules"]
+    ran = run_entry_point("gpt_oss_desktop.app.main", ["--model", str(harmony_model_dir), "--quit-after-load"], tmp_path)
+    assert ran["code"] == 0 and "gpt_oss_desktop.mlx_model.engine" in ran["modules"]
     assert development_tools_in(ran["modules"]) == []
 
 
@@ -61,6 +62,6 @@ def test_quitting_after_a_failed_load_is_an_error(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "QT_QPA_PLATFORM": "offscreen",
            "XDG_CONFIG_HOME": str(tmp_path / "config")}
     (tmp_path / "empty").mkdir()
-    done = subprocess.run([sys.executable, "-m", "app", "--model", str(tmp_path / "empty"), "--quit-after-load"],
+    done = subprocess.run([sys.executable, "-m", "gpt_oss_desktop.app", "--model", str(tmp_path / "empty"), "--quit-after-load"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 1 and "config.json is missing" in done.stderr

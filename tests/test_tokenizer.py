@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import tokenizers
 
-from mlx_model.tokenizer import (
+from gpt_oss_desktop.mlx_model.tokenizer import (
     CALL_ID,
     MODEL_VOCAB_SIZE,
     RETURN_ID,
@@ -17,7 +17,7 @@ from mlx_model.tokenizer import (
     TokenizerFileError,
     load_tokenizer,
 )
-from mlx_model.tokenizer_writer import write_tokenizer_files
+from gpt_oss_desktop.mlx_model.tokenizer_writer import write_tokenizer_files
 
 SAMPLES = [
     "Hello world!",
@@ -75,9 +75,9 @@ def test_without_a_folder_it_is_tiktokens_o200k_harmony(tiktoken_harmony: Tokeni
 def test_a_folder_without_tokenizer_json_is_refused_as_the_terminal_chat_refuses_it(tmp_path: Path) -> None:
     """One rule for a model folder without tokenizer.json: the tokenizer module, the engine and
     `gpt-oss-chat` (through hub.check_model_folder) all refuse it, naming the file."""
-    from mlx_model.checkpoint_writer import write_random_checkpoint
-    from mlx_model.cli import main as chat_main
-    from mlx_model.engine import Engine
+    from gpt_oss_desktop.mlx_model.checkpoint_writer import write_random_checkpoint
+    from gpt_oss_desktop.mlx_model.cli import main as chat_main
+    from gpt_oss_desktop.mlx_model.engine import Engine
 
     folder = write_random_checkpoint(tmp_path / "model", "tiny", shards=1, tokenizer=False)
     with pytest.raises(TokenizerFileError, match="tokenizer.json: is missing") as refused:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import QCoreApplication, QEvent, QSettings
 
-from app import theme
-from app.session import ChatSession
-from app.settings import Settings
-from app.store import Store
-from app.window import MainWindow
-from app.worker import EngineHost
+from gpt_oss_desktop.app import theme
+from gpt_oss_desktop.app.session import ChatSession
+from gpt_oss_desktop.app.settings import Settings
+from gpt_oss_desktop.app.store import Store
+from gpt_oss_desktop.app.window import MainWindow
+from gpt_oss_desktop.app.worker import EngineHost
 
 
 @pytest.fixture

@@ -16,15 +16,15 @@ import pytest
 from PySide6.QtCore import QCoreApplication, QEvent, Qt
 from support.harmony_model import EXCHANGES, START_DATE
 
-from app.session import ChatSession
-from app.settings import Key
-from app.store import Store
-from app.window import MainWindow
-from app.worker import EngineApi, EngineHost, EngineWorker
-from mlx_model.engine import Engine, EngineError
-from mlx_model.events import TextDelta
-from mlx_model.loader import LoadOptions, load
-from mlx_model.memory import GIB
+from gpt_oss_desktop.app.session import ChatSession
+from gpt_oss_desktop.app.settings import Key
+from gpt_oss_desktop.app.store import Store
+from gpt_oss_desktop.app.window import MainWindow
+from gpt_oss_desktop.app.worker import EngineApi, EngineHost, EngineWorker
+from gpt_oss_desktop.mlx_model.engine import Engine, EngineError
+from gpt_oss_desktop.mlx_model.events import TextDelta
+from gpt_oss_desktop.mlx_model.loader import LoadOptions, load
+from gpt_oss_desktop.mlx_model.memory import GIB
 
 SUM, COLOUR = EXCHANGES["sum"], EXCHANGES["colour"]
 REPLY_TIMEOUT_MS = 60_000

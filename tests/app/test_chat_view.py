@@ -6,10 +6,10 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QColor, QGuiApplication, QTextDocument
 
-from app.chat_view import RENDER_INTERVAL_MS, ChatView, MessageInput
-from app.markdown_view import MessageView, Segment, render_markdown, split_fences
-from app.theme import LIGHT
-from app.transcript import group_turns
+from gpt_oss_desktop.app.chat_view import RENDER_INTERVAL_MS, ChatView, MessageInput
+from gpt_oss_desktop.app.markdown_view import MessageView, Segment, render_markdown, split_fences
+from gpt_oss_desktop.app.theme import LIGHT
+from gpt_oss_desktop.app.transcript import group_turns
 
 CODE = "def add(a, b):\n    return a + b"
 REPLY = f"Here is **a function**:\n\n```python\n{CODE}\n```\n\nAnd `inline` code."

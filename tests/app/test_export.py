@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from app.export import JSON_FORMAT, chat_json, chat_markdown
-from app.store import Store
-from app.transcript import harmony_messages
+from gpt_oss_desktop.app.export import JSON_FORMAT, chat_json, chat_markdown
+from gpt_oss_desktop.app.store import Store
+from gpt_oss_desktop.app.transcript import harmony_messages
 
 
 def make_chat(tmp_path):

@@ -9,12 +9,12 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QImage, QKeySequence
 from PySide6.QtWidgets import QApplication, QLineEdit, QMessageBox, QWidget
 
-from app.chat_view import MessageBubble
-from app.settings_dialog import SettingsDialog
-from app.sidebar import SEARCH_PAGE
-from app.text_keys import TextKeysFirst
-from app.transcript import group_turns
-from app.window import MINIMUM_SIZE, NARROW_WIDTH
+from gpt_oss_desktop.app.chat_view import MessageBubble
+from gpt_oss_desktop.app.settings_dialog import SettingsDialog
+from gpt_oss_desktop.app.sidebar import SEARCH_PAGE
+from gpt_oss_desktop.app.text_keys import TextKeysFirst
+from gpt_oss_desktop.app.transcript import group_turns
+from gpt_oss_desktop.app.window import MINIMUM_SIZE, NARROW_WIDTH
 
 
 def show(qtbot, widget) -> None:

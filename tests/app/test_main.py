@@ -8,8 +8,8 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QMessageBox
 
-from app import paths
-from app.main import open_store, parse_args
+from gpt_oss_desktop.app import paths
+from gpt_oss_desktop.app.main import open_store, parse_args
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,8 +20,8 @@ def test_the_model_can_be_given_on_the_command_line():
 
 
 def test_python_dash_m_app_is_the_entry_point():
-    result = subprocess.run([sys.executable, "-m", "app", "--help"], cwd=REPO_ROOT, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run([sys.executable, "-m", "gpt_oss_desktop.app", "--help"], cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=120)
     assert result.returncode == 0
     assert "--model PATH_OR_HUB_ID" in result.stdout
 

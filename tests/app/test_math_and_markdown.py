@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from PySide6.QtGui import QColor, QImage, QTextFormat, QTextImageFormat, QTextTable
 
-from app import theme
-from app.chat_view import ChatView
-from app.math_text import MathError, find_math, typeset
-from app.reasoning_panel import ReasoningPanel
-from app.transcript import group_turns
+from gpt_oss_desktop.app import theme
+from gpt_oss_desktop.app.chat_view import ChatView
+from gpt_oss_desktop.app.math_text import MathError, find_math, typeset
+from gpt_oss_desktop.app.reasoning_panel import ReasoningPanel
+from gpt_oss_desktop.app.transcript import group_turns
 
 SCREENSHOT = Path("/tmp/gpt-oss-desktop-math.png")
 REPLY = r"""Euler's identity $e^{i\pi} + 1 = 0$ and \(x = \frac{-b \pm \sqrt{b^2-4ac}}{2a}\). A price of $5 and $10 stays text.

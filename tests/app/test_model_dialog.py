@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QFileDialog, QLabel
 
-import mlx_model
-from app.model_dialog import ModelDialog
-from mlx_model import hub
-from mlx_model.loader import LoadOptions
+from gpt_oss_desktop import mlx_model
+from gpt_oss_desktop.app.model_dialog import ModelDialog
+from gpt_oss_desktop.mlx_model import hub
+from gpt_oss_desktop.mlx_model.loader import LoadOptions
 
 REPO = "openai/gpt-oss-20b"
 GIB = 1024**3

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
-from app.models import CATALOGUE, offer
-from mlx_model import GIB, LoadOptions, memory, memory_summary, plan_load  # memory: the figures a plan is made of
+from gpt_oss_desktop.app.models import CATALOGUE, offer
+from gpt_oss_desktop.mlx_model import (  # memory: the figures a plan is made of
+    GIB,
+    LoadOptions,
+    memory,
+    memory_summary,
+    plan_load,
+)
 
 GB = 1000**3
 

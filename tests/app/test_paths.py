@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QCoreApplication, QStandardPaths
 
-from app import paths as app_paths
-from app.settings import configure_application
-from mlx_model import hub, paths
-from mlx_model.cli import main as chat_main
+from gpt_oss_desktop.app import paths as app_paths
+from gpt_oss_desktop.app.settings import configure_application
+from gpt_oss_desktop.mlx_model import hub, paths
+from gpt_oss_desktop.mlx_model.cli import main as chat_main
 
 
 def test_the_terminal_chat_downloads_into_the_apps_models_folder(data_dir, monkeypatch):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.recorder import ReplyRecorder
-from app.store import Store, StoreError
+from gpt_oss_desktop.app.recorder import ReplyRecorder
+from gpt_oss_desktop.app.store import Store, StoreError
 
 
 class Clock:

@@ -16,12 +16,12 @@ from types import SimpleNamespace
 import pytest
 from PySide6.QtCore import QCoreApplication, QEvent
 
-from app.session import ChatSession
-from app.settings import Key
-from app.settings_dialog import SettingsDialog
-from app.window import MainWindow
-from app.worker import EngineApi, EngineHost, EngineWorker
-from mlx_model import GIB, ExpertPaging, LoadOptions, LoadPlan, MemoryEstimate, plan_load
+from gpt_oss_desktop.app.session import ChatSession
+from gpt_oss_desktop.app.settings import Key
+from gpt_oss_desktop.app.settings_dialog import SettingsDialog
+from gpt_oss_desktop.app.window import MainWindow
+from gpt_oss_desktop.app.worker import EngineApi, EngineHost, EngineWorker
+from gpt_oss_desktop.mlx_model import GIB, ExpertPaging, LoadOptions, LoadPlan, MemoryEstimate, plan_load
 
 PAGED = LoadOptions(dense_bits=8, expert_budget_bytes=GIB)
 

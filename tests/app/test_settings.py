@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import QCoreApplication, QSettings
 
-from app.settings import APPLICATION_NAME, Key, Settings, configure_application
-from mlx_model import SamplingSettings
-from mlx_model.loader import LoadOptions
-from mlx_model.memory import GIB
+from gpt_oss_desktop.app.settings import APPLICATION_NAME, Key, Settings, configure_application
+from gpt_oss_desktop.mlx_model import SamplingSettings
+from gpt_oss_desktop.mlx_model.loader import LoadOptions
+from gpt_oss_desktop.mlx_model.memory import GIB
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import Key
-from app.settings_dialog import SettingsDialog
-from mlx_model import format_bytes, memory
-from mlx_model.loader import LoadOptions
-from mlx_model.memory import GIB
+from gpt_oss_desktop.app.settings import Key
+from gpt_oss_desktop.app.settings_dialog import SettingsDialog
+from gpt_oss_desktop.mlx_model import format_bytes, memory
+from gpt_oss_desktop.mlx_model.loader import LoadOptions
+from gpt_oss_desktop.mlx_model.memory import GIB
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ import datetime as dt
 
 from PySide6.QtCore import Qt
 
-from app.reasoning_panel import EXPLANATION, TITLE, ReasoningPanel
-from app.reasoning_toggle import ReasoningToggle
-from app.sidebar import SEARCH_DELAY_MS, ConversationSidebar, when
-from app.transcript import group_turns
+from gpt_oss_desktop.app.reasoning_panel import EXPLANATION, TITLE, ReasoningPanel
+from gpt_oss_desktop.app.reasoning_toggle import ReasoningToggle
+from gpt_oss_desktop.app.sidebar import SEARCH_DELAY_MS, ConversationSidebar, when
+from gpt_oss_desktop.app.transcript import group_turns
 
 
 def make_sidebar(qtbot, store):

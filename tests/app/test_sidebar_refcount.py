@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from app.sidebar import ID_ROLE, ConversationSidebar
+from gpt_oss_desktop.app.sidebar import ID_ROLE, ConversationSidebar
 
 CHATS = 3000
 REFRESHES = 40

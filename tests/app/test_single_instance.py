@@ -11,13 +11,13 @@ import sys
 import textwrap
 from pathlib import Path
 
-from app.single_instance import LOCK_NAME, SingleInstance
+from gpt_oss_desktop.app.single_instance import LOCK_NAME, SingleInstance
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _environment(data_dir: Path) -> dict[str, str]:
-    from mlx_model.paths import DATA_DIR_ENV
+    from gpt_oss_desktop.mlx_model.paths import DATA_DIR_ENV
 
     return {**os.environ, DATA_DIR_ENV: str(data_dir), "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(REPO_ROOT)}
 
@@ -28,7 +28,7 @@ def _python(code: str, data_dir: Path, **kwargs) -> subprocess.Popen:
         import os, signal, sys, time
         from pathlib import Path
         from PySide6.QtCore import QCoreApplication
-        from app.single_instance import SingleInstance
+        from gpt_oss_desktop.app.single_instance import SingleInstance
         app = QCoreApplication([])
         instance = SingleInstance(Path({str(data_dir)!r}))
         assert instance.acquire()
@@ -47,7 +47,7 @@ def test_a_second_launch_hands_its_model_to_the_running_window_and_quits(qtbot, 
     model.mkdir(parents=True)
     try:
         with qtbot.waitSignal(instance.arguments_received, timeout=60_000) as received:
-            second = subprocess.Popen([sys.executable, "-m", "app", "--model", "not-a-model"],
+            second = subprocess.Popen([sys.executable, "-m", "gpt_oss_desktop.app", "--model", "not-a-model"],
                                       env=_environment(data_dir), cwd=model.parent,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         _out, err = second.communicate(timeout=60)
@@ -74,7 +74,7 @@ def test_a_lock_left_by_a_killed_app_is_taken_over(qtbot, data_dir):
             later = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
                 from pathlib import Path
                 from PySide6.QtCore import QCoreApplication
-                from app.single_instance import SingleInstance
+                from gpt_oss_desktop.app.single_instance import SingleInstance
                 app = QCoreApplication([])
                 later = SingleInstance(Path({str(data_dir)!r}))
                 print(later.acquire(), later.hand_over({{"model": "openai/gpt-oss-20b"}}), flush=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.status_bar import StatusBar
+from gpt_oss_desktop.app.status_bar import StatusBar
 
 
 def test_a_kernel_warning_is_shown_beside_the_model(qapp) -> None:

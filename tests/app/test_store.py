@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from app import migrations
-from app.store import DEFAULT_TITLE, Store, StoreError, _explain
+from gpt_oss_desktop.app import migrations
+from gpt_oss_desktop.app.store import DEFAULT_TITLE, Store, StoreError, _explain
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -185,8 +185,8 @@ def test_errors_name_the_file_and_the_remedy(tmp_path):
 CHILD = textwrap.dedent(
     """
     import sqlite3, sys, time
-    from app.recorder import ReplyRecorder
-    from app.store import Store
+    from gpt_oss_desktop.app.recorder import ReplyRecorder
+    from gpt_oss_desktop.app.store import Store
 
     store = Store(sys.argv[1])
     chat = store.create_conversation()

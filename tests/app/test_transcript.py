@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from openai_harmony import Message
 
-from app.store import Store
-from app.transcript import chat_for, group_turns, harmony_messages, title_from_text
-from mlx_model import Chat
+from gpt_oss_desktop.app.store import Store
+from gpt_oss_desktop.app.transcript import chat_for, group_turns, harmony_messages, title_from_text
+from gpt_oss_desktop.mlx_model import Chat
 
 
 @pytest.fixture

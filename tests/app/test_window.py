@@ -8,8 +8,8 @@ from pathlib import Path
 from PySide6.QtGui import QAction, QColor, QKeySequence
 from PySide6.QtWidgets import QMessageBox
 
-from app import theme
-from app.window import MainWindow
+from gpt_oss_desktop.app import theme
+from gpt_oss_desktop.app.window import MainWindow
 
 SCREENSHOT = Path("/tmp/gpt-oss-desktop-window.png")
 
@@ -76,7 +76,7 @@ def test_the_reasoning_level_is_kept_per_chat_and_shown_for_the_next_reply(windo
 
 
 def test_a_new_chat_starts_at_the_default_level_and_keeps_a_level_chosen_before_its_first_message(window, settings):
-    from app.settings import Key
+    from gpt_oss_desktop.app.settings import Key
 
     settings.set_value(Key.DEFAULT_REASONING, "low")
     window.session.new_conversation()

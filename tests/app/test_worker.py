@@ -14,10 +14,10 @@ from types import SimpleNamespace
 
 from PySide6.QtCore import QThread
 
-from app.worker import EngineApi, EngineHost, EngineWorker
-from mlx_model import Chat, ExpertPaging, SamplingSettings
-from mlx_model.events import Done, MessageStart, Stats, TextDelta
-from mlx_model.loader import LoadOptions
+from gpt_oss_desktop.app.worker import EngineApi, EngineHost, EngineWorker
+from gpt_oss_desktop.mlx_model import Chat, ExpertPaging, SamplingSettings
+from gpt_oss_desktop.mlx_model.events import Done, MessageStart, Stats, TextDelta
+from gpt_oss_desktop.mlx_model.loader import LoadOptions
 
 
 class DoubleError(Exception):

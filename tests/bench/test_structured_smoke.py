@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from mlx_model.checkpoint_writer import write_random_checkpoint
+from gpt_oss_desktop.mlx_model.checkpoint_writer import write_random_checkpoint
 
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "structured.py"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from support.harmony_model import EXCHANGES, START_DATE
 
-from mlx_model.cli import main
-from mlx_model.memory import experts_bytes
+from gpt_oss_desktop.mlx_model.cli import main
+from gpt_oss_desktop.mlx_model.memory import experts_bytes
 
 
 def chat(model: Path, *args: str, stdin: str = "") -> tuple[int, str, str]:
@@ -103,8 +103,8 @@ def test_ctrl_c_at_the_idle_prompt_exits_quietly(harmony_model_dir: Path) -> Non
 
 
 def test_json_keeps_non_ascii_text_as_it_is() -> None:
-    from mlx_model.cli import _Printer
-    from mlx_model.events import TextDelta
+    from gpt_oss_desktop.mlx_model.cli import _Printer
+    from gpt_oss_desktop.mlx_model.events import TextDelta
 
     out = io.StringIO()
     _Printer(out, io.StringIO(), as_json=True, raw=False, colour=False).event(TextDelta("final", "Café → 日本"))

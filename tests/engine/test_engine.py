@@ -18,16 +18,16 @@ from support.harmony_model import (
     WEATHER_TOOL,
 )
 
-from mlx_model import ExpertPaging
-from mlx_model.chat import Chat
-from mlx_model.engine import Engine, EngineError
-from mlx_model.events import Done, MessageDone, MessageStart, Stats, TextDelta, ToolCall
-from mlx_model.forward import ForwardPass
-from mlx_model.harmony import text_of
-from mlx_model.loader import LoadOptions, load
-from mlx_model.memory import resident_bytes
-from mlx_model.prompt_cache import PromptCache
-from mlx_model.sampling import SamplingSettings
+from gpt_oss_desktop.mlx_model import ExpertPaging
+from gpt_oss_desktop.mlx_model.chat import Chat
+from gpt_oss_desktop.mlx_model.engine import Engine, EngineError
+from gpt_oss_desktop.mlx_model.events import Done, MessageDone, MessageStart, Stats, TextDelta, ToolCall
+from gpt_oss_desktop.mlx_model.forward import ForwardPass
+from gpt_oss_desktop.mlx_model.harmony import text_of
+from gpt_oss_desktop.mlx_model.loader import LoadOptions, load
+from gpt_oss_desktop.mlx_model.memory import resident_bytes
+from gpt_oss_desktop.mlx_model.prompt_cache import PromptCache
+from gpt_oss_desktop.mlx_model.sampling import SamplingSettings
 
 GREEDY = SamplingSettings(temperature=0, max_new_tokens=80)
 

@@ -10,9 +10,9 @@ import mlx.core as mx
 import pytest
 from support.harmony_model import EXCHANGES, START_DATE, WEATHER_QUESTION, WEATHER_RESULT, WEATHER_TOOL
 
-import mlx_model.prompt
-from mlx_model import Chat, Done, Engine, SamplingSettings, Stats, assistant_message, text_of
-from mlx_model.harmony import drop_completed_chain_of_thought, render_for_completion
+from gpt_oss_desktop.mlx_model import Chat, Done, Engine, SamplingSettings, Stats, assistant_message, text_of
+from gpt_oss_desktop.mlx_model import prompt as prompt_module
+from gpt_oss_desktop.mlx_model.harmony import drop_completed_chain_of_thought, render_for_completion
 
 GREEDY = SamplingSettings(temperature=0, max_new_tokens=80)
 
@@ -58,13 +58,13 @@ def test_every_prompt_of_a_rendered_chat_equals_rendering_that_chat(engine: Engi
 
 def test_a_reply_renders_each_message_once(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     rendered: list[str] = []
-    real = mlx_model.prompt.render_message
+    real = prompt_module.render_message
 
     def counting(message, *args, **kwargs):
         rendered.append(message["role"])
         return real(message, *args, **kwargs)
 
-    monkeypatch.setattr(mlx_model.prompt, "render_message", counting)
+    monkeypatch.setattr(prompt_module, "render_message", counting)
     chat = Chat(start_date=START_DATE, instructions="Be brief.")
     for exchange in (EXCHANGES["sum"], EXCHANGES["colour"]):
         chat.add_user(exchange.question)

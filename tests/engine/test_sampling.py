@@ -6,7 +6,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from mlx_model.sampling import Sampler, SamplingSettings
+from gpt_oss_desktop.mlx_model.sampling import Sampler, SamplingSettings
 
 LOGITS = mx.array([1.0, 3.0, 2.9, -1.0, 0.5])
 

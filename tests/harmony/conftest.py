@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from openai_harmony import HarmonyEncoding, HarmonyEncodingName, load_harmony_encoding
 
-from mlx_model.tokenizer import Tokenizer, load_tokenizer
+from gpt_oss_desktop.mlx_model.tokenizer import Tokenizer, load_tokenizer
 
 
 @pytest.fixture(scope="session")

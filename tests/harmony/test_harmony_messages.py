@@ -15,7 +15,7 @@ from openai_harmony import (
     SystemContent,
 )
 
-from mlx_model.harmony import (
+from gpt_oss_desktop.mlx_model.harmony import (
     assistant_message,
     developer_message,
     system_message,

@@ -11,9 +11,9 @@ import pytest
 from harmony_corpus import conversations
 from openai_harmony import HarmonyEncoding, Message, Role
 
-from mlx_model.events import MessageDone, MessageStart, ParseWarning, TextDelta, ToolCall
-from mlx_model.harmony import HarmonyParseError, StreamParser, parse_completion, text_of
-from mlx_model.tokenizer import Tokenizer
+from gpt_oss_desktop.mlx_model.events import MessageDone, MessageStart, ParseWarning, TextDelta, ToolCall
+from gpt_oss_desktop.mlx_model.harmony import HarmonyParseError, StreamParser, parse_completion, text_of
+from gpt_oss_desktop.mlx_model.tokenizer import Tokenizer
 
 TokenSource = Callable[[HarmonyEncoding, Tokenizer], list[int]]
 

@@ -17,13 +17,13 @@ from openai_harmony import (
     SystemContent,
 )
 
-from mlx_model.harmony import (
+from gpt_oss_desktop.mlx_model.harmony import (
     assistant_message,
     drop_completed_chain_of_thought,
     render_for_completion,
     user_message,
 )
-from mlx_model.tokenizer import Tokenizer
+from gpt_oss_desktop.mlx_model.tokenizer import Tokenizer
 
 CORPUS = conversations()
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from metal.emulator import MetalKernel
-from mlx_model.kernels.metal_kernels import MetalKernels
+from gpt_oss_desktop.metal.emulator import MetalKernel
+from gpt_oss_desktop.mlx_model.kernels.metal_kernels import MetalKernels
 
 
 def all_schedules(**kernel_args: Any):

@@ -8,7 +8,7 @@ from typing import Any
 import mlx.core as mx
 import numpy as np
 
-from mlx_model.kernels.layout import ExpertWeights
+from gpt_oss_desktop.mlx_model.kernels.layout import ExpertWeights
 
 # Largest allowed |kernel - reference|, as a fraction of the largest |reference| value. float32:
 # the kernels and MLX sum in different orders (measured: at most 9.3e-7). bfloat16: the kernels

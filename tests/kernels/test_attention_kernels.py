@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from kernel_inputs import as_float32, assert_close, normal
 
-from mlx_model.kernels import reference
-from mlx_model.kernels.metal_kernels import DECODE_ATTENTION_MAX_QUERIES, MetalKernels
+from gpt_oss_desktop.mlx_model.kernels import reference
+from gpt_oss_desktop.mlx_model.kernels.metal_kernels import DECODE_ATTENTION_MAX_QUERIES, MetalKernels
 
 
 def attention_inputs(rng: np.random.Generator, batch: int, heads: int, kv_heads: int, queries: int, keys: int,

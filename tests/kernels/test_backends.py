@@ -8,8 +8,8 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from mlx_model import kernels, load
-from mlx_model.checkpoint_writer import write_random_checkpoint
+from gpt_oss_desktop.mlx_model import kernels, load
+from gpt_oss_desktop.mlx_model.checkpoint_writer import write_random_checkpoint
 
 
 @pytest.mark.skipif(mx.metal.is_available(), reason="this machine has Metal")

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 from kernel_inputs import normal, random_experts
 
-from metal.emulator import MetalKernel
-from metal.emulator.signature import verbose_listing
-from mlx_model.kernels.metal_kernels import MetalKernels
+from gpt_oss_desktop.metal.emulator import MetalKernel
+from gpt_oss_desktop.metal.emulator.signature import verbose_listing
+from gpt_oss_desktop.mlx_model.kernels.metal_kernels import MetalKernels
 
 ENTRY_MARKER = "=== metal path: "
 SWIGLU = dict(swiglu_limit=7.0, swiglu_alpha=1.702)

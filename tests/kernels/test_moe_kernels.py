@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from kernel_inputs import as_float32, assert_close, normal, random_experts
 
-from mlx_model.kernels import reference
-from mlx_model.kernels.metal_kernels import GROUPED_MOE_MIN_TOKENS, MetalKernels
+from gpt_oss_desktop.mlx_model.kernels import reference
+from gpt_oss_desktop.mlx_model.kernels.metal_kernels import GROUPED_MOE_MIN_TOKENS, MetalKernels
 
 SWIGLU = dict(swiglu_limit=7.0, swiglu_alpha=1.702)  # gpt-oss's
 
@@ -117,8 +117,8 @@ def test_mxfp4_scales_are_exact_powers_of_two_without_a_denormal() -> None:
     """Every E8M0 byte gives 2^(s - 113) (overflowing to inf from 241), s = 0 included: the
     scale-0 group's products are exact, where the former 2^-127 · 2^14 route read as zero once
     denormals are flushed (the emulator flushes them, as Apple GPUs may)."""
-    from metal.emulator import MetalKernel
-    from mlx_model.kernels.metal_kernels import _read
+    from gpt_oss_desktop.metal.emulator import MetalKernel
+    from gpt_oss_desktop.mlx_model.kernels.metal_kernels import _read
 
     kernel = MetalKernel(name="mxfp4_scales", input_names=["in_x", "words", "denormal_bits"],
                          output_names=["scales", "zero_group", "through_denormal"],

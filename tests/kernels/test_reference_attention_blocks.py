@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from kernel_inputs import normal
 
-from mlx_model.kernels import reference
+from gpt_oss_desktop.mlx_model.kernels import reference
 
 
 def unblocked(q: mx.array, k: mx.array, v: mx.array, sinks: mx.array, window: int | None) -> mx.array:

@@ -11,11 +11,11 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from metal.emulator import MetalKernel
-from mlx_model import cli
-from mlx_model import kernels as kernel_api
-from mlx_model.kernels import kernel_check, reference
-from mlx_model.kernels.metal_kernels import MetalKernels, _read
+from gpt_oss_desktop.metal.emulator import MetalKernel
+from gpt_oss_desktop.mlx_model import cli
+from gpt_oss_desktop.mlx_model import kernels as kernel_api
+from gpt_oss_desktop.mlx_model.kernels import kernel_check, reference
+from gpt_oss_desktop.mlx_model.kernels.metal_kernels import MetalKernels, _read
 
 # Wrong numbers (the bias subtracted) and a kernel that does not compile.
 BREAKS = {
@@ -116,7 +116,7 @@ def test_the_load_runs_the_check_and_reports_replaced_kernels(
 ) -> None:
     """Engine.load on the custom kernels (the emulator, as Metal cannot run here) checks them
     first: ModelInfo.kernel_check says which were replaced, and the data folder keeps it."""
-    from mlx_model import DATA_DIR_ENV, Engine
+    from gpt_oss_desktop.mlx_model import DATA_DIR_ENV, Engine
 
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
     monkeypatch.setenv("GPT_OSS_KERNELS", "emulator")

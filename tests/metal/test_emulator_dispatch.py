@@ -7,7 +7,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from metal.emulator import DispatchError, MetalKernel
+from gpt_oss_desktop.metal.emulator import DispatchError, MetalKernel
 
 POSITIONS = MetalKernel(
     name="emu_positions",

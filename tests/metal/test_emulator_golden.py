@@ -19,8 +19,8 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from metal.emulator import MetalCompileError, MetalKernel
-from metal.emulator.signature import verbose_listing
+from gpt_oss_desktop.metal.emulator import MetalCompileError, MetalKernel
+from gpt_oss_desktop.metal.emulator.signature import verbose_listing
 
 CASE_MARKER = "=== golden case: "
 

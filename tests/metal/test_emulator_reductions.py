@@ -6,7 +6,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from metal.emulator import MetalKernel
+from gpt_oss_desktop.metal.emulator import MetalKernel
 
 ROW_SUM = MetalKernel(
     name="emu_row_sum",

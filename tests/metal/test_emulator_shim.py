@@ -10,7 +10,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from metal.emulator import MetalKernel
+from gpt_oss_desktop.metal.emulator import MetalKernel
 
 HEADER = """
 // MXFP4: an E2M1 nibble becomes a half by placing its bits (as MLX's fp4.h does).

@@ -7,7 +7,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from metal.emulator import KernelExecutionError, MetalKernel
+from gpt_oss_desktop.metal.emulator import KernelExecutionError, MetalKernel
 
 # One SIMD-group per 8x8 tile of c = a · b (+ c0), from device memory, in element type T with
 # an accumulator of type Acc. With TRANSPOSED_B, b arrives as [N, K] and is loaded transposed;

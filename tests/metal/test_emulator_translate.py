@@ -5,9 +5,9 @@ from __future__ import annotations
 import mlx.core as mx
 import pytest
 
-from metal.emulator import UnsupportedConstruct
-from metal.emulator.signature import InputLayout, generate
-from metal.emulator.translate import rewrite_threadgroup_declarations, strip_comments, translate
+from gpt_oss_desktop.metal.emulator import UnsupportedConstruct
+from gpt_oss_desktop.metal.emulator.signature import InputLayout, generate
+from gpt_oss_desktop.metal.emulator.translate import rewrite_threadgroup_declarations, strip_comments, translate
 
 
 def test_comments_are_blanked_but_lines_and_strings_stay():

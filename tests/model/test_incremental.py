@@ -8,8 +8,8 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from mlx_model import load
-from mlx_model.cache import FullCache, WindowCache
+from gpt_oss_desktop.mlx_model import load
+from gpt_oss_desktop.mlx_model.cache import FullCache, WindowCache
 
 
 @pytest.mark.parametrize("chunks", [[1] * 40, [30, 1, 9], [7, 16, 1, 1, 15], [40]])

@@ -8,11 +8,11 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from mlx_model import ModelFolderError, load
-from mlx_model.forward import ForwardPass
-from mlx_model.loader import LoadOptions
-from mlx_model.offload import MappedEmbedding, PagedExperts
-from mlx_model.prompt_cache import PromptCache
+from gpt_oss_desktop.mlx_model import ModelFolderError, load
+from gpt_oss_desktop.mlx_model.forward import ForwardPass
+from gpt_oss_desktop.mlx_model.loader import LoadOptions
+from gpt_oss_desktop.mlx_model.offload import MappedEmbedding, PagedExperts
+from gpt_oss_desktop.mlx_model.prompt_cache import PromptCache
 
 RESIDENT = LoadOptions(embedding="resident")
 

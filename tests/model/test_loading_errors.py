@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mlx_model import ModelFolderError, load
-from mlx_model.checkpoint_writer import tiny_config, write_random_checkpoint
+from gpt_oss_desktop.mlx_model import ModelFolderError, load
+from gpt_oss_desktop.mlx_model.checkpoint_writer import tiny_config, write_random_checkpoint
 
 
 @pytest.fixture()

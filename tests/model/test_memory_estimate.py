@@ -8,10 +8,10 @@ from pathlib import Path
 import mlx.core as mx
 import pytest
 
-from mlx_model import load, memory
-from mlx_model.checkpoint_writer import write_sparse_checkpoint
-from mlx_model.config import PUBLISHED
-from mlx_model.loader import LoadOptions
+from gpt_oss_desktop.mlx_model import load, memory
+from gpt_oss_desktop.mlx_model.checkpoint_writer import write_sparse_checkpoint
+from gpt_oss_desktop.mlx_model.config import PUBLISHED
+from gpt_oss_desktop.mlx_model.loader import LoadOptions
 
 GIB = 1024**3
 # The published checkpoints' total_size (model.safetensors.index.json): ../shared/reference.

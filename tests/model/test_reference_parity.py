@@ -9,8 +9,8 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from mlx_model import load
-from mlx_model.config import ModelConfig
+from gpt_oss_desktop.mlx_model import load
+from gpt_oss_desktop.mlx_model.config import ModelConfig
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

@@ -8,8 +8,8 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from mlx_model.config import ModelConfig, YarnScaling, yarn_inverse_frequencies
-from mlx_model.model import YarnRoPE
+from gpt_oss_desktop.mlx_model.config import ModelConfig, YarnScaling, yarn_inverse_frequencies
+from gpt_oss_desktop.mlx_model.model import YarnRoPE
 
 torch = pytest.importorskip("torch")
 

@@ -13,8 +13,8 @@ import openai
 import pytest
 from support.harmony_model import START_DATE
 
-from mlx_model.engine import Engine
-from mlx_model.server import EngineThread, ResponseStore, RunningServer, ServerSettings, create_app
+from gpt_oss_desktop.mlx_model.engine import Engine
+from gpt_oss_desktop.mlx_model.server import EngineThread, ResponseStore, RunningServer, ServerSettings, create_app
 
 API_KEY = "test-key"
 MODEL_ID = "tiny-harmony"

@@ -10,7 +10,7 @@ import openai
 from conftest import MODEL_ID, Served
 from support.harmony_model import EXCHANGES, LEVELS
 
-from mlx_model.events import Done
+from gpt_oss_desktop.mlx_model.events import Done
 
 
 def test_eight_concurrent_clients_get_their_own_answers(served: Served) -> None:

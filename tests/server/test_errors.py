@@ -9,7 +9,7 @@ import openai
 import pytest
 from conftest import API_KEY, MODEL_ID, Served
 
-from mlx_model.server import check_exposure, is_loopback
+from gpt_oss_desktop.mlx_model.server import check_exposure, is_loopback
 
 
 def post(served: Served, path: str, content: bytes | str, key: str = API_KEY) -> httpx.Response:

@@ -7,9 +7,9 @@ from pathlib import Path
 import mlx.core as mx
 import pytest
 
-from mlx_model.checkpoint_writer import write_random_checkpoint
-from mlx_model.engine import Engine
-from mlx_model.tokenizer import Tokenizer, load_tokenizer
+from gpt_oss_desktop.mlx_model.checkpoint_writer import write_random_checkpoint
+from gpt_oss_desktop.mlx_model.engine import Engine
+from gpt_oss_desktop.mlx_model.tokenizer import Tokenizer, load_tokenizer
 
 
 @pytest.fixture(scope="session")

@@ -11,12 +11,12 @@ import jsonschema
 import pytest
 from structured_corpus import CORPUS, UNBOUNDED
 
-from mlx_model.chat import Chat
-from mlx_model.engine import Engine
-from mlx_model.events import Done, MessageStart, TextDelta, ToolCall
-from mlx_model.harmony import parse_completion, text_of
-from mlx_model.sampling import SamplingSettings
-from mlx_model.structured import ResponseFormat
+from gpt_oss_desktop.mlx_model.chat import Chat
+from gpt_oss_desktop.mlx_model.engine import Engine
+from gpt_oss_desktop.mlx_model.events import Done, MessageStart, TextDelta, ToolCall
+from gpt_oss_desktop.mlx_model.harmony import parse_completion, text_of
+from gpt_oss_desktop.mlx_model.sampling import SamplingSettings
+from gpt_oss_desktop.mlx_model.structured import ResponseFormat
 
 SEEDS = (0, 1, 2)
 BUDGET = 6

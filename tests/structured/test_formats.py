@@ -7,8 +7,13 @@ import pytest
 from openai_harmony import Conversation, HarmonyEncodingName, Message, Role, load_harmony_encoding
 from structured_corpus import CORPUS, UNBOUNDED
 
-from mlx_model.harmony import developer_message, render_for_completion, system_message, user_message
-from mlx_model.structured import ResponseFormat, StructuredOutputError, check_schema, with_response_format
+from gpt_oss_desktop.mlx_model.harmony import developer_message, render_for_completion, system_message, user_message
+from gpt_oss_desktop.mlx_model.structured import (
+    ResponseFormat,
+    StructuredOutputError,
+    check_schema,
+    with_response_format,
+)
 
 SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"], "additionalProperties": False}
 

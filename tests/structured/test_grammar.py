@@ -9,10 +9,10 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from mlx_model.structured import ResponseFormat, StructuredOutputError
-from mlx_model.structured.bitmask import allocate, allowed_ids, apply
-from mlx_model.structured.grammar import GRAMMAR_END, compile_format, fill, grammar_tokenizer
-from mlx_model.tokenizer import MODEL_VOCAB_SIZE
+from gpt_oss_desktop.mlx_model.structured import ResponseFormat, StructuredOutputError
+from gpt_oss_desktop.mlx_model.structured.bitmask import allocate, allowed_ids, apply
+from gpt_oss_desktop.mlx_model.structured.grammar import GRAMMAR_END, compile_format, fill, grammar_tokenizer
+from gpt_oss_desktop.mlx_model.tokenizer import MODEL_VOCAB_SIZE
 
 VOCAB = MODEL_VOCAB_SIZE
 

@@ -31,9 +31,9 @@ from openai_harmony import (
     load_harmony_encoding,
 )
 
-from mlx_model import load
-from mlx_model.loader import LoadOptions
-from mlx_model.checkpoint_writer import save_model, tiny_config, write_random_checkpoint
+from gpt_oss_desktop.mlx_model import load
+from gpt_oss_desktop.mlx_model.loader import LoadOptions
+from gpt_oss_desktop.mlx_model.checkpoint_writer import save_model, tiny_config, write_random_checkpoint
 
 START_DATE = "2026-11-23"
 WEATHER_TOOL = {

@@ -21,7 +21,7 @@ from openai_harmony import (
     ToolDescription,
 )
 
-from mlx_model.tools import Toolbox
+from gpt_oss_desktop.mlx_model.tools import Toolbox
 
 from .harmony_model import START_DATE, models_cache_root, trained_model, training_sequences
 

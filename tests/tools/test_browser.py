@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from fpdf import FPDF
 
-from mlx_model.tools import Toolbox
-from mlx_model.tools.browser.page import Page, render_display, wrap_lines
+from gpt_oss_desktop.mlx_model.tools import Toolbox
+from gpt_oss_desktop.mlx_model.tools.browser.page import Page, render_display, wrap_lines
 
 LAUNCH = """# Launch checklist
 
@@ -120,7 +120,7 @@ def test_scrolling_a_long_page_and_the_view_window(toolbox: Toolbox, library: Pa
     end, last = int(bar.group(1)), int(bar.group(2))
     assert last == len(wrap_lines("\nURL: x\n" + LONG)) - 1 and 10 < end < last
     shown = "\n".join(first.split("\n")[3:])
-    from mlx_model.tokenizer import load_tokenizer
+    from gpt_oss_desktop.mlx_model.tokenizer import load_tokenizer
 
     tokens = len(load_tokenizer(None).encode(shown))
     assert 1024 <= tokens < 1024 + 40  # about 1024 tokens, rounded up to a whole line

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mlx_model.tools import McpConfigError, Toolbox, load_mcp_config
+from gpt_oss_desktop.mlx_model.tools import McpConfigError, Toolbox, load_mcp_config
 
 SERVER = textwrap.dedent('''
     import os, sys, time

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mlx_model.tools import Limits, Toolbox
-from mlx_model.tools.python_kernel import NO_OUTPUT
+from gpt_oss_desktop.mlx_model.tools import Limits, Toolbox
+from gpt_oss_desktop.mlx_model.tools.python_kernel import NO_OUTPUT
 
 HAS_SANDBOX = shutil.which("bwrap") is not None if sys.platform.startswith("linux") else sys.platform == "darwin"
 pytestmark = [

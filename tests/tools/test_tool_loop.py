@@ -20,7 +20,7 @@ from support.tool_model import (
     trained_tool_model,
 )
 
-from mlx_model import (
+from gpt_oss_desktop.mlx_model import (
     ApprovalRequest,
     Chat,
     Done,
@@ -124,7 +124,7 @@ def test_the_terminal_chat_runs_tools_and_shows_their_results(tmp_path, monkeypa
     shows a broken call answered with an error reply rather than a crash."""
     import io
 
-    from mlx_model.cli import main
+    from gpt_oss_desktop.mlx_model.cli import main
 
     monkeypatch.setenv("GPT_OSS_DESKTOP_DATA_DIR", str(tmp_path))
     out, err = io.StringIO(), io.StringIO()

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import mlx_model
+from gpt_oss_desktop import mlx_model
 
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 
 
 def data_dir() -> Path:
-    """mlx_model.data_dir(), created if missing."""
+    """gpt_oss_desktop.mlx_model.data_dir(), created if missing."""
     folder = mlx_model.data_dir()
     folder.mkdir(parents=True, exist_ok=True)
     return folder

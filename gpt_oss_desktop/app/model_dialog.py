@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mlx_model import (
+from gpt_oss_desktop.mlx_model import (
     DownloadPlan,
     HubError,
     LoadOptions,

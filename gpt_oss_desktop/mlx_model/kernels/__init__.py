@@ -40,7 +40,7 @@ def _custom_kernels(backend: str) -> MetalKernels:
     """The custom kernels built by one factory; kept so each kernel compiles once per process."""
     if backend == "metal":
         return MetalKernels(mx.fast.metal_kernel)
-    from metal.emulator import MetalKernel
+    from gpt_oss_desktop.metal.emulator import MetalKernel
 
     return MetalKernels(MetalKernel)
 
@@ -72,7 +72,7 @@ def self_check(
         return None
     kernels = kernels or _implementation(backend)  # type: ignore[assignment]
     if cache is None:
-        from mlx_model import paths
+        from gpt_oss_desktop.mlx_model import paths
 
         cache = paths.data_dir() / CACHE_FILE
     return check_with_cache(kernels, backend, cache)  # type: ignore[arg-type]

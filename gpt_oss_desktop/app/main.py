@@ -12,7 +12,7 @@ from pathlib import Path
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from mlx_model import models_dir
+from gpt_oss_desktop.mlx_model import models_dir
 
 from . import paths, theme
 from .session import ChatSession

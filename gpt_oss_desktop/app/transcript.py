@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlx_model import Chat
+from gpt_oss_desktop.mlx_model import Chat
 
 from .store import ConversationRecord, MessageRecord
 

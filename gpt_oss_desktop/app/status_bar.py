@@ -8,7 +8,7 @@ from typing import Any
 
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QWidget
 
-from mlx_model import ExpertPaging, format_bytes
+from gpt_oss_desktop.mlx_model import ExpertPaging, format_bytes
 
 _EMPTY = "—"
 

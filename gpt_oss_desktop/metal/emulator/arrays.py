@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import mlx.core as mx
 import numpy as np
 
-from metal.emulator.errors import UnsupportedConstruct
+from gpt_oss_desktop.metal.emulator.errors import UnsupportedConstruct
 
 # bfloat16 travels as its bit pattern; numpy has no bfloat16.
 _HOST_DTYPES: dict[mx.Dtype, np.dtype] = {

@@ -114,7 +114,7 @@ KERNEL_SOURCES: tuple[_KernelSource, ...] = (
 
 
 def _read(file: str) -> str:
-    return (resources.files("metal") / file).read_text(encoding="utf-8")
+    return (resources.files("gpt_oss_desktop.metal") / file).read_text(encoding="utf-8")
 
 
 class MetalKernels:

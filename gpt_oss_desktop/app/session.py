@@ -19,7 +19,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from mlx_model import (
+from gpt_oss_desktop.mlx_model import (
     Chat,
     Done,
     ExpertPaging,

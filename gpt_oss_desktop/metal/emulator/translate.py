@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from metal.emulator.errors import UnsupportedConstruct
-from metal.emulator.signature import GeneratedKernel
+from gpt_oss_desktop.metal.emulator.errors import UnsupportedConstruct
+from gpt_oss_desktop.metal.emulator.signature import GeneratedKernel
 
 # Constructs the shim does not implement, and why the kernel is rejected.
 _UNSUPPORTED: tuple[tuple[re.Pattern[str], str], ...] = (

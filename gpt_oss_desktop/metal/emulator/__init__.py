@@ -3,7 +3,7 @@
 See metal/README.md for what it supports and how to use it.
 """
 
-from metal.emulator.errors import (
+from gpt_oss_desktop.metal.emulator.errors import (
     DispatchError,
     KernelExecutionError,
     MetalCompileError,
@@ -11,7 +11,7 @@ from metal.emulator.errors import (
     ScheduleDisagreement,
     UnsupportedConstruct,
 )
-from metal.emulator.runner import ALL_SCHEDULES, MetalKernel
+from gpt_oss_desktop.metal.emulator.runner import ALL_SCHEDULES, MetalKernel
 
 __all__ = [
     "ALL_SCHEDULES",

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mlx_model import HubError, LoadOptions, format_bytes, plan_load, resolve_model
+from gpt_oss_desktop.mlx_model import HubError, LoadOptions, format_bytes, plan_load, resolve_model
 
 from .chat_view import LEVEL_NAMES
 from .session import display_name

@@ -12,7 +12,7 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QCoreApplication, QSettings
 
-from mlx_model import APPLICATION_NAME, GIB, LoadOptions, SamplingSettings
+from gpt_oss_desktop.mlx_model import APPLICATION_NAME, GIB, LoadOptions, SamplingSettings
 
 APPLICATION_DISPLAY_NAME = "gpt-oss"
 # macOS keeps the preferences in ~/Library/Preferences/local.gpt-oss.gpt-oss-desktop.plist. No

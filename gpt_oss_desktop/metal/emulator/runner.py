@@ -16,22 +16,22 @@ from typing import Any, Sequence
 import mlx.core as mx
 import numpy as np
 
-from metal.emulator import arrays, build, runtime
-from metal.emulator.errors import (
+from gpt_oss_desktop.metal.emulator import arrays, build, runtime
+from gpt_oss_desktop.metal.emulator.errors import (
     DispatchError,
     KernelExecutionError,
     MetalCompileError,
     ScheduleDisagreement,
 )
-from metal.emulator.runtime import Schedule
-from metal.emulator.signature import (
+from gpt_oss_desktop.metal.emulator.runtime import Schedule
+from gpt_oss_desktop.metal.emulator.signature import (
     GeneratedKernel,
     InputLayout,
     TemplateValue,
     generate,
     verbose_listing,
 )
-from metal.emulator.translate import translate
+from gpt_oss_desktop.metal.emulator.translate import translate
 
 MAX_THREADS_PER_THREADGROUP = 1024
 

@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from metal.emulator.errors import MetalCompileError
+from gpt_oss_desktop.metal.emulator.errors import MetalCompileError
 
 SHIM_DIR = Path(__file__).parent / "shim"
 

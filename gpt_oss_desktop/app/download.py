@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-import mlx_model
+from gpt_oss_desktop import mlx_model
 
 from .threads import start_in_thread, stop_thread
 

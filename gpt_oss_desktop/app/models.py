@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mlx_model import PUBLISHED, LoadOptions, LoadPlan, ModelConfig, plan_load
+from gpt_oss_desktop.mlx_model import PUBLISHED, LoadOptions, LoadPlan, ModelConfig, plan_load
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from mlx_model import Chat, LoadOptions, SamplingSettings, Stats
+from gpt_oss_desktop.mlx_model import Chat, LoadOptions, SamplingSettings, Stats
 
 from .threads import start_in_thread, stop_thread
 
@@ -32,7 +32,7 @@ class EngineApi(NamedTuple):
 
 
 def mlx_engine_api() -> EngineApi:
-    from mlx_model import Engine, EngineError
+    from gpt_oss_desktop.mlx_model import Engine, EngineError
 
     return EngineApi(Engine.load, EngineError)
 

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mlx_model import LoadOptions, LoadPlan, NotDownloadedError, memory_summary, total_memory_bytes
+from gpt_oss_desktop.mlx_model import LoadOptions, LoadPlan, NotDownloadedError, memory_summary, total_memory_bytes
 
 from . import theme
 from .chat_view import LEVEL_NAMES, ChatView
