@@ -45,6 +45,8 @@ def _attention_inputs(queries: int, keys: int, dtype: mx.Dtype) -> tuple:
 # Every kernel, in both dtypes where the source is templated on them.
 ENTRY_POINTS: dict[str, Callable[[MetalKernels], mx.array]] = {
     "moe_decode_bf16": lambda k: k.moe_decode(*_moe_inputs(3, mx.bfloat16), **SWIGLU),
+    "moe_few_tokens_bf16": lambda k: k.moe_few_tokens(*_moe_inputs(5, mx.bfloat16), **SWIGLU),
+    "moe_few_tokens_f32": lambda k: k.moe_few_tokens(*_moe_inputs(2, mx.float32), **SWIGLU),
     "moe_grouped_f32": lambda k: k.moe_grouped(*_moe_inputs(40, mx.float32), **SWIGLU),
     "attention_decode_split_bf16": lambda k: k.attention_decode(
         *_attention_inputs(1, 70, mx.bfloat16), scale=0.25, window=None, keys_per_split=16

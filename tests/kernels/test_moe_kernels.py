@@ -52,6 +52,52 @@ def test_decode_gemvs_match_reference(emulated: MetalKernels, case: str) -> None
     check_against_reference(emulated.moe_decode, *DECODE_CASES[case], seed=len(case))
 
 
+# Token counts that fill 1, 2, 8 and 32 of the few-token kernels' per-expert register slots
+# (MAX_TOKENS 2, 8, 32, 32) and chunks that end partway (1056 = 33 · 32 values).
+FEW_TOKEN_CASES = {
+    "2-tokens": (8, 64, 64, 2, 4, mx.float32),
+    "5-tokens-bf16": (8, 64, 64, 5, 4, mx.bfloat16),
+    "17-tokens-top2-odd-sizes": (6, 96, 160, 17, 2, mx.float32),
+    "31-tokens-top3-partial-chunk": (5, 1056, 96, 31, 3, mx.float32),
+    "31-tokens-bf16-many-experts": (32, 64, 96, 31, 4, mx.bfloat16),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FEW_TOKEN_CASES))
+def test_few_token_gemvs_match_reference(emulated: MetalKernels, case: str) -> None:
+    check_against_reference(emulated.moe_few_tokens, *FEW_TOKEN_CASES[case], seed=len(case))
+
+
+def test_few_token_gemvs_with_experts_of_zero_one_and_many_tokens(emulated: MetalKernels) -> None:
+    """Expert 0 chosen by every token, expert 1 by one, 2 and 6 by none; 12 experts for 5
+    tokens, so some of the grid's slots stay unused and must return without writing."""
+    rng = np.random.default_rng(11)
+    experts = random_experts(rng, 12, 96, 64, mx.float32, spread=6.0)
+    x, _, weights = routed_tokens(rng, 5, 96, 12, 3, mx.float32)
+    indices = mx.array([[0, 1, 3], [4, 0, 5], [0, 7, 8], [9, 10, 0], [11, 0, 3]], mx.uint32)
+    counts = np.bincount(np.array(indices).ravel(), minlength=12)
+    assert counts[0] == 5 and counts[1] == 1 and counts[2] == counts[6] == 0
+    ours = emulated.moe_few_tokens(x, indices, weights, experts, **SWIGLU)
+    assert_close(ours, reference.moe(x, indices, weights, experts, **SWIGLU), mx.float32)
+
+
+def test_an_expert_with_more_pairs_than_its_registers_runs_in_passes(emulated: MetalKernels) -> None:
+    """A token naming one expert twice (not what a router does, but valid input) gives an expert
+    more pairs than there are tokens: 3 tokens (4 register slots) and 6 pairs of expert 2."""
+    rng = np.random.default_rng(12)
+    experts = random_experts(rng, 4, 64, 64, mx.float32, spread=6.0)
+    x, _, weights = routed_tokens(rng, 3, 64, 4, 2, mx.float32)
+    indices = mx.array([[2, 2], [2, 2], [2, 2]], mx.uint32)
+    ours = emulated.moe_few_tokens(x, indices, weights, experts, **SWIGLU)
+    assert_close(ours, reference.moe(x, indices, weights, experts, **SWIGLU), mx.float32)
+
+
+@pytest.mark.slow
+def test_few_token_gemvs_at_gpt_oss_sizes(emulated: MetalKernels) -> None:
+    """H = I = 2880 (2I = 5760), 17 tokens on 4 experts (every expert has several tokens)."""
+    check_against_reference(emulated.moe_few_tokens, 4, 2880, 2880, 17, 2, mx.bfloat16, seed=4)
+
+
 GROUPED_CASES = {
     "tiny-300-tokens-many-tiles-per-expert": (8, 64, 64, 300, 4, mx.float32),
     "few-tokens-most-experts-unused": (16, 96, 64, 3, 4, mx.bfloat16),
@@ -85,12 +131,12 @@ def test_clamp_is_exercised() -> None:
 def test_moe_takes_gemvs_for_decode_and_gemms_for_prefill(monkeypatch: pytest.MonkeyPatch) -> None:
     kernels = MetalKernels(lambda **_: pytest.fail("no kernel should be built"))
     taken: list[str] = []
-    monkeypatch.setattr(kernels, "moe_decode", lambda x, *_, **__: taken.append("decode"))
-    monkeypatch.setattr(kernels, "moe_grouped", lambda x, *_, **__: taken.append("grouped"))
-    for tokens in (1, GROUPED_MOE_MIN_TOKENS - 1, GROUPED_MOE_MIN_TOKENS, 500):
+    for entry in ("moe_decode", "moe_few_tokens", "moe_grouped"):
+        monkeypatch.setattr(kernels, entry, lambda x, *_, entry=entry, **__: taken.append(entry))
+    for tokens in (1, 2, GROUPED_MOE_MIN_TOKENS - 1, GROUPED_MOE_MIN_TOKENS, 500):
         indices = mx.zeros((tokens, 4), mx.uint32)
         kernels.moe(mx.zeros((tokens, 64)), indices, mx.zeros((tokens, 4)), None, **SWIGLU)
-    assert taken == ["decode", "decode", "grouped", "grouped"]
+    assert taken == ["moe_decode", "moe_few_tokens", "moe_few_tokens", "moe_grouped", "moe_grouped"]
 
 
 def test_sizes_that_are_not_whole_mxfp4_groups_are_refused(emulated: MetalKernels) -> None:

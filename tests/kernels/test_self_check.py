@@ -3,6 +3,7 @@ kernel fails, is replaced by its MLX twin, and the verdict is cached per machine
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -54,7 +55,7 @@ def test_a_broken_kernel_fails_and_its_twin_takes_over(tmp_path: Path, on_a_mac:
     assert kernels.replaced == frozenset(check.replaced)
 
     # The entry points the model calls now give the twins' answers for those two.
-    args, swiglu = kernel_check._moe_case(3)(np.random.default_rng(1))
+    args, swiglu = kernel_check._moe_case(1)(np.random.default_rng(1))  # one token: moe_decode
     np.testing.assert_array_equal(np.array(kernels.moe(*args, **swiglu)), np.array(reference.moe(*args, **swiglu)))
     args, options = kernel_check._attention_case(12, 20, 8)(np.random.default_rng(1))
     np.testing.assert_array_equal(np.array(kernels.attention(*args, **options)),
@@ -127,3 +128,41 @@ def test_the_load_runs_the_check_and_reports_replaced_kernels(
     assert check is not None and set(check.replaced) == {"moe_decode", "attention_prefill"}
     assert broken.replaced == frozenset(check.replaced)
     assert check.key in json.loads((tmp_path / kernel_check.CACHE_FILE).read_text())
+
+
+def test_a_twin_that_raises_is_a_recorded_failure_not_a_failed_load(
+    tmp_path: Path, on_a_mac: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An MLX twin that throws (say, an MLX without an op it needs) cannot judge its kernel: the
+    check records the failure naming the twin, keeps that kernel (its twin could not stand in
+    for it), and still checks and replaces the others."""
+
+    def moe_twin_without_mxfp4(*args, **kwargs):
+        raise ValueError("[gather_qmm] mode mxfp4 is not supported")
+
+    checks = tuple(
+        dataclasses.replace(check, twin=moe_twin_without_mxfp4) if check.name == "moe_grouped" else check
+        for check in kernel_check.CHECKS
+    )
+    monkeypatch.setattr(kernel_check, "CHECKS", checks)
+    kernels = MetalKernels(MetalKernel, read_source=broken_source)
+    check = kernel_api.self_check("metal", kernels=kernels, cache=tmp_path / "kernel-check.json")
+
+    verdict = {v.kernel: v for v in check.verdicts}["moe_grouped"]
+    assert not verdict.passed and verdict.twin_failed
+    assert verdict.error == (
+        "its MLX twin test_self_check.moe_twin_without_mxfp4 raised ValueError: "
+        "[gather_qmm] mode mxfp4 is not supported"
+    )
+    assert "FAIL" in verdict.line() and "moe_twin_without_mxfp4 raised ValueError" in verdict.line()
+    assert check.unchecked == ("moe_grouped",)
+    assert set(check.replaced) == {"moe_decode", "attention_prefill"} == set(kernels.replaced)
+    assert "moe_grouped could not be checked (its MLX twin" in check.warning()
+    assert "failed for moe_decode, attention_prefill" in check.warning()
+
+    # The kernel whose twin is broken keeps running; cached, the verdict says the same.
+    args, swiglu = kernel_check._moe_case(40)(np.random.default_rng(2))
+    assert np.isfinite(np.array(kernels.moe(*args, **swiglu))).all()
+    again = kernel_api.self_check("metal", kernels=MetalKernels(MetalKernel, read_source=broken_source),
+                                  cache=tmp_path / "kernel-check.json")
+    assert again.cached and again.unchecked == ("moe_grouped",) and again.replaced == check.replaced

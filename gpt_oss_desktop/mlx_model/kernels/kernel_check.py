@@ -32,7 +32,9 @@ SWIGLU = dict(swiglu_limit=7.0, swiglu_alpha=1.702)
 @dataclass(frozen=True)
 class KernelVerdict:
     """One kernel's check: `error` says why it failed (a compile error, an exception, too far
-    from its twin); `max_error` is relative to the twin's largest value."""
+    from its twin); `max_error` is relative to the twin's largest value. `twin_failed`: the MLX
+    twin itself raised, so the kernel could not be checked; it stays in use (its twin cannot
+    stand in for it) and the failure is reported."""
 
     kernel: str
     passed: bool
@@ -41,6 +43,7 @@ class KernelVerdict:
     kernel_seconds: float
     twin_seconds: float
     error: str = ""
+    twin_failed: bool = False
 
     def line(self) -> str:
         verdict = "pass" if self.passed else "FAIL"
@@ -59,14 +62,31 @@ class KernelCheck:
 
     @property
     def replaced(self) -> tuple[str, ...]:
-        return tuple(v.kernel for v in self.verdicts if not v.passed)
+        return replaced_kernels(self.verdicts)
+
+    @property
+    def unchecked(self) -> tuple[str, ...]:
+        """Kernels whose MLX twin raised during the check: still in use, not verified."""
+        return tuple(v.kernel for v in self.verdicts if v.twin_failed)
 
     def warning(self) -> str | None:
-        """A one-line warning naming the kernels replaced by their twins, or None."""
-        if not self.replaced:
+        """A one-line warning naming the kernels replaced by their twins and those that could
+        not be checked, or None."""
+        parts = []
+        if self.replaced:
+            parts.append(f"kernel self-check failed for {', '.join(self.replaced)}: running MLX's own "
+                         "ops for them instead (slower, still correct)")
+        for verdict in self.verdicts:
+            if verdict.twin_failed:
+                parts.append(f"{verdict.kernel} could not be checked ({verdict.error}); it runs unchecked")
+        if not parts:
             return None
-        return (f"kernel self-check failed for {', '.join(self.replaced)}: running MLX's own ops for "
-                "them instead (slower, still correct); `gpt-oss-chat --check-kernels` shows details")
+        return "; ".join(parts) + "; `gpt-oss-chat --check-kernels` shows details"
+
+
+def replaced_kernels(verdicts: tuple[KernelVerdict, ...]) -> tuple[str, ...]:
+    """The kernels to run as their twins: those that failed against a twin that works."""
+    return tuple(v.kernel for v in verdicts if not v.passed and not v.twin_failed)
 
 
 def _experts(rng: np.random.Generator, experts: int, hidden: int, intermediate: int) -> ExpertWeights:
@@ -117,6 +137,7 @@ class _Check:
 
 CHECKS: tuple[_Check, ...] = (
     _Check("moe_decode", _moe_case(3), lambda k, a, kw: k.moe_decode(*a, **kw), reference.moe),
+    _Check("moe_few_tokens", _moe_case(5), lambda k, a, kw: k.moe_few_tokens(*a, **kw), reference.moe),
     _Check("moe_grouped", _moe_case(40), lambda k, a, kw: k.moe_grouped(*a, **kw), reference.moe),
     # 40 keys in runs of 16: three splits, so attention_decode_combine runs too.
     _Check("attention_decode", _attention_case(1, 40, None),
@@ -134,15 +155,23 @@ def _timed(function: Callable[[], mx.array]) -> tuple[mx.array, float]:
     return result, time.perf_counter() - start
 
 
+def _described(error: Exception) -> str:
+    return " ".join(f"{type(error).__name__}: {error}".split())[:300]
+
+
 def _verdict(check: _Check, kernels: MetalKernels, seed: int) -> KernelVerdict:
     args, keywords = check.inputs(np.random.default_rng(seed))
-    expected, twin_seconds = _timed(lambda: check.twin(*args, **keywords))
+    try:
+        expected, twin_seconds = _timed(lambda: check.twin(*args, **keywords))
+    except Exception as error:  # the reference is broken: say so, and keep the kernel
+        twin = f"{check.twin.__module__.rsplit('.', 1)[-1]}.{check.twin.__name__}"
+        return KernelVerdict(check.name, False, math.inf, check.tolerance, 0.0, 0.0,
+                             f"its MLX twin {twin} raised {_described(error)}", twin_failed=True)
     try:
         _timed(lambda: check.run(kernels, args, keywords))  # builds the kernels
         actual, kernel_seconds = _timed(lambda: check.run(kernels, args, keywords))
     except Exception as error:  # a compile error or any other failure replaces the kernel
-        message = " ".join(f"{type(error).__name__}: {error}".split())
-        return KernelVerdict(check.name, False, math.inf, check.tolerance, 0.0, twin_seconds, message[:300])
+        return KernelVerdict(check.name, False, math.inf, check.tolerance, 0.0, twin_seconds, _described(error))
     ours = np.array(actual.astype(mx.float32))
     theirs = np.array(expected.astype(mx.float32))
     scale = max(float(np.abs(theirs).max()), 1e-30)
@@ -204,5 +233,5 @@ def check_with_cache(kernels: MetalKernels, backend: str, cache: Path) -> Kernel
             partial.replace(cache)
         except OSError:
             pass  # an unwritable data folder only means checking again next time
-    kernels.replaced = frozenset(v.kernel for v in verdicts if not v.passed)
+    kernels.replaced = frozenset(replaced_kernels(verdicts))
     return KernelCheck(key, verdicts, cached)

@@ -36,6 +36,7 @@ THREADGROUP_MEMORY_BYTES = 32 * 1024
 _GEMV_THREADS = 256
 _GATE_UP_COLUMNS_PER_THREADGROUP = 8
 _DOWN_ROWS_PER_THREADGROUP = 16
+_FEW_TOKENS_MAX = 32  # moe_few_tokens: the most tokens an expert's registers hold at once
 _GROUPED_THREADS = 128
 _GROUPED_TILE_ROWS = 32  # (token, expert) pairs per tile
 _GROUPED_TILE_OUTPUTS = 64  # weight rows per tile
@@ -73,6 +74,21 @@ _DOWN_DECODE = _KernelSource(
      "hidden_size", "intermediate_size", "top_k"),
     ("out",),
 )
+_GATE_UP_FEW_TOKENS = _KernelSource(
+    "moe_few_tokens_gate_up_swiglu.metal",
+    ("mxfp4.h", "swiglu.h", "moe_few_tokens.h"),
+    ("x", "sorted_pairs", "row_offsets", "active_experts", "gate_up_blocks", "gate_up_scales",
+     "gate_up_bias", "hidden_size", "intermediate_size", "top_k", "experts", "swiglu_limit",
+     "swiglu_alpha"),
+    ("activations",),
+)
+_DOWN_FEW_TOKENS = _KernelSource(
+    "moe_few_tokens_down.metal",
+    ("mxfp4.h", "moe_few_tokens.h"),
+    ("activations", "sorted_pairs", "row_offsets", "active_experts", "routing_weights", "down_blocks",
+     "down_scales", "down_bias", "hidden_size", "intermediate_size", "experts"),
+    ("pair_out",),
+)
 _GATE_UP_GROUPED = _KernelSource(
     "moe_grouped_gate_up_swiglu.metal",
     ("mxfp4.h", "swiglu.h", "moe_grouped.h"),
@@ -108,7 +124,7 @@ _ATTENTION_PREFILL = _KernelSource(
 
 
 KERNEL_SOURCES: tuple[_KernelSource, ...] = (
-    _GATE_UP_DECODE, _DOWN_DECODE, _GATE_UP_GROUPED, _DOWN_GROUPED,
+    _GATE_UP_DECODE, _DOWN_DECODE, _GATE_UP_FEW_TOKENS, _DOWN_FEW_TOKENS, _GATE_UP_GROUPED, _DOWN_GROUPED,
     _ATTENTION_DECODE, _ATTENTION_DECODE_COMBINE, _ATTENTION_PREFILL,
 )
 
@@ -121,7 +137,7 @@ class MetalKernels:
     """`moe` and `attention` with the arguments of `kernels.reference`, on the custom kernels.
 
     `read_source` reads a file of metal/ (the self-check's tests point it at modified copies);
-    `replaced` names the entry points (moe_decode, moe_grouped, attention_decode,
+    `replaced` names the entry points (moe_decode, moe_few_tokens, moe_grouped, attention_decode,
     attention_prefill) that `moe` and `attention` send to their MLX twins instead, because the
     self-check (kernels.kernel_check) found them broken on this machine.
     """
@@ -176,8 +192,13 @@ class MetalKernels:
         swiglu_limit: float,
         swiglu_alpha: float,
     ) -> mx.array:
-        """Per-token GEMVs for decode, grouped GEMMs from GROUPED_MOE_MIN_TOKENS tokens on."""
-        run = self.moe_grouped if x.shape[0] >= GROUPED_MOE_MIN_TOKENS else self.moe_decode
+        """Per-token GEMVs for one token, GEMVs that read each chosen expert's rows once for all
+        its tokens below GROUPED_MOE_MIN_TOKENS, grouped GEMMs from there on."""
+        tokens = x.shape[0]
+        if tokens >= GROUPED_MOE_MIN_TOKENS:
+            run = self.moe_grouped
+        else:
+            run = self.moe_few_tokens if tokens > 1 else self.moe_decode
         if run.__name__ in self.replaced:
             run = reference.moe
         return run(x, indices, weights, experts, swiglu_limit=swiglu_limit, swiglu_alpha=swiglu_alpha)
@@ -233,6 +254,82 @@ class MetalKernels:
             template=[("OutT", x.dtype)],
         )
         return out
+
+    def moe_few_tokens(
+        self,
+        x: mx.array,
+        indices: mx.array,
+        weights: mx.array,
+        experts: ExpertWeights,
+        *,
+        swiglu_limit: float,
+        swiglu_alpha: float,
+    ) -> mx.array:
+        """moe_few_tokens_gate_up_swiglu then moe_few_tokens_down: one threadgroup column per
+        expert that has tokens, so each chosen expert's rows are read once for all its tokens
+        (decode of a few tokens: a short prompt, a tool result, speculative drafts).
+
+        The table of experts with tokens is built with MLX ops (no host sync): the grid has a
+        slot for the most experts P pairs can choose, and unused slots return at once.
+        """
+        tokens, top_k = indices.shape
+        hidden, columns = _check_expert_shapes(x, experts)
+        num_experts = experts.num_experts
+        pairs = tokens * top_k
+        expert_of_pair = indices.flatten().astype(mx.uint32)
+        sorted_pairs = mx.argsort(expert_of_pair).astype(mx.uint32)
+        counts = mx.zeros((num_experts,), mx.int32).at[expert_of_pair].add(1)
+        row_offsets = mx.concatenate([mx.zeros((1,), mx.int32), mx.cumsum(counts)])
+        slots = min(num_experts, pairs)
+        # The experts with pairs in ascending order first (distinct sort keys), then E.
+        expert_ids = mx.arange(num_experts, dtype=mx.int32)
+        order = mx.argsort(mx.where(counts > 0, expert_ids, expert_ids + num_experts))[:slots]
+        active_experts = mx.where(counts[order] > 0, order, num_experts).astype(mx.uint32)
+        grouping = dict(sorted_pairs=sorted_pairs, row_offsets=row_offsets, active_experts=active_experts)
+        # Registers hold (row, token) sums for up to max_tokens tokens an expert; a token's
+        # experts are distinct, so an expert has at most `tokens` of them.
+        max_tokens = min(_FEW_TOKENS_MAX, 1 << (tokens - 1).bit_length())
+        stage = x.dtype if x.dtype in (mx.float16, mx.bfloat16) else mx.float32
+
+        (activations,) = self._run(
+            _GATE_UP_FEW_TOKENS,
+            {
+                "x": x,
+                **grouping,
+                "gate_up_blocks": experts.gate_up_blocks,
+                "gate_up_scales": experts.gate_up_scales,
+                "gate_up_bias": experts.gate_up_bias,
+                "hidden_size": hidden,
+                "intermediate_size": columns,
+                "top_k": top_k,
+                "experts": num_experts,
+                "swiglu_limit": float(swiglu_limit),
+                "swiglu_alpha": float(swiglu_alpha),
+            },
+            {"activations": ((pairs, columns), x.dtype)},
+            grid=(_GEMV_THREADS * (columns // _GATE_UP_COLUMNS_PER_THREADGROUP), slots, 1),
+            threadgroup=(_GEMV_THREADS, 1, 1),
+            template=[("MAX_TOKENS", max_tokens), ("StageT", stage), ("OutT", x.dtype)],
+        )
+        (pair_out,) = self._run(
+            _DOWN_FEW_TOKENS,
+            {
+                "activations": activations,
+                **grouping,
+                "routing_weights": weights.flatten(),
+                "down_blocks": experts.down_blocks,
+                "down_scales": experts.down_scales,
+                "down_bias": experts.down_bias,
+                "hidden_size": hidden,
+                "intermediate_size": columns,
+                "experts": num_experts,
+            },
+            {"pair_out": ((pairs, hidden), mx.float32)},
+            grid=(_GEMV_THREADS * (hidden // _DOWN_ROWS_PER_THREADGROUP), slots, 1),
+            threadgroup=(_GEMV_THREADS, 1, 1),
+            template=[("MAX_TOKENS", max_tokens), ("StageT", stage)],
+        )
+        return pair_out.reshape(tokens, top_k, hidden).sum(axis=1).astype(x.dtype)
 
     def moe_grouped(
         self,
