@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from gpt_oss_desktop.mlx_model import models_dir
 
 from . import paths, theme
+from .model_session import ModelSession
 from .session import ChatSession
 from .settings import Key, Settings, configure_application
 from .single_instance import SingleInstance
@@ -63,7 +64,7 @@ def open_store() -> Store | None:
         return Store(path)
 
 
-def quit_when_loaded(app: QApplication, session: ChatSession) -> None:
+def quit_when_loaded(app: QApplication, model: ModelSession) -> None:
     """--quit-after-load: exit 0 once the model is ready, 1 when it fails. Queued, because a
     folder that fails its checks fails before the event loop runs, where `exit` would be lost."""
 
@@ -71,8 +72,8 @@ def quit_when_loaded(app: QApplication, session: ChatSession) -> None:
         log.log(logging.INFO if code == 0 else logging.ERROR, "%s", message)
         QTimer.singleShot(0, lambda: app.exit(code))
 
-    session.model_loaded.connect(lambda name: finish(0, f"loaded {name}; quitting"))
-    session.model_failed.connect(lambda message: finish(1, message))
+    model.model_loaded.connect(lambda name: finish(0, f"loaded {name}; quitting"))
+    model.model_failed.connect(lambda message: finish(1, message))
 
 
 def launch_request(args: argparse.Namespace) -> dict:
@@ -116,14 +117,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("%d reply(ies) were interrupted when the app last stopped", interrupted)
     settings = Settings()
     engine = EngineHost()
-    session = ChatSession(store, settings, engine, models_dir=models_dir())
+    session = ChatSession(store, settings, engine, ModelSession(settings, engine, models_dir=models_dir()))
     window = MainWindow(session, settings, models_dir())
     window.show()
     instance.arguments_received.connect(window.take_launch)
     last = settings.value(Key.LAST_CONVERSATION)
     session.open_conversation(last if any(c.id == last for c in session.conversations()) else None)
     if args.quit_after_load:
-        quit_when_loaded(app, session)
+        quit_when_loaded(app, session.model)
     model = args.model or settings.value(Key.MODEL)
     if model:
         window.open_model(model)

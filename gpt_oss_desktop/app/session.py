@@ -1,5 +1,6 @@
-"""What the app does, apart from how it looks: the open chat, sending, streaming replies into the
-store, stop, regenerate, edit and resend, reasoning levels, and the model.
+"""The chat flow, apart from how it looks: the open chat, sending, streaming replies into the
+store, stop, regenerate, edit and resend, reasoning levels. Loading the model and measuring it
+are `ModelSession`'s; this asks it whether a model is ready and what the chat takes.
 
 It lives on the GUI thread, talks to the engine only through `EngineHost`, and tells the window
 what changed with signals; the window decides how to show it. The store is the truth: every
@@ -19,26 +20,10 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from gpt_oss_desktop.mlx_model import (
-    Chat,
-    Done,
-    ExpertPaging,
-    HubError,
-    LoadOptions,
-    LoadPlan,
-    MessageDone,
-    MessageStart,
-    NotDownloadedError,
-    ParseWarning,
-    Stats,
-    TextDelta,
-    ToolCall,
-    is_hub_id,
-    plan_load,
-    resolve_model,
-)
+from gpt_oss_desktop.mlx_model import Chat, Done, MessageDone, MessageStart, ParseWarning, Stats, TextDelta, ToolCall
 
 from .export import chat_json, chat_markdown
+from .model_session import ModelSession
 from .recorder import ReplyRecorder
 from .settings import Key, Settings
 from .store import DEFAULT_TITLE, ConversationRecord, SearchHit, Store, StoreError
@@ -46,9 +31,6 @@ from .transcript import Turn, chat_for, group_turns, title_from_text
 from .worker import EngineHost
 
 log = logging.getLogger(__name__)
-
-Planner = Callable[[Path, int | None, LoadOptions | None], LoadPlan]
-"""`mlx_model.plan_load(folder, context_length, manual_options)`."""
 
 TICK_MS = 200
 MAX_TOOL_ROUNDS = 3
@@ -61,11 +43,6 @@ _DONE_DETAIL = {
     "max_tokens": "Stopped at the maximum reply length (Settings › Maximum tokens).",
     "context_full": "The chat fills the model's context. Start a new chat, or raise the context length in Settings.",
 }
-
-
-def display_name(path_or_id: str) -> str:
-    """`gpt-oss-20b` for a Hub id, the folder's name for a path."""
-    return path_or_id.rstrip("/").split("/")[-1] if is_hub_id(path_or_id) else Path(path_or_id).name
 
 
 @dataclass
@@ -114,48 +91,26 @@ class ChatSession(QObject):
     reply_finished = Signal(object)  # the stored Turn, or None
     busy_changed = Signal(bool)
     stats = Signal(object)  # dict of mlx_model.Stats
-    context_measured = Signal(int, int)  # used, limit
-    memory_measured = Signal(object)  # bytes
-    paging_measured = Signal(object)  # mlx_model.ExpertPaging, or None when no expert is paged
-    model_loading = Signal(str, float)
-    model_loaded = Signal(str)  # display name
-    model_failed = Signal(str)
     error = Signal(str)
 
-    def __init__(
-        self,
-        store: Store,
-        settings: Settings,
-        engine: EngineHost,
-        *,
-        models_dir: Path,
-        plan: Planner = plan_load,
-    ) -> None:
+    def __init__(self, store: Store, settings: Settings, engine: EngineHost, model: ModelSession) -> None:
         super().__init__()
         self.store = store
         self.settings = settings
         self.engine = engine
-        self.models_dir = models_dir
-        self.plan = plan
+        self.model = model
         self.current: ConversationRecord | None = None
         self.draft_reasoning_level = settings.default_reasoning()
-        self.model_name: str | None = None
-        self.model_ready = False
-        self.kernel_warning: str | None = None  # see _on_loaded
-        self.load_options = LoadOptions()  # of the model loaded last (or loading now)
         self._reply: _Reply | None = None
         self._last_error = ""
         self._tick = QTimer(self)
         self._tick.setInterval(TICK_MS)
         self._tick.timeout.connect(self._on_tick)
         worker = engine.worker
-        worker.loading.connect(self.model_loading)
-        worker.loaded.connect(self._on_loaded)
-        worker.load_failed.connect(self._on_load_failed)
         worker.event.connect(self._on_event)
         worker.reply_failed.connect(self._on_reply_failed)
         worker.reply_ended.connect(self._on_reply_ended)
-        worker.measured.connect(self._on_measured)
+        model.model_loaded.connect(lambda _name: self._measure())
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -240,7 +195,7 @@ class ChatSession(QObject):
     def send(self, text: str) -> None:
         if self.busy or not text.strip():
             return
-        if not self.model_ready:
+        if not self.model.model_ready:
             self.error.emit("No model is loaded yet. Choose one with File › Choose Model….")
             return
         try:
@@ -248,7 +203,7 @@ class ChatSession(QObject):
                 self.current = self.store.create_conversation(
                     reasoning_level=self.draft_reasoning_level,
                     developer_instructions=self.settings.value(Key.DEVELOPER_INSTRUCTIONS) or None,
-                    model=self.model_name,
+                    model=self.model.model_name,
                     title=title_from_text(text) or DEFAULT_TITLE,
                 )
                 self.settings.set_value(Key.LAST_CONVERSATION, self.current.id)
@@ -300,8 +255,9 @@ class ChatSession(QObject):
         try:
             conversation = self.store.conversation(self.current.id)
             chat = chat_for(conversation, self.store.messages(conversation.id))
-            if self.model_name and conversation.model != self.model_name:
-                self.store.set_model(conversation.id, self.model_name)
+            model_name = self.model.model_name
+            if model_name and conversation.model != model_name:
+                self.store.set_model(conversation.id, model_name)
             recorder = ReplyRecorder(self.store, conversation.id, conversation.reasoning_level)
         except StoreError as error:
             self.error.emit(str(error))
@@ -419,57 +375,11 @@ class ChatSession(QObject):
         if self._reply.recorder.thinking and self._live():
             self.thinking.emit(self._reply.recorder.thinking_seconds())
 
-    # -- the model -----------------------------------------------------------------------------
-
-    def open_model(self, path_or_id: str, confirm: Callable[[LoadPlan], bool]) -> bool:
-        """Resolve and plan a model, then load it on the engine thread with the memory options of
-        Settings › Memory (automatic: the least lossy that fit). Raises `NotDownloadedError`
-        for a Hub id that must be downloaded first; other problems are reported through
-        `model_failed`. `confirm` is asked when the plan does not fit."""
-        try:
-            folder = resolve_model(path_or_id, models_dir=self.models_dir)
-        except NotDownloadedError:
-            raise
-        except HubError as error:
-            self.model_failed.emit(str(error))
-            return False
-        context_length = self.settings.context_length()
-        try:
-            plan = self.plan(folder, context_length, self.settings.load_options())
-        except (OSError, ValueError) as error:
-            self.model_failed.emit(f"Could not read {folder}: {error}")
-            return False
-        if not plan.fits and not confirm(plan):
-            return False
-        options = plan.options
-        self.model_ready = False
-        self.kernel_warning = None
-        self.model_name = display_name(path_or_id)
-        self.load_options = options
-        self.settings.set_value(Key.MODEL, path_or_id)
-        self.model_loading.emit(f"Loading {self.model_name}…", 0.0)
-        self.engine.load(str(folder), context_length, options)
-        return True
-
-    def _on_loaded(self, info: Any) -> None:
-        self.model_ready = True
-        # Custom kernels the load's self-check replaced by MLX's own ops, said in the status bar.
-        check = getattr(info, "kernel_check", None)
-        self.kernel_warning = check.warning() if check else None
-        self.model_loaded.emit(self.model_name or info.name)
-        self._measure()
-
-    def _on_load_failed(self, message: str) -> None:
-        self.model_ready = False
-        self.model_failed.emit(message)
-
-    def _on_measured(self, used: int, limit: int, memory: int, paging: ExpertPaging | None) -> None:
-        self.context_measured.emit(used, limit)
-        self.memory_measured.emit(memory)
-        self.paging_measured.emit(paging)
+    # -- measuring -----------------------------------------------------------------------------
 
     def _measure(self) -> None:
-        if self.model_ready and not self.busy:
+        """Ask the model what the open chat (or the draft) takes of the context."""
+        if self.model.model_ready and not self.busy:
             conversation = self.current
             records = self._guard(lambda: self.store.messages(conversation.id), []) if conversation else []
             if conversation is None:
@@ -477,7 +387,7 @@ class ChatSession(QObject):
                             instructions=self.settings.value(Key.DEVELOPER_INSTRUCTIONS) or None)
             else:
                 chat = chat_for(conversation, records)
-            self.engine.measure(chat)
+            self.model.measure(chat)
 
     # -- errors --------------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 from gpt_oss_desktop.mlx_model import HubError, LoadOptions, format_bytes, plan_load, resolve_model
 
 from .chat_view import LEVEL_NAMES
-from .session import display_name
+from .model_session import display_name
 from .settings import (
     DENSE_BIT_WIDTHS,
     EMBEDDING_PLACES,

@@ -88,6 +88,7 @@ class MainWindow(QMainWindow):
     def __init__(self, session: ChatSession, settings: Settings, models_dir: Path) -> None:
         super().__init__()
         self.session = session
+        self.model = session.model
         self.settings = settings
         self.models_dir = models_dir
         self.setObjectName("MainWindow")
@@ -317,13 +318,14 @@ class MainWindow(QMainWindow):
         session.reply_finished.connect(self._finish_reply)
         session.busy_changed.connect(self._show_busy)
         session.stats.connect(self.status.show_stats)
-        session.context_measured.connect(self.status.show_context)
-        session.memory_measured.connect(self.status.show_memory)
-        session.paging_measured.connect(self.status.show_paging)
-        session.model_loading.connect(self.status.show_loading)
-        session.model_loaded.connect(self._model_loaded)
-        session.model_failed.connect(self._model_failed)
         session.error.connect(self.banner.show_message)
+        model = self.model
+        model.context_measured.connect(self.status.show_context)
+        model.memory_measured.connect(self.status.show_memory)
+        model.paging_measured.connect(self.status.show_paging)
+        model.model_loading.connect(self.status.show_loading)
+        model.model_loaded.connect(self._model_loaded)
+        model.model_failed.connect(self._model_failed)
 
     # -- session → view ------------------------------------------------------------------------
 
@@ -378,7 +380,7 @@ class MainWindow(QMainWindow):
         self.regenerate_action.setEnabled(not busy)
 
     def _model_loaded(self, name: str) -> None:
-        self.status.show_model(name, memory_summary(self.session.load_options), self.session.kernel_warning)
+        self.status.show_model(name, memory_summary(self.model.load_options), self.model.kernel_warning)
         self.chat.composer.input.setPlaceholderText(f"Message {name}")
 
     def _model_failed(self, message: str) -> None:
@@ -404,7 +406,7 @@ class MainWindow(QMainWindow):
 
     def open_model(self, path_or_id: str) -> None:
         try:
-            self.session.open_model(path_or_id, self.confirm_fit)
+            self.model.open_model(path_or_id, self.confirm_fit)
         except NotDownloadedError as missing:
             self.show_model_dialog(first_run=False, preselect=missing.repo_id)
 

@@ -7,6 +7,7 @@ import pytest
 from PySide6.QtCore import QCoreApplication, QEvent, QSettings
 
 from gpt_oss_desktop.app import theme
+from gpt_oss_desktop.app.model_session import ModelSession
 from gpt_oss_desktop.app.session import ChatSession
 from gpt_oss_desktop.app.settings import Settings
 from gpt_oss_desktop.app.store import Store
@@ -38,7 +39,7 @@ def styled(qapp):
 def window(qtbot, store, settings, data_dir):
     """The main window on an engine with no model loaded."""
     engine = EngineHost()
-    session = ChatSession(store, settings, engine, models_dir=data_dir / "models")
+    session = ChatSession(store, settings, engine, ModelSession(settings, engine, models_dir=data_dir / "models"))
     main = MainWindow(session, settings, data_dir / "models")
     qtbot.addWidget(main)
     yield main

@@ -16,6 +16,7 @@ import pytest
 from PySide6.QtCore import QCoreApplication, QEvent, Qt
 from support.harmony_model import EXCHANGES, START_DATE
 
+from gpt_oss_desktop.app.model_session import ModelSession
 from gpt_oss_desktop.app.session import ChatSession
 from gpt_oss_desktop.app.settings import Key
 from gpt_oss_desktop.app.store import Store
@@ -50,10 +51,10 @@ class App:
         self.store = store
         self.closed = False
         self.engine = EngineHost(EngineWorker(api_factory=float32_engine))
-        self.session = ChatSession(store, settings, self.engine, models_dir=models_dir)
+        self.session = ChatSession(store, settings, self.engine, ModelSession(settings, self.engine, models_dir=models_dir))
         self.window = MainWindow(self.session, settings, models_dir)
         self.window.show()
-        with qtbot.waitSignal(self.session.model_loaded, timeout=REPLY_TIMEOUT_MS):
+        with qtbot.waitSignal(self.session.model.model_loaded, timeout=REPLY_TIMEOUT_MS):
             self.window.open_model(str(model_dir))
 
     def open_new_chat(self, level: str) -> int:

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import pytest
 from PySide6.QtCore import QCoreApplication, QEvent
 
+from gpt_oss_desktop.app.model_session import ModelSession
 from gpt_oss_desktop.app.session import ChatSession
 from gpt_oss_desktop.app.settings import Key
 from gpt_oss_desktop.app.settings_dialog import SettingsDialog
@@ -76,12 +77,13 @@ class Harness:
             return LoadedDouble(self.paging)
 
         self.host = EngineHost(EngineWorker(api_factory=lambda: EngineApi(load, RuntimeError)))
-        self.session = ChatSession(store, settings, self.host, models_dir=models_dir, plan=plan)
+        self.model = ModelSession(settings, self.host, models_dir=models_dir, plan=plan)
+        self.session = ChatSession(store, settings, self.host, self.model)
         self.window: MainWindow | None = None
 
     def open(self, folder: Path, confirm=lambda verdict: pytest.fail(f"asked to confirm: {verdict.message}")) -> bool:
-        with self.qtbot.waitSignal(self.session.model_loaded, timeout=10_000):
-            opened = self.session.open_model(str(folder), confirm)
+        with self.qtbot.waitSignal(self.model.model_loaded, timeout=10_000):
+            opened = self.model.open_model(str(folder), confirm)
         return opened
 
     def loaded_options(self) -> list[LoadOptions]:
@@ -112,7 +114,7 @@ def test_automatic_mode_loads_with_what_the_plan_picks(harness, harmony_model_di
     run = harness(plan=plan)
     assert run.open(harmony_model_dir)
     assert plan.calls == [(harmony_model_dir, None, None)], "automatic context and memory: the plan decides both"
-    assert run.loaded_options() == [PAGED] and run.session.load_options == PAGED, "the load uses the plan's options"
+    assert run.loaded_options() == [PAGED] and run.model.load_options == PAGED, "the load uses the plan's options"
     assert [arguments["context_length"] for _, arguments in run.loads] == [None]
 
 
@@ -121,7 +123,7 @@ def test_when_nothing_fits_automatic_mode_asks_first_and_loads_as_published(harn
         plan_load(folder, context, manual), options=LoadOptions(), estimate=MemoryEstimate(10**15, 0, 0)))
     run = harness(plan=plan)
     asked: list[LoadPlan] = []
-    assert not run.session.open_model(str(harmony_model_dir), lambda verdict: asked.append(verdict) or False)
+    assert not run.model.open_model(str(harmony_model_dir), lambda verdict: asked.append(verdict) or False)
     assert len(asked) == 1 and not asked[0].runs and run.loads == []
     assert plan.calls == [(harmony_model_dir, None, None)] and asked[0].options == LoadOptions()
 
@@ -154,15 +156,15 @@ def test_paged_experts_show_their_hit_rate_and_the_model_what_it_gave_up(harness
     run = harness(plan=automatic(PAGED), paging=ExpertPaging(hits=3, misses=1, bytes_read=4096))
     status = open_window(run, settings, data_dir / "models", qtbot).status
     assert status.paging.isHidden()
-    with qtbot.waitSignal(run.session.paging_measured):
+    with qtbot.waitSignal(run.model.paging_measured):
         run.window.open_model(str(harmony_model_dir))
     assert not status.paging.isHidden() and status.paging.text() == "Expert hit rate 75%"
     assert "Read from disk since the load: 4.1 KB (misses: 1)." in status.paging.toolTip()
     assert status.model.text() == f"{harmony_model_dir.name} · 8-bit attention and unembedding, experts paged, 1.0 GiB in memory"
 
     run.paging = None  # reloaded with every expert resident
-    run.session.plan = automatic(LoadOptions())
-    with qtbot.waitSignal(run.session.model_loaded):
+    run.model.plan = automatic(LoadOptions())
+    with qtbot.waitSignal(run.model.model_loaded):
         run.window.open_model(str(harmony_model_dir))
     assert status.model.text() == harmony_model_dir.name
     qtbot.waitUntil(status.paging.isHidden)  # once the new engine's figures arrive
@@ -171,7 +173,7 @@ def test_paged_experts_show_their_hit_rate_and_the_model_what_it_gave_up(harness
 def test_before_any_lookup_the_hit_rate_is_not_made_up(harness, settings, data_dir, qtbot, harmony_model_dir):
     run = harness(plan=automatic(PAGED), paging=ExpertPaging())
     status = open_window(run, settings, data_dir / "models", qtbot).status
-    with qtbot.waitSignal(run.session.paging_measured):
+    with qtbot.waitSignal(run.model.paging_measured):
         run.window.open_model(str(harmony_model_dir))
     assert status.paging.text() == "Expert hit rate —"
 
@@ -190,10 +192,10 @@ def test_changing_a_memory_setting_reloads_the_model_and_an_unchanged_dialog_doe
         return True
 
     monkeypatch.setattr(SettingsDialog, "exec", choose_8_bit)
-    with qtbot.waitSignal(run.session.model_loaded):
+    with qtbot.waitSignal(run.model.model_loaded):
         window.show_settings()
     assert run.loaded_options()[1:] == [LoadOptions(dense_bits=8)]
 
     monkeypatch.setattr(SettingsDialog, "exec", lambda dialog: dialog.accept() or True)
     window.show_settings()
-    assert run.session.model_ready, "a reload would have started (open_model clears model_ready at once)"
+    assert run.model.model_ready, "a reload would have started (open_model clears model_ready at once)"

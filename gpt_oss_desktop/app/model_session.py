@@ -1,0 +1,113 @@
+"""The model, apart from the chat: which one is loaded, loading it with the memory options the
+fit check picked, and the engine's measures (context used, memory in use, expert paging).
+
+It lives on the GUI thread beside `ChatSession`, talks to the engine only through `EngineHost`,
+and tells the window what changed with signals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from gpt_oss_desktop.mlx_model import (
+    Chat,
+    ExpertPaging,
+    HubError,
+    LoadOptions,
+    LoadPlan,
+    NotDownloadedError,
+    is_hub_id,
+    plan_load,
+    resolve_model,
+)
+
+from .settings import Key, Settings
+from .worker import EngineHost
+
+Planner = Callable[[Path, int | None, LoadOptions | None], LoadPlan]
+"""`mlx_model.plan_load(folder, context_length, manual_options)`."""
+
+
+def display_name(path_or_id: str) -> str:
+    """`gpt-oss-20b` for a Hub id, the folder's name for a path."""
+    return path_or_id.rstrip("/").split("/")[-1] if is_hub_id(path_or_id) else Path(path_or_id).name
+
+
+class ModelSession(QObject):
+    model_loading = Signal(str, float)
+    model_loaded = Signal(str)  # display name
+    model_failed = Signal(str)
+    context_measured = Signal(int, int)  # used, limit
+    memory_measured = Signal(object)  # bytes
+    paging_measured = Signal(object)  # mlx_model.ExpertPaging, or None when no expert is paged
+
+    def __init__(self, settings: Settings, engine: EngineHost, *, models_dir: Path, plan: Planner = plan_load) -> None:
+        super().__init__()
+        self.settings = settings
+        self.engine = engine
+        self.models_dir = models_dir
+        self.plan = plan
+        self.model_name: str | None = None
+        self.model_ready = False
+        self.kernel_warning: str | None = None  # see _on_loaded
+        self.load_options = LoadOptions()  # of the model loaded last (or loading now)
+        worker = engine.worker
+        worker.loading.connect(self.model_loading)
+        worker.loaded.connect(self._on_loaded)
+        worker.load_failed.connect(self._on_load_failed)
+        worker.measured.connect(self._on_measured)
+
+    def open_model(self, path_or_id: str, confirm: Callable[[LoadPlan], bool]) -> bool:
+        """Resolve and plan a model, then load it on the engine thread with the memory options of
+        Settings › Memory (automatic: the least lossy that fit). Raises `NotDownloadedError`
+        for a Hub id that must be downloaded first; other problems are reported through
+        `model_failed`. `confirm` is asked when the plan does not fit."""
+        try:
+            folder = resolve_model(path_or_id, models_dir=self.models_dir)
+        except NotDownloadedError:
+            raise
+        except HubError as error:
+            self.model_failed.emit(str(error))
+            return False
+        context_length = self.settings.context_length()
+        try:
+            plan = self.plan(folder, context_length, self.settings.load_options())
+        except (OSError, ValueError) as error:
+            self.model_failed.emit(f"Could not read {folder}: {error}")
+            return False
+        if not plan.fits and not confirm(plan):
+            return False
+        options = plan.options
+        self.model_ready = False
+        self.kernel_warning = None
+        self.model_name = display_name(path_or_id)
+        self.load_options = options
+        self.settings.set_value(Key.MODEL, path_or_id)
+        self.model_loading.emit(f"Loading {self.model_name}…", 0.0)
+        self.engine.load(str(folder), context_length, options)
+        return True
+
+    def measure(self, chat: Chat) -> None:
+        """How much of the context `chat` takes, and the memory in use (the engine ignores it
+        until a model is loaded)."""
+        self.engine.measure(chat)
+
+    def _on_loaded(self, info: Any) -> None:
+        self.model_ready = True
+        # Custom kernels the load's self-check replaced by MLX's own ops, said in the status bar.
+        check = getattr(info, "kernel_check", None)
+        self.kernel_warning = check.warning() if check else None
+        self.model_loaded.emit(self.model_name or info.name)
+
+    def _on_load_failed(self, message: str) -> None:
+        self.model_ready = False
+        self.model_failed.emit(message)
+
+    def _on_measured(self, used: int, limit: int, memory: int, paging: ExpertPaging | None) -> None:
+        self.context_measured.emit(used, limit)
+        self.memory_measured.emit(memory)
+        self.paging_measured.emit(paging)
