@@ -42,6 +42,7 @@ from .structured import (
     StructuredOutputError,
     StructuredPlan,
     StructuredProcessor,
+    ToolChoice,
     with_response_format,
 )
 from .tokenizer import Tokenizer, load_tokenizer
@@ -174,14 +175,17 @@ class Engine:
         return RenderedChat(self.tokenizer, header, chat.messages)
 
     def structured_plan(
-        self, chat: Chat, sampling: SamplingSettings, response_format: ResponseFormat | None = None
+        self, chat: Chat, sampling: SamplingSettings, response_format: ResponseFormat | None = None,
+        tool_choice: ToolChoice = "auto",
     ) -> StructuredPlan | None:
         """What a reply will be held to (compiled and cached per schema), or None for nothing.
 
         Raises StructuredOutputError for a format or strict tool schema that cannot be enforced,
-        so a server can refuse the request before it streams."""
+        or a tool_choice naming no declared tool, so a server can refuse the request before it
+        streams."""
         plan = StructuredPlan.build(
             self.tokenizer, self.config.vocab_size, response_format=response_format, tools=chat.tools,
+            builtin_tools=chat.builtin_tools, tool_choice=tool_choice,
             max_reasoning_tokens=sampling.max_reasoning_tokens,
         )
         return plan if plan.active else None
@@ -257,6 +261,7 @@ class Engine:
         on_token: Callable[[int], None] | None = None,
         logits_processors: Sequence[LogitsProcessor] = (),
         response_format: ResponseFormat | None = None,
+        tool_choice: ToolChoice = "auto",
     ) -> Iterator[Event]:
         """Generate the assistant's next reply as events, ending with Stats and Done.
 
@@ -265,11 +270,12 @@ class Engine:
         first (the terminal's --raw view); `logits_processors` shape every token's logits
         (see decode.LogitsProcessor). With `response_format` the final answer is held to it (the
         reasoning runs free); strict tools (`"strict": true`) hold their calls' arguments;
+        `tool_choice` "required" or a recipient (`"functions.NAME"`) makes the reply a call;
         `sampling.max_reasoning_tokens` bounds the reasoning.
         """
         cancel = cancel or threading.Event()
         try:
-            plan = self.structured_plan(chat, sampling, response_format)
+            plan = self.structured_plan(chat, sampling, response_format, tool_choice)
         except StructuredOutputError as exc:
             yield Done("error", str(exc))
             return

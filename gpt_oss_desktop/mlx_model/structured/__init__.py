@@ -3,7 +3,7 @@ strict tool-call arguments, with the chain of thought left free (see decoder.py)
 
 from .decoder import StructuredDecoder, StructuredProcessor
 from .formats import ResponseFormat, StructuredOutputError, response_formats_section
-from .plan import StructuredPlan
+from .plan import StructuredPlan, ToolChoice
 from .prompt import with_response_format
 from .schema import check_schema
 
@@ -13,6 +13,7 @@ __all__ = [
     "StructuredOutputError",
     "StructuredPlan",
     "StructuredProcessor",
+    "ToolChoice",
     "check_schema",
     "response_formats_section",
     "with_response_format",

@@ -11,8 +11,6 @@ from __future__ import annotations
 import mlx.core as mx
 import numpy as np
 
-_BITS = mx.arange(32, dtype=mx.int32)
-
 
 def allocate(n_vocab: int) -> np.ndarray:
     return np.zeros((n_vocab + 31) // 32, dtype=np.int32)
@@ -46,7 +44,9 @@ def allowed_count(mask: np.ndarray) -> int:
 
 
 def apply(logits: mx.array, mask: np.ndarray) -> mx.array:
-    """`logits` ([vocab]) with every token the mask forbids at -inf (lazy, on the device)."""
-    bits = (mx.array(mask)[:, None] >> _BITS) & 1
+    """`logits` ([vocab]) with every token the mask forbids at -inf (lazy, on the device).
+    Every array is made here, on the caller's thread: MLX streams belong to the thread that made
+    them, and the server decodes on an engine thread of its own."""
+    bits = (mx.array(mask)[:, None] >> mx.arange(32, dtype=mx.int32)) & 1
     allowed = bits.reshape(-1)[: logits.shape[-1]].astype(mx.bool_)
     return mx.where(allowed, logits, mx.array(-mx.inf, dtype=logits.dtype))

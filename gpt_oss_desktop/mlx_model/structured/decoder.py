@@ -3,10 +3,13 @@ token is sampled, which tokens may come next (None: any).
 
 Only three places are held: the final answer's content (to the response format, ending in
 `<|return|>`), a strict tool call's arguments (to its parameters, ending in `<|call|>`), and
-message headers where a recipient or the final header must be written. The chain of thought,
-preambles and every other header run free, so the model's own reasoning is untouched. When the
-reasoning budget is spent, or the model ends a message before its answer while a format is set,
-the controller writes the final header itself.
+message headers, where a recipient must be a declared tool (functions and the built-in browser
+and python), the final header must come when a format is set and a call when one is required
+(`tool_choice`). The chain of thought and preambles run free, so the model's own reasoning is
+untouched; the only tokens taken from them are stops the reply may not take yet (`<|return|>`
+before the answer, `<|call|>` outside a call). When the reasoning budget is spent, or the model
+ends a message before its answer while a format is set, the controller writes the final header
+(or, with a call required, the next header's start) itself.
 """
 
 from __future__ import annotations
@@ -90,9 +93,9 @@ class StructuredDecoder:
         self._answer_header_next = False  # the next header must be the answer's (or a call's)
         self.reasoning_tokens = 0
         self.budget_spent = False
-        if plan.arguments:
-            self._header_region = _Region(plan.header_grammar(with_role=False, after_reasoning=False), None,
-                                          plan.tokenizer)
+        if plan.holds_headers:
+            self._header_region = self._header_held(with_role=False, after_reasoning=False)
+        self._check_budget()  # a budget of 0: the answer (or call) comes first
 
     # -- sampling side -----------------------------------------------------------------------
 
@@ -103,8 +106,23 @@ class StructuredDecoder:
             return only(self._mask, self._forced[0])
         region = self._content if self._state is _State.CONTENT else self._header_region
         if region is None:
-            return None
+            return self._free_mask()
         region.fill(self._mask)
+        return self._mask
+
+    def _free_mask(self) -> np.ndarray | None:
+        """Free text: any token but a stop the reply may not take here (a call's free content,
+        python code, may not end the turn; the reasoning may not end it before its answer or call)."""
+        ids = self._ids
+        if self._in_call:
+            stops = (ids.return_,)
+        elif self.plan.must_write and not self._answering:
+            stops = (ids.return_, ids.call)
+        else:
+            return None
+        self._mask[:] = -1
+        for token_id in stops:
+            forbid(self._mask, token_id)
         return self._mask
 
     def unfinished(self) -> str | None:
@@ -112,6 +130,9 @@ class StructuredDecoder:
         short), else None."""
         if self._content is not None and self._state is _State.CONTENT:
             return f"the reply stopped inside its constrained part ({self._content.grammar.what}): it is incomplete"
+        if self.plan.must_write and not self._answering and not self._in_call:
+            wanted = "required tool call" if self.plan.call_required else "answer"
+            return f"the reply stopped before its {wanted}: it is incomplete"
         return None
 
     # -- tracking side -----------------------------------------------------------------------
@@ -137,7 +158,7 @@ class StructuredDecoder:
             self._open_message()
         elif token_id in (ids.end, ids.return_, ids.call):
             self._header_region = None
-            self._state = _State.BETWEEN
+            self._message_ended(token_id)
         else:
             self._header.append(token_id)
 
@@ -162,9 +183,12 @@ class StructuredDecoder:
         if token_id not in (ids.end, ids.return_, ids.call):
             return
         self._content = None
+        self._message_ended(token_id)
+
+    def _message_ended(self, token_id: int) -> None:
         self._state = _State.BETWEEN
         self._in_call = False
-        if token_id == ids.end and not self._answering and self.plan.answer is not None and not self._forced:
+        if token_id == self._ids.end and not self._answering and self.plan.must_write and not self._forced:
             self._open_answer_after_reasoning()
 
     def _between_token(self, token_id: int) -> None:
@@ -176,13 +200,16 @@ class StructuredDecoder:
         if self._forced:
             return
         after_reasoning, self._answer_header_next = self._answer_header_next, False
-        if after_reasoning or self.plan.arguments:
-            grammar = self.plan.header_grammar(with_role=True, after_reasoning=after_reasoning)
-            self._header_region = _Region(grammar, None, self.plan.tokenizer)
+        if after_reasoning or self.plan.holds_headers:
+            self._header_region = self._header_held(with_role=True, after_reasoning=after_reasoning)
+
+    def _header_held(self, *, with_role: bool, after_reasoning: bool) -> _Region:
+        grammar = self.plan.header_grammar(with_role=with_role, after_reasoning=after_reasoning)
+        return _Region(grammar, None, self.plan.tokenizer)
 
     def _open_answer_after_reasoning(self) -> None:
         """A message before the answer ended: the next one is the answer (or, with tools, a call)."""
-        if self.plan.recipients:
+        if self.plan.holds_headers:
             self._forced.append(self._ids.start)
             self._answer_header_next = True
         else:
@@ -190,17 +217,27 @@ class StructuredDecoder:
 
     def _check_budget(self) -> None:
         budget = self.plan.max_reasoning_tokens
-        if budget is None or self._answering or self._in_call or self._forced or self.reasoning_tokens < budget:
+        if (budget is None or self.budget_spent or self._answering or self._in_call or self._forced
+                or self.reasoning_tokens < budget):
             return
         self.budget_spent = True
-        self._header_region = None
         self._answer_header_next = False
         ids = self._ids
+        at_header_start = self._state is _State.HEADER and not self._header
+        if self.plan.call_required:  # the next header is held to a call
+            if at_header_start:
+                self._header_region = self._header_held(with_role=not self._role_known, after_reasoning=True)
+                return
+            self._header_region = None
+            self._forced.extend([ids.start] if self._state is _State.BETWEEN else [ids.end, ids.start])
+            self._answer_header_next = True
+            return
+        self._header_region = None
         final = ids.final_header()
         if self._state is _State.BETWEEN:
             self._forced.extend(final)
-        elif self._state is _State.HEADER and not self._role_known and not self._header:
-            self._forced.extend(final[1:])  # right after <|start|>
+        elif at_header_start:  # right after <|start|>, or at the reply's start (after <|start|>assistant)
+            self._forced.extend(final[1:] if not self._role_known else final[1 + len(ids.assistant):])
         else:
             self._forced.extend([ids.end, *final])
 
