@@ -160,6 +160,8 @@ class _Api:
             raise ApiError(500, f"generation failed: {getattr(event, 'message', 'no reply')}", kind="server_error")
         if isinstance(event, Done) and event.reason == "context_full":
             raise context_exceeded(event.detail)
+        if isinstance(event, Done) and event.reason == "error":  # refused before any token: the
+            raise bad_request(event.detail)  # format or a strict tool cannot be enforced
         return event
 
     def _count_tokens(self, text: str) -> int:
@@ -215,7 +217,8 @@ class _Api:
         conversation = responses_api.conversation_for(items, parsed, start_date, self.store)
         settings = sampling(body, ("max_output_tokens",), self.engine.info.context_limit)
         builder = responses_api.ResponseBuilder(parsed, self.settings.model_id, self._count_tokens)
-        stream = self._generate(Generation(conversation, settings))
+        stream = self._generate(Generation(conversation, settings, response_format=parsed.response_format,
+                                           tool_choice=parsed.choice.engine))
         first = await self._first_event(request, stream)
 
         def finish() -> list[dict[str, Any]]:
@@ -256,7 +259,8 @@ class _Api:
         conversation = chat_api.conversation_for(parsed, self.settings.start_date(), self.store)
         settings = sampling(body, ("max_completion_tokens", "max_tokens"), self.engine.info.context_limit)
         builder = chat_api.CompletionBuilder(self.settings.model_id, self._count_tokens)
-        stream = self._generate(Generation(conversation, settings))
+        stream = self._generate(Generation(conversation, settings, response_format=parsed.response_format,
+                                           tool_choice=parsed.choice.engine))
         first = await self._first_event(request, stream)
 
         if not parsed.stream:

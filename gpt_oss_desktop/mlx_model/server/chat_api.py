@@ -16,15 +16,17 @@ from typing import Any
 from ..chat import Chat
 from ..events import Event
 from ..harmony import assistant_message, user_message
+from ..structured import ResponseFormat
 from .errors import bad_request
 from .fields import Fields
 from .prompting import (
-    ToolChoice,
+    ReplyChoice,
     call_message,
     conversation,
     function_tool,
     reasoning_level,
     reasoning_message,
+    response_format,
     result_message,
     text_of_parts,
     tool_choice,
@@ -42,10 +44,11 @@ class ChatRequest:
     body: Fields
     messages: list[Fields]
     function_tools: list[dict[str, Any]]
-    choice: ToolChoice
+    choice: ReplyChoice
     reasoning: str
     stream: bool
     include_usage: bool
+    response_format: ResponseFormat | None = None
 
 
 def read_request(body: Fields) -> ChatRequest:
@@ -56,10 +59,8 @@ def read_request(body: Fields) -> ChatRequest:
         raise bad_request("n must be 1: one choice per request", "n")
     tools = [tool for tool in body.objects("tools") if tool.get("type", str) == "function"]
     function_tools = [function_tool(tool.object("function") or Fields({}, f"{tool.path}.function")) for tool in tools]
-    response_format = body.object("response_format")
-    if response_format is not None and response_format.get("type", str, "text") != "text":
-        raise bad_request("response_format other than text is not supported yet (it needs constrained decoding)",
-                          "response_format", "unsupported_value")
+    held_to = response_format(ResponseFormat.from_chat_completions, body.get("response_format", dict),
+                              "response_format")
     effort = body.get("reasoning_effort", str)
     nested = body.object("reasoning")  # Ollama's {"reasoning": {"effort": ...}}
     if effort is None and nested is not None:
@@ -69,10 +70,11 @@ def read_request(body: Fields) -> ChatRequest:
         body=body,
         messages=messages,
         function_tools=function_tools,
-        choice=tool_choice(body.data.get("tool_choice"), "tool_choice"),
+        choice=tool_choice(body.data.get("tool_choice"), "tool_choice", function_tools),
         reasoning=reasoning_level(effort, "reasoning_effort"),
         stream=body.get("stream", bool, False),
         include_usage=bool(options and options.get("include_usage", bool, False)),
+        response_format=held_to,
     )
 
 

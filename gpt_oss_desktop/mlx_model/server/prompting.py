@@ -1,5 +1,6 @@
-"""What both APIs share on the way in: function tools, tool_choice, the reasoning level, sampling,
-and the harmony messages that replay a function call, its result and its chain of thought."""
+"""What both APIs share on the way in: function tools (strict ones checked against the Structured
+Outputs subset), tool_choice, the response format, the reasoning level, sampling, and the harmony
+messages that replay a function call, its result and its chain of thought."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from ..chat import Chat
 from ..harmony import ReasoningLevel, assistant_message, tool_result_message
 from ..sampling import SamplingSettings
+from ..structured import ResponseFormat, StructuredOutputError, ToolChoice, check_schema
 from .errors import bad_request
 from .fields import Fields
 from .reply import FUNCTIONS_PREFIX
@@ -32,7 +34,9 @@ def reasoning_level(value: str | None, path: str) -> ReasoningLevel:
 
 
 def function_tool(tool: Fields) -> dict[str, Any]:
-    """A function tool's harmony description from `{"name", "description", "parameters"}`."""
+    """A function tool's harmony description from `{"name", "description", "parameters",
+    "strict"}`; a strict tool's parameters must be in the Structured Outputs subset, since its
+    calls' arguments are held to them."""
     name = tool.require("name", str)
     if not name.replace("_", "").replace("-", "").isalnum():
         raise bad_request(f"{tool.path}.name must be letters, digits, '_' or '-', not {name!r}", f"{tool.path}.name")
@@ -40,25 +44,57 @@ def function_tool(tool: Fields) -> dict[str, Any]:
     parameters = tool.get("parameters", dict)
     if parameters is not None:
         description["parameters"] = parameters
+    if tool.get("strict", bool, False):
+        path = f"{tool.path}.parameters"
+        try:
+            check_schema(parameters or {"type": "object", "properties": {}, "additionalProperties": False}, strict=True)
+        except ValueError as error:
+            raise bad_request(f"{path}: {error}", path, "invalid_function_parameters") from None
+        description["strict"] = True
     return description
 
 
 @dataclass(frozen=True)
-class ToolChoice:
-    """`tools_visible` False for "none": the model is not shown the tools at all."""
+class ReplyChoice:
+    """`tools_visible` False for "none": the model is not shown the tools at all; `engine` is
+    what the engine holds the reply to ("auto", "required" or the recipient it must call)."""
 
     tools_visible: bool
+    engine: ToolChoice = "auto"
 
 
-def tool_choice(value: Any, path: str) -> ToolChoice:
+def tool_choice(value: Any, path: str, function_tools: list[dict[str, Any]]) -> ReplyChoice:
+    """none, auto, required, or a function by name in either API's shape (`{"type": "function",
+    "name"}` for Responses, `{"type": "function", "function": {"name"}}` for Chat Completions)."""
     if value is None or value == "auto":
-        return ToolChoice(True)
+        return ReplyChoice(True)
     if value == "none":
-        return ToolChoice(False)
-    if value == "required" or isinstance(value, dict):
-        raise bad_request(f"{path} {value!r} is not supported yet (it needs constrained decoding); use auto or none",
-                          path, "unsupported_value")
+        return ReplyChoice(False)
+    if value == "required":
+        if not function_tools:
+            raise bad_request(f"{path} 'required' needs at least one function tool in tools", path)
+        return ReplyChoice(True, "required")
+    if isinstance(value, dict):
+        choice = Fields(value, path)
+        kind = choice.require("type", str)
+        if kind != "function":
+            raise bad_request(f"{path}.type {kind!r} is not supported: choose none, auto, required or a function",
+                              f"{path}.type", "unsupported_value")
+        function = choice.object("function")
+        name = function.require("name", str) if function is not None else choice.require("name", str)
+        if name not in {tool["name"] for tool in function_tools}:
+            raise bad_request(f"{path} names the function {name!r}, which is not in tools", path)
+        return ReplyChoice(True, FUNCTIONS_PREFIX + name)
     raise bad_request(f"{path} must be none, auto, required or a function, not {value!r}", path)
+
+
+def response_format(read: Any, value: Any, path: str) -> ResponseFormat | None:
+    """`read` is the API's ResponseFormat reader; a format that cannot be enforced (an
+    unsupported keyword, a malformed schema) is a 400 naming the field and the keyword."""
+    try:
+        return read(value)
+    except StructuredOutputError as error:
+        raise bad_request(str(error), path, "invalid_response_format") from None
 
 
 def sampling(request: Fields, max_tokens_keys: tuple[str, ...], context_limit: int) -> SamplingSettings:
@@ -110,7 +146,7 @@ def text_of_parts(value: Any, path: str, kinds: tuple[str, ...]) -> str:
 
 
 def conversation(messages: list[dict[str, Any]], instructions: list[str], reasoning: ReasoningLevel,
-                 function_tools: list[dict[str, Any]], choice: ToolChoice, start_date: str) -> Chat:
+                 function_tools: list[dict[str, Any]], choice: ReplyChoice, start_date: str) -> Chat:
     """The engine's conversation; system and developer texts join as the one developer message's
     instructions (harmony has one)."""
     return Chat(

@@ -17,15 +17,17 @@ from typing import Any
 from ..chat import Chat
 from ..events import Event
 from ..harmony import ReasoningLevel, assistant_message, user_message
+from ..structured import ResponseFormat
 from .errors import bad_request
 from .fields import Fields
 from .prompting import (
-    ToolChoice,
+    ReplyChoice,
     call_message,
     conversation,
     function_tool,
     reasoning_level,
     reasoning_message,
+    response_format,
     result_message,
     text_of_parts,
     tool_choice,
@@ -50,13 +52,15 @@ class ResponsesRequest:
     instructions: str | None
     tools: list[dict[str, Any]]  # as the client sent them, echoed in the response
     function_tools: list[dict[str, Any]]
-    choice: ToolChoice
+    choice: ReplyChoice
     effort: str | None
     reasoning: ReasoningLevel
     previous_response_id: str | None
     store: bool
     stream: bool
     metadata: dict[str, Any] = field(default_factory=dict)
+    response_format: ResponseFormat | None = None
+    text_format: dict[str, Any] = field(default_factory=lambda: {"type": "text"})  # echoed as sent
 
 
 def read_request(body: Fields) -> ResponsesRequest:
@@ -72,23 +76,22 @@ def read_request(body: Fields) -> ResponsesRequest:
     reasoning = body.object("reasoning")
     effort = reasoning.get("effort", str) if reasoning else None
     text = body.object("text")
-    text_format = text.object("format") if text else None
-    if text_format is not None and text_format.get("type", str, "text") != "text":
-        raise bad_request("text.format other than text is not supported yet (it needs constrained decoding)",
-                          "text.format", "unsupported_value")
+    text_format = text.get("format", dict) if text else None
     return ResponsesRequest(
         body=body,
         input_items=items,
         instructions=body.get("instructions", str),
         tools=[tool.data for tool in tools],
         function_tools=function_tools,
-        choice=tool_choice(body.data.get("tool_choice"), "tool_choice"),
+        choice=tool_choice(body.data.get("tool_choice"), "tool_choice", function_tools),
         effort=effort,
         reasoning=reasoning_level(effort, "reasoning.effort"),
         previous_response_id=body.get("previous_response_id", str),
         store=body.get("store", bool, True),
         stream=body.get("stream", bool, False),
         metadata=body.get("metadata", dict, {}),
+        response_format=response_format(ResponseFormat.from_responses_text_format, text_format, "text.format"),
+        text_format=text_format or {"type": "text"},
     )
 
 
@@ -173,7 +176,7 @@ class ResponseBuilder:
             "store": request.store,
             "temperature": body.get("temperature", float, 1.0),
             "top_p": body.get("top_p", float, 1.0),
-            "text": {"format": {"type": "text"}},
+            "text": {"format": request.text_format},
             "truncation": "disabled",
             "error": None,
             "incomplete_details": None,

@@ -19,6 +19,7 @@ from typing import Any
 from ..chat import Chat
 from ..events import Event
 from ..sampling import SamplingSettings
+from ..structured import ResponseFormat, ToolChoice
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +37,14 @@ class Failure:
 
 @dataclass
 class Generation:
-    """One reply to generate: the engine appends the reply's messages to `conversation`."""
+    """One reply to generate: the engine appends the reply's messages to `conversation`; the
+    answer held to `response_format`, a call forced by `tool_choice` (Engine.reply's)."""
 
     conversation: Chat
     sampling: SamplingSettings
     cancel: threading.Event = field(default_factory=threading.Event)
+    response_format: ResponseFormat | None = None
+    tool_choice: ToolChoice = "auto"
 
 
 class ReplyStream:
@@ -117,7 +121,9 @@ class EngineThread:
         def job(engine: Any) -> None:
             try:
                 if not generation.cancel.is_set():
-                    for event in engine.reply(generation.conversation, generation.sampling, generation.cancel):
+                    for event in engine.reply(generation.conversation, generation.sampling, generation.cancel,
+                                              response_format=generation.response_format,
+                                              tool_choice=generation.tool_choice):
                         stream.push(event)
             except Exception as error:
                 log.exception("generation failed")
