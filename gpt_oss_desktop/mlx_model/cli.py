@@ -2,7 +2,8 @@
 
 The chain of thought streams dimmed and the answer plainly; `--raw` shows the harmony text the
 model reads and writes, `--json` prints one JSON event per line for scripts, and `--prompt`
-answers a single message without interaction.
+answers a single message without interaction. `--json-schema FILE` holds the answer to a JSON
+Schema (the reasoning stays free and goes to stderr, so stdout is the JSON alone).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import re
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -24,6 +26,7 @@ from .kernels import check_kernels
 from .load_plan import plan_load
 from .loader import LoadOptions
 from .sampling import SamplingSettings
+from .structured import ResponseFormat, StructuredOutputError, check_schema
 from .tokenizer import TokenizerFileError
 from .tool_loop import ApprovalRequest, declare_tools, reply_with_tools
 from .tools import Toolbox
@@ -89,6 +92,14 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     output.add_argument("--raw", action="store_true", help="print the harmony text instead of the rendered chat")
     output.add_argument("--json", action="store_true", help="print one JSON event per line")
     parser.add_argument("--prompt", default=None, help="answer this one message and exit")
+    structured = parser.add_argument_group("structured outputs (see README: Structured Outputs)")
+    held = structured.add_mutually_exclusive_group()
+    held.add_argument("--json-schema", type=Path, default=None, metavar="FILE",
+                      help="hold the answer to this JSON Schema (or a Chat Completions response_format object); "
+                           "stdout gets the JSON alone, the reasoning goes to stderr")
+    held.add_argument("--json-object", action="store_true", help="hold the answer to a JSON object")
+    structured.add_argument("--max-reasoning-tokens", type=_number(int, 0), default=None, metavar="N",
+                            help="close the reasoning after N tokens and answer")
     tools = parser.add_argument_group("tools (see README: Tools)")
     tools.add_argument("--tools", default="", help="built-in tools to offer, e.g. browser,python")
     tools.add_argument("--library", action="append", default=[], metavar="PATH",
@@ -106,6 +117,39 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def read_response_format(path: Path) -> ResponseFormat:
+    """The format a --json-schema file asks for: a bare JSON Schema (named after the file), or a
+    Chat Completions `response_format` object (`{"type": "json_schema", "json_schema": {...}}` or
+    `{"type": "json_object"}`). Errors name the file and, for a schema, the keyword and where."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise StructuredOutputError(f"--json-schema {path}: cannot read it ({error.strerror or error})") from None
+    except UnicodeDecodeError:
+        raise StructuredOutputError(f"--json-schema {path}: not UTF-8 text") from None
+    except json.JSONDecodeError as error:
+        raise StructuredOutputError(
+            f"--json-schema {path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})") from None
+    try:
+        if isinstance(document, dict) and document.get("type") in ("json_schema", "json_object", "text") and (
+                "json_schema" in document or document.get("type") != "json_schema"):
+            response_format = ResponseFormat.from_chat_completions(document)
+            if response_format is None:
+                raise StructuredOutputError('response_format type "text" holds nothing')
+            return response_format
+        check_schema(document)
+        name = re.sub(r"[^A-Za-z0-9_-]", "_", path.stem)[:64] or "structured_output"
+        return ResponseFormat.json_schema(document, name=name)
+    except ValueError as error:  # StructuredOutputError included
+        raise StructuredOutputError(f"--json-schema {path}: {error}") from None
+
+
+def _response_format(args: argparse.Namespace) -> ResponseFormat | None:
+    if args.json_object:
+        return ResponseFormat.json_object()
+    return read_response_format(args.json_schema) if args.json_schema else None
+
+
 def _check_kernels(out: TextIO) -> int:
     """--check-kernels: one line per kernel; 1 if any failed."""
     verdicts = check_kernels()
@@ -117,9 +161,13 @@ def _check_kernels(out: TextIO) -> int:
 class _Printer:
     """Renders engine events for a person (dimmed reasoning, plain answer) or as JSON lines."""
 
-    def __init__(self, out: TextIO, err: TextIO, as_json: bool, raw: bool, colour: bool) -> None:
+    def __init__(self, out: TextIO, err: TextIO, as_json: bool, raw: bool, colour: bool,
+                 answer_only: bool = False) -> None:
+        """`answer_only`: stdout gets the final answer alone (a held JSON answer a script reads);
+        the reasoning, preambles and tool calls go to stderr."""
         self.out, self.err = out, err
         self.as_json, self.raw, self.colour = as_json, raw, colour
+        self.answer_only = answer_only
         self._channel: str | None = None
 
     def event(self, event: Event) -> None:
@@ -143,31 +191,35 @@ class _Printer:
             self._begin(event.channel)
         elif isinstance(event, TextDelta):
             dim = self.colour and event.channel == "analysis"
-            self.out.write(f"{DIM}{event.text}{RESET}" if dim else event.text)
-            self.out.flush()
+            stream = self._stream(event.channel)
+            stream.write(f"{DIM}{event.text}{RESET}" if dim else event.text)
+            stream.flush()
         elif isinstance(event, ToolCall):
             call = f"\n→ {event.recipient}({event.arguments_json})" + (f"  [{event.error}]" if event.error else "")
-            print(f"{DIM}{call}{RESET}" if self.colour else call, file=self.out)
+            print(f"{DIM}{call}{RESET}" if self.colour else call, file=self._stream(None))
         elif isinstance(event, ToolResult):
             shown = event.text if len(event.text) <= 2000 else event.text[:2000] + " …"
             result = f"← {event.recipient} ({event.seconds:.2f} s)\n{shown}"
-            print(f"{DIM}{result}{RESET}" if self.colour else result, file=self.out)
+            print(f"{DIM}{result}{RESET}" if self.colour else result, file=self._stream(None))
+
+    def _stream(self, channel: str | None) -> TextIO:
+        return self.out if channel == "final" or not self.answer_only else self.err
 
     def _end_line(self) -> None:
         if self._channel is not None:
-            print(file=self.out, flush=True)
+            print(file=self._stream(self._channel), flush=True)
             self._channel = None
 
     def _begin(self, channel: str | None) -> None:
         if self._channel is not None:
-            print(file=self.out)
+            print(file=self._stream(self._channel))
         if channel == "analysis":
             label = "Thinking: "
         elif channel == "final":
-            label = "" if self._channel is None else "\n"
+            label = "" if self._channel is None or self.answer_only else "\n"
         else:
             label = f"[{channel}] "
-        self.out.write(f"{DIM}{label}{RESET}" if self.colour and channel == "analysis" else label)
+        self._stream(channel).write(f"{DIM}{label}{RESET}" if self.colour and channel == "analysis" else label)
         self._channel = channel
 
     def token(self, text: str) -> None:
@@ -256,7 +308,9 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextI
         return _check_kernels(stdout)
     try:
         sampling = SamplingSettings(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
-                                    min_p=args.min_p, seed=args.seed, max_new_tokens=args.max_tokens)
+                                    min_p=args.min_p, seed=args.seed, max_new_tokens=args.max_tokens,
+                                    max_reasoning_tokens=args.max_reasoning_tokens)
+        response_format = _response_format(args)  # a bad file fails before the model loads
         folder = resolve_model(args.model, stderr)
         options = _load_options(args, folder, stderr)
         if not args.json:
@@ -273,15 +327,18 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextI
 
     conversation = Chat(reasoning_level=args.reasoning_level, instructions=args.developer,
                                 start_date=args.start_date or datetime.date.today().isoformat())
-    printer = _Printer(stdout, stderr, args.json, args.raw, colour=stdout.isatty())
+    printer = _Printer(stdout, stderr, args.json, args.raw, colour=stdout.isatty(),
+                       answer_only=response_format is not None)
     try:
         toolbox = _toolbox(args)
-    except (ValueError, OSError) as error:
+        if toolbox is not None:
+            declare_tools(conversation, toolbox)
+        engine.structured_plan(conversation, sampling, response_format)  # compiled now: errors before the chat
+    except (ValueError, OSError) as error:  # StructuredOutputError is a ValueError
         print(f"gpt-oss-chat: {error}", file=stderr)
         return 2
-    if toolbox is not None:
-        declare_tools(conversation, toolbox)
     approve = _approver(args.approve, stdin, stderr)
+    outcomes: list[Done] = []
 
     def answer(text: str) -> None:
         conversation.add_user(text)
@@ -291,15 +348,25 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextI
         printer.reset()
         on_token = (lambda token_id: printer.token(engine.tokenizer.decode([token_id]))) if args.raw else None
         try:
-            events = (engine.reply(conversation, sampling, on_token=on_token) if toolbox is None else
-                      reply_with_tools(engine, conversation, toolbox, sampling, approve=approve, on_token=on_token))
+            events = (engine.reply(conversation, sampling, on_token=on_token, response_format=response_format)
+                      if toolbox is None else
+                      reply_with_tools(engine, conversation, toolbox, sampling, approve=approve, on_token=on_token,
+                                       response_format=response_format))
             for event in events:
                 printer.event(event)
+                if isinstance(event, Done):
+                    outcomes.append(event)
         except KeyboardInterrupt:
             print("\n[stopped]", file=stderr)
 
     try:
-        return _converse(args, answer, conversation, stdin, stdout, stderr)
+        code = _converse(args, answer, conversation, stdin, stdout, stderr)
+        # A held answer that did not complete (an error, the token limit inside the JSON) is
+        # not a result a script may use: say so in the exit status.
+        if code == 0 and response_format is not None and args.prompt is not None:
+            if not outcomes or outcomes[-1].reason != "return":
+                return 1
+        return code
     finally:
         if toolbox is not None:
             toolbox.close()

@@ -19,6 +19,7 @@ from .engine import Engine
 from .events import Done, Event, ToolResult
 from .harmony import text_of
 from .sampling import SamplingSettings
+from .structured import ResponseFormat
 from .tools import Toolbox, reply_message
 
 MAX_TOOL_ROUNDS = 8
@@ -53,8 +54,10 @@ def reply_with_tools(
     approve: Approve | None = None,
     max_rounds: int = MAX_TOOL_ROUNDS,
     on_token: Callable[[int], None] | None = None,
+    response_format: ResponseFormat | None = None,
 ) -> Iterator[Event]:
-    """`Engine.reply`'s events for every round, with a ToolResult after each call it answers.
+    """`Engine.reply`'s events for every round, with a ToolResult after each call it answers
+    (the answer that ends the turn held to `response_format`).
 
     Every round ends with its Stats and Done; a Done with reason "call" followed by a ToolResult
     means the reply goes on, the last Done ends it.
@@ -63,7 +66,7 @@ def reply_with_tools(
     rounds = 0
     while True:
         done: Done | None = None
-        for event in engine.reply(chat, sampling, cancel, on_token):
+        for event in engine.reply(chat, sampling, cancel, on_token, response_format=response_format):
             if isinstance(event, Done):
                 done = event
             yield event
