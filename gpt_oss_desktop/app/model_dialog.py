@@ -25,6 +25,7 @@ from gpt_oss_desktop.mlx_model import (
     DownloadPlan,
     HubError,
     LoadOptions,
+    LoadPlan,
     check_model_folder,
     format_bytes,
     free_disk_bytes,
@@ -32,6 +33,7 @@ from gpt_oss_desktop.mlx_model import (
 )
 
 from .download import DownloadHost
+from .fit_check import FitCheck
 from .models import CATALOGUE, ModelChoice, offer
 
 _SPEED_SMOOTHING = 0.3
@@ -46,39 +48,43 @@ def _is_downloaded(choice: ModelChoice, models_dir: Path) -> bool:
 
 
 class ModelCard(QFrame):
-    """One model: a radio button with what it is, what it costs, and whether this Mac runs it at
-    the context length and with the manual memory options (None: automatic) of Settings."""
+    """One model: a radio button with what it is, what it costs, and whether this Mac runs it
+    (`show_verdict`, once the fit check answers; until then it cannot be chosen)."""
 
-    def __init__(
-        self,
-        choice: ModelChoice,
-        total_ram: int,
-        downloaded: bool,
-        context_length: int | None = None,
-        manual: LoadOptions | None = None,
-        parent: QWidget | None = None,
-    ) -> None:
+    def __init__(self, choice: ModelChoice, downloaded: bool, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("ModelCard")
         self.choice = choice
         self.downloaded = downloaded
-        verdict = offer(choice, total_ram, context_length, manual)
-        self.runs = verdict.runs
+        self.verdict: LoadPlan | None = None
         self.radio = QRadioButton(choice.name)
         self.radio.setObjectName("ModelName")
-        self.radio.setEnabled(verdict.runs)
+        self.radio.setEnabled(False)
         description = QLabel(choice.description)
         description.setObjectName("ModelDescription")
-        size = "Downloaded" if downloaded else f"Download {format_bytes(choice.download_bytes)}"
-        facts = QLabel(f"{size} · {verdict.message}")
-        facts.setObjectName("ModelFacts" if verdict.runs else "ModelRefused")
-        facts.setWordWrap(True)
+        self.facts = QLabel(f"{self._size()} · Checking whether this Mac runs it…")
+        self.facts.setObjectName("ModelFacts")
+        self.facts.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(14, 10, 14, 10)
         layout.setSpacing(2)
         layout.addWidget(self.radio)
         layout.addWidget(description)
-        layout.addWidget(facts)
+        layout.addWidget(self.facts)
+
+    @property
+    def runs(self) -> bool:
+        return self.verdict is not None and self.verdict.runs
+
+    def _size(self) -> str:
+        return "Downloaded" if self.downloaded else f"Download {format_bytes(self.choice.download_bytes)}"
+
+    def show_verdict(self, verdict: LoadPlan) -> None:
+        self.verdict = verdict
+        self.radio.setEnabled(verdict.runs)
+        self.facts.setText(f"{self._size()} · {verdict.message}")
+        self.facts.setObjectName("ModelFacts" if verdict.runs else "ModelRefused")
+        self.facts.style().polish(self.facts)
 
 
 class ModelDialog(QDialog):
@@ -124,17 +130,21 @@ class ModelDialog(QDialog):
         intro.setWordWrap(True)
         self.group = QButtonGroup(self)
         self.cards: list[ModelCard] = []
+        self._preselect = preselect
+        self.fit_check = FitCheck(self)
+        self.fit_check.planned.connect(self._on_verdict)
+        self.fit_check.failed.connect(self._on_verdict_failed)
+        self._checks: dict[int, ModelCard] = {}  # fit checks not answered yet
         cards = QVBoxLayout()
         cards.setSpacing(8)
         for choice in CATALOGUE:
-            card = ModelCard(choice, total_ram, _is_downloaded(choice, models_dir), context_length, manual)
+            card = ModelCard(choice, _is_downloaded(choice, models_dir))
             self.group.addButton(card.radio)
             self.cards.append(card)
             cards.addWidget(card)
-        enabled = [card for card in self.cards if card.radio.isEnabled()]
-        preferred = next((c for c in enabled if c.choice.repo_id == preselect), enabled[0] if enabled else None)
-        if preferred is not None:
-            preferred.radio.setChecked(True)
+            check = self.fit_check.request(
+                lambda choice=choice: offer(choice, total_ram, context_length, manual), choice.name)
+            self._checks[check] = card
         self.disk = QLabel(
             f"{format_bytes(free_disk_bytes(models_dir))} free on the disk that holds {models_dir}."
         )
@@ -176,6 +186,36 @@ class ModelDialog(QDialog):
         for card in self.cards:
             card.radio.toggled.connect(self._update_buttons)
         self._update_buttons()
+
+    @property
+    def checking(self) -> bool:
+        """Whether some model's fit check has not answered yet."""
+        return bool(self._checks)
+
+    def _on_verdict(self, request_id: int, verdict: LoadPlan) -> None:
+        card = self._checks.pop(request_id, None)
+        if card is None:
+            return
+        card.show_verdict(verdict)
+        self._update_buttons()
+        if not self._checks:
+            self._choose_preferred()
+
+    def _on_verdict_failed(self, request_id: int, message: str) -> None:
+        card = self._checks.pop(request_id, None)
+        if card is not None:
+            self._show_status(message, error=True)
+            if not self._checks:
+                self._choose_preferred()
+
+    def _choose_preferred(self) -> None:
+        """Once every model is checked: the one asked for, else the first this Mac runs."""
+        if self.selected() is not None:
+            return
+        enabled = [card for card in self.cards if card.radio.isEnabled()]
+        preferred = next((c for c in enabled if c.choice.repo_id == self._preselect), enabled[0] if enabled else None)
+        if preferred is not None:
+            preferred.radio.setChecked(True)
 
     def selected(self) -> ModelCard | None:
         return next((card for card in self.cards if card.radio.isChecked()), None)

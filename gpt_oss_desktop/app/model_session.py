@@ -1,5 +1,6 @@
 """The model, apart from the chat: which one is loaded, loading it with the memory options the
-fit check picked, and the engine's measures (context used, memory in use, expert paging).
+fit check (run off the GUI thread) picked, and the engine's measures (context used, memory in
+use, expert paging).
 
 It lives on the GUI thread beside `ChatSession`, talks to the engine only through `EngineHost`,
 and tells the window what changed with signals.
@@ -8,6 +9,7 @@ and tells the window what changed with signals.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from gpt_oss_desktop.mlx_model import (
     resolve_model,
 )
 
+from .fit_check import FitCheck
 from .settings import Key, Settings
 from .worker import EngineHost
 
@@ -37,10 +40,20 @@ def display_name(path_or_id: str) -> str:
     return path_or_id.rstrip("/").split("/")[-1] if is_hub_id(path_or_id) else Path(path_or_id).name
 
 
+@dataclass(frozen=True)
+class _Opening:
+    request_id: int  # of its fit check
+    path_or_id: str
+    folder: Path
+    context_length: int | None
+    confirm: Callable[[LoadPlan], bool]
+
+
 class ModelSession(QObject):
     model_loading = Signal(str, float)
     model_loaded = Signal(str)  # display name
     model_failed = Signal(str)
+    plan_declined = Signal(object)  # the LoadPlan the user chose not to load
     context_measured = Signal(int, int)  # used, limit
     memory_measured = Signal(object)  # bytes
     paging_measured = Signal(object)  # mlx_model.ExpertPaging, or None when no expert is paged
@@ -55,41 +68,58 @@ class ModelSession(QObject):
         self.model_ready = False
         self.kernel_warning: str | None = None  # see _on_loaded
         self.load_options = LoadOptions()  # of the model loaded last (or loading now)
+        self.fit_check = FitCheck(self)
+        self.fit_check.planned.connect(self._on_planned)
+        self.fit_check.failed.connect(self._on_plan_failed)
+        self._opening: _Opening | None = None  # the model whose fit check runs now
         worker = engine.worker
         worker.loading.connect(self.model_loading)
         worker.loaded.connect(self._on_loaded)
         worker.load_failed.connect(self._on_load_failed)
         worker.measured.connect(self._on_measured)
 
-    def open_model(self, path_or_id: str, confirm: Callable[[LoadPlan], bool]) -> bool:
-        """Resolve and plan a model, then load it on the engine thread with the memory options of
-        Settings › Memory (automatic: the least lossy that fit). Raises `NotDownloadedError`
-        for a Hub id that must be downloaded first; other problems are reported through
-        `model_failed`. `confirm` is asked when the plan does not fit."""
+    @property
+    def checking(self) -> bool:
+        """Whether a model's fit check runs now (its load follows)."""
+        return self._opening is not None
+
+    def open_model(self, path_or_id: str, confirm: Callable[[LoadPlan], bool]) -> None:
+        """Resolve a model and plan its load off the GUI thread, then load it on the engine
+        thread with the memory options of Settings › Memory (automatic: the least lossy that
+        fit). Raises `NotDownloadedError` for a Hub id that must be downloaded first; other
+        problems are reported through `model_failed`. `confirm` is asked when the plan does not
+        fit; `plan_declined` says when it said no. A later call supersedes one still checking."""
         try:
             folder = resolve_model(path_or_id, models_dir=self.models_dir)
         except NotDownloadedError:
             raise
         except HubError as error:
             self.model_failed.emit(str(error))
-            return False
-        context_length = self.settings.context_length()
-        try:
-            plan = self.plan(folder, context_length, self.settings.load_options())
-        except (OSError, ValueError) as error:
-            self.model_failed.emit(f"Could not read {folder}: {error}")
-            return False
-        if not plan.fits and not confirm(plan):
-            return False
-        options = plan.options
+            return
+        context_length, manual = self.settings.context_length(), self.settings.load_options()
+        request = self.fit_check.request(lambda: self.plan(folder, context_length, manual), str(folder))
+        self._opening = _Opening(request, path_or_id, folder, context_length, confirm)
+
+    def _on_planned(self, request_id: int, plan: LoadPlan) -> None:
+        opening = self._opening
+        if opening is None or opening.request_id != request_id:
+            return
+        self._opening = None
+        if not plan.fits and not opening.confirm(plan):
+            self.plan_declined.emit(plan)
+            return
         self.model_ready = False
         self.kernel_warning = None
-        self.model_name = display_name(path_or_id)
-        self.load_options = options
-        self.settings.set_value(Key.MODEL, path_or_id)
+        self.model_name = display_name(opening.path_or_id)
+        self.load_options = plan.options
+        self.settings.set_value(Key.MODEL, opening.path_or_id)
         self.model_loading.emit(f"Loading {self.model_name}…", 0.0)
-        self.engine.load(str(folder), context_length, options)
-        return True
+        self.engine.load(str(opening.folder), opening.context_length, plan.options)
+
+    def _on_plan_failed(self, request_id: int, message: str) -> None:
+        if self._opening is not None and self._opening.request_id == request_id:
+            self._opening = None
+            self.model_failed.emit(message)
 
     def measure(self, chat: Chat) -> None:
         """How much of the context `chat` takes, and the memory in use (the engine ignores it

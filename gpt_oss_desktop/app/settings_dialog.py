@@ -26,9 +26,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gpt_oss_desktop.mlx_model import HubError, LoadOptions, format_bytes, plan_load, resolve_model
+from gpt_oss_desktop.mlx_model import HubError, LoadOptions, LoadPlan, format_bytes, plan_load, resolve_model
 
 from .chat_view import LEVEL_NAMES
+from .fit_check import FitCheck
 from .model_session import display_name
 from .settings import (
     DENSE_BIT_WIDTHS,
@@ -72,6 +73,10 @@ class SettingsDialog(QDialog):
         self.setWindowTitle("Settings")
         self.settings = settings
         self.models_dir = models_dir
+        self.fit_check = FitCheck(self)
+        self.fit_check.planned.connect(self._on_planned)
+        self.fit_check.failed.connect(self._on_plan_failed)
+        self._estimate_request: int | None = None  # the fit check the estimate waits for
 
         self.model = QLineEdit(settings.value(Key.MODEL))
         self.model.setPlaceholderText("openai/gpt-oss-20b or a model folder")
@@ -204,19 +209,36 @@ class SettingsDialog(QDialog):
         except HubError:
             return None
 
+    @property
+    def estimating(self) -> bool:
+        """Whether the estimate waits for a fit check."""
+        return self._estimate_request is not None
+
     def _show_memory_estimate(self) -> None:
         """What the chosen model needs with the chosen options, beside what this Mac's GPU can
-        use. Reading the shard headers takes milliseconds, so this runs on every change."""
+        use. The fit check reads the shard headers off the GUI thread, on every change; the
+        answer to the latest is shown."""
         folder = self._model_folder()
         if folder is None:
+            self._estimate_request = None
             self.memory_estimate.setText("Choose a model folder or a downloaded model to see the memory it needs.")
             return
         name = display_name(self.model.text())
-        try:
-            plan = plan_load(folder, int(self.context.currentData()) or None, self._manual_options(), name=name)
-        except (OSError, ValueError) as error:
-            self.memory_estimate.setText(f"Could not read {folder}: {error}")
+        context_length, manual = int(self.context.currentData()) or None, self._manual_options()
+        self._estimate_request = self.fit_check.request(
+            lambda: plan_load(folder, context_length, manual, name=name), str(folder))
+        self.memory_estimate.setText(f"Checking the memory {name} needs…")
+
+    def _on_plan_failed(self, request_id: int, message: str) -> None:
+        if request_id == self._estimate_request:
+            self._estimate_request = None
+            self.memory_estimate.setText(message)
+
+    def _on_planned(self, request_id: int, plan: LoadPlan) -> None:
+        if request_id != self._estimate_request:
             return
+        self._estimate_request = None
+        name = plan.name
         chosen = (f"Automatic picks {plan.summary or 'the weights as published'} for {name}, which then"
                   if plan.automatic else f"With these settings {name}")
         self.memory_estimate.setText(

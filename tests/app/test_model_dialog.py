@@ -44,6 +44,7 @@ def open_dialog(qtbot, tmp_path):
         dialog = ModelDialog(tmp_path / "models", total_ram, **options)
         qtbot.addWidget(dialog)
         opened.append(dialog)
+        qtbot.waitUntil(lambda: not dialog.checking)  # the fit checks answer from their thread
         return dialog
 
     yield make

@@ -83,8 +83,8 @@ class Harness:
 
     def open(self, folder: Path, confirm=lambda verdict: pytest.fail(f"asked to confirm: {verdict.message}")) -> bool:
         with self.qtbot.waitSignal(self.model.model_loaded, timeout=10_000):
-            opened = self.model.open_model(str(folder), confirm)
-        return opened
+            self.model.open_model(str(folder), confirm)
+        return self.model.model_ready
 
     def loaded_options(self) -> list[LoadOptions]:
         return [arguments["options"] for _, arguments in self.loads]
@@ -118,12 +118,13 @@ def test_automatic_mode_loads_with_what_the_plan_picks(harness, harmony_model_di
     assert [arguments["context_length"] for _, arguments in run.loads] == [None]
 
 
-def test_when_nothing_fits_automatic_mode_asks_first_and_loads_as_published(harness, harmony_model_dir):
+def test_when_nothing_fits_automatic_mode_asks_first_and_loads_as_published(harness, qtbot, harmony_model_dir):
     plan = Recorder(lambda folder, context, manual: dataclasses.replace(
         plan_load(folder, context, manual), options=LoadOptions(), estimate=MemoryEstimate(10**15, 0, 0)))
     run = harness(plan=plan)
     asked: list[LoadPlan] = []
-    assert not run.model.open_model(str(harmony_model_dir), lambda verdict: asked.append(verdict) or False)
+    with qtbot.waitSignal(run.model.plan_declined):
+        run.model.open_model(str(harmony_model_dir), lambda verdict: asked.append(verdict) or False)
     assert len(asked) == 1 and not asked[0].runs and run.loads == []
     assert plan.calls == [(harmony_model_dir, None, None)] and asked[0].options == LoadOptions()
 
@@ -198,4 +199,4 @@ def test_changing_a_memory_setting_reloads_the_model_and_an_unchanged_dialog_doe
 
     monkeypatch.setattr(SettingsDialog, "exec", lambda dialog: dialog.accept() or True)
     window.show_settings()
-    assert run.model.model_ready, "a reload would have started (open_model clears model_ready at once)"
+    assert run.model.model_ready and not run.model.checking, "a reload would have started (its fit check, at once)"

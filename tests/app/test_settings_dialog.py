@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from PySide6.QtTest import QTest
 
 from gpt_oss_desktop.app.settings import Key
 from gpt_oss_desktop.app.settings_dialog import SettingsDialog
@@ -19,13 +20,21 @@ def open_dialog(qtbot, settings, data_dir):
     def open_() -> SettingsDialog:
         dialog = SettingsDialog(settings, data_dir / "models")
         qtbot.addWidget(dialog)
+        qtbot.waitUntil(lambda: not dialog.estimating)  # the fit check answers from its thread
         return dialog
 
     return open_
 
 
 def choose(combo, value) -> None:
+    """Choose `value`, then wait for the estimate it asks for."""
     combo.setCurrentIndex(combo.findData(value))
+    dialog = combo.window()
+    for _ in range(1000):  # at most 5 s
+        if not (isinstance(dialog, SettingsDialog) and dialog.estimating):
+            return
+        QTest.qWait(5)
+    raise AssertionError("the estimate's fit check did not answer")
 
 
 def test_memory_defaults_to_automatic_with_the_manual_fields_disabled(open_dialog):
