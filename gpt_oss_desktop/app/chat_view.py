@@ -27,7 +27,7 @@ RENDER_INTERVAL_MS = 40
 COLUMN_WIDTH = 780
 """The reading column's width at most, as in the peers' chat views."""
 ASSISTANT_NAME = "gpt-oss"
-LEVEL_NAMES = {"low": "Low", "medium": "Medium", "high": "High"}
+REASONING_LEVEL_NAMES = {"low": "Low", "medium": "Medium", "high": "High"}
 _INPUT_MAX_LINES = 8
 COLLAPSE_CHARS = 1500
 COLLAPSE_LINES = 15
@@ -110,8 +110,8 @@ class MessageBubble(QFrame):
             header.setSpacing(8)
             name = QLabel(ASSISTANT_NAME)
             name.setObjectName("AssistantName")
-            self.level_badge = QLabel()
-            self.level_badge.setObjectName("LevelBadge")
+            self.reasoning_level_badge = QLabel()
+            self.reasoning_level_badge.setObjectName("ReasoningLevelBadge")
             self.thought = QToolButton()
             self.thought.setObjectName("ThoughtLink")
             self.thought.setCursor(Qt.CursorShape.PointingHandCursor)
@@ -119,7 +119,7 @@ class MessageBubble(QFrame):
             self.thought.clicked.connect(self.reasoning_clicked)
             self.thought.hide()
             header.addWidget(name)
-            header.addWidget(self.level_badge)
+            header.addWidget(self.reasoning_level_badge)
             header.addWidget(self.thought)
             header.addStretch(1)
             outer.addLayout(header)
@@ -153,11 +153,11 @@ class MessageBubble(QFrame):
         self.view.set_height_cap(COLLAPSED_LINES * self.view.fontMetrics().lineSpacing() if collapsed else None)
         self.expand_button.setText("Show more" if collapsed else "Show less")
 
-    def set_level(self, level: str | None) -> None:
+    def set_reasoning_level(self, reasoning_level: str | None) -> None:
         if self.role == "user":
             return
-        self.level_badge.setText(f"{LEVEL_NAMES[level]} reasoning" if level else "")
-        self.level_badge.setVisible(bool(level))
+        self.reasoning_level_badge.setText(f"{REASONING_LEVEL_NAMES[reasoning_level]} reasoning" if reasoning_level else "")
+        self.reasoning_level_badge.setVisible(bool(reasoning_level))
 
     def set_thinking(self, seconds: float) -> None:
         self.thought.setText(f"Thinking… {seconds:.0f} s")
@@ -185,7 +185,7 @@ class MessageBubble(QFrame):
         self.first_id = turn.first_id
         self.set_text(turn.text)
         if self.role == "assistant":
-            self.set_level(turn.reasoning_level)
+            self.set_reasoning_level(turn.reasoning_level)
             self.set_thought(turn.thought_seconds, turn.has_reasoning)
             self.set_stats(turn.stats)
             self.set_status(turn.status, turn.detail)
@@ -291,15 +291,16 @@ class Composer(QFrame):
         layout.addWidget(box)
         layout.addWidget(self.hint, 0, Qt.AlignmentFlag.AlignHCenter)
         self.set_busy(False)
-        self.set_next_level("medium")
+        self.set_next_reasoning_level("medium")
 
     @staticmethod
     def _show_focus(box: QFrame, focused: bool) -> None:
         box.setProperty("focused", focused)
         box.style().polish(box)
 
-    def set_next_level(self, level: str) -> None:
-        self.hint.setText(f"Next reply: {LEVEL_NAMES[level]} reasoning · Enter to send, Shift+Enter for a new line")
+    def set_next_reasoning_level(self, reasoning_level: str) -> None:
+        self.hint.setText(f"Next reply: {REASONING_LEVEL_NAMES[reasoning_level]} reasoning · "
+                          "Enter to send, Shift+Enter for a new line")
 
     def set_busy(self, busy: bool) -> None:
         self._busy = busy
@@ -452,9 +453,9 @@ class ChatView(QWidget):
 
     # -- the reply being streamed --------------------------------------------------------------
 
-    def begin_reply(self, level: str) -> None:
+    def begin_reply(self, reasoning_level: str) -> None:
         bubble = self._add_bubble("assistant")
-        bubble.set_level(level)
+        bubble.set_reasoning_level(reasoning_level)
         bubble.set_actions_enabled(False, last=True)
         bubble.copy_button.setEnabled(False)
         self._pending_text = None

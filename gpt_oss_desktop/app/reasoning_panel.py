@@ -14,7 +14,7 @@ from PySide6.QtGui import QColor, QFont, QTextBlockFormat, QTextCharFormat, QTex
 from PySide6.QtWidgets import QDockWidget, QFrame, QLabel, QTextBrowser, QVBoxLayout, QWidget
 
 from . import theme
-from .chat_view import LEVEL_NAMES, thought_label
+from .chat_view import REASONING_LEVEL_NAMES, thought_label
 from .markdown_view import insert_text_with_math, monospace_font
 from .transcript import Turn
 
@@ -100,9 +100,9 @@ class ReasoningPanel(QDockWidget):
 
     # -- the reply being streamed --------------------------------------------------------------
 
-    def begin_reply(self, level: str) -> None:
+    def begin_reply(self, reasoning_level: str) -> None:
         self._replies += 1
-        self._append_header(None, level, None)
+        self._append_header(None, reasoning_level, None)
         self.status.setText("Waiting for the model…")
         self.status.show()
 
@@ -154,10 +154,10 @@ class ReasoningPanel(QDockWidget):
             cursor.insertBlock(block)
         return cursor
 
-    def _append_header(self, first_id: int | None, level: str | None, seconds: float | None) -> None:
+    def _append_header(self, first_id: int | None, reasoning_level: str | None, seconds: float | None) -> None:
         parts = [f"Reply {self._replies}"]
-        if level:
-            parts.append(f"{LEVEL_NAMES[level]} reasoning")
+        if reasoning_level:
+            parts.append(f"{REASONING_LEVEL_NAMES[reasoning_level]} reasoning")
         if seconds:
             parts.append(thought_label(seconds))
         header = QTextCharFormat()

@@ -5,14 +5,15 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QPushButton, QWidget
 
-from .chat_view import LEVEL_NAMES
-from .settings import REASONING_LEVELS
+from gpt_oss_desktop.mlx_model import REASONING_LEVELS
+
+from .chat_view import REASONING_LEVEL_NAMES
 
 _POSITIONS = ("first", "middle", "last")
 
 
 class ReasoningToggle(QWidget):
-    level_changed = Signal(str)
+    reasoning_level_changed = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -30,20 +31,21 @@ class ReasoningToggle(QWidget):
         label.setObjectName("ToggleLabel")
         layout.addWidget(label)
         layout.addSpacing(8)
-        for level, position in zip(REASONING_LEVELS, _POSITIONS, strict=True):
-            button = QPushButton(LEVEL_NAMES[level])
+        for reasoning_level, position in zip(REASONING_LEVELS, _POSITIONS, strict=True):
+            button = QPushButton(REASONING_LEVEL_NAMES[reasoning_level])
             button.setObjectName("Segment")
             button.setProperty("position", position)
             button.setCheckable(True)
-            button.clicked.connect(lambda _checked, level=level: self.level_changed.emit(level))
+            button.clicked.connect(
+                lambda _checked, chosen=reasoning_level: self.reasoning_level_changed.emit(chosen))
             self.group.addButton(button)
-            self.buttons[level] = button
+            self.buttons[reasoning_level] = button
             layout.addWidget(button)
-        self.set_level("medium")
+        self.set_reasoning_level("medium")
 
-    def level(self) -> str:
-        return next(level for level, button in self.buttons.items() if button.isChecked())
+    def reasoning_level(self) -> str:
+        return next(reasoning_level for reasoning_level, button in self.buttons.items() if button.isChecked())
 
-    def set_level(self, level: str) -> None:
-        """Show `level` without emitting `level_changed`."""
-        self.buttons[level].setChecked(True)
+    def set_reasoning_level(self, reasoning_level: str) -> None:
+        """Show `reasoning_level` without emitting `reasoning_level_changed`."""
+        self.buttons[reasoning_level].setChecked(True)

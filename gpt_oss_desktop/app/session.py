@@ -100,7 +100,7 @@ class ChatSession(QObject):
         self.engine = engine
         self.model = model
         self.current: ConversationRecord | None = None
-        self.draft_reasoning_level = settings.default_reasoning()
+        self.draft_reasoning_level = settings.default_reasoning_level()
         self._reply: _Reply | None = None
         self._last_error = ""
         self._tick = QTimer(self)
@@ -138,7 +138,7 @@ class ChatSession(QObject):
     def open_conversation(self, conversation_id: int | None) -> None:
         if conversation_id is None:
             self.current = None
-            self.draft_reasoning_level = self.settings.default_reasoning()
+            self.draft_reasoning_level = self.settings.default_reasoning_level()
         else:
             try:
                 self.current = self.store.conversation(conversation_id)
@@ -180,14 +180,14 @@ class ChatSession(QObject):
             return False
         return True
 
-    def set_reasoning_level(self, level: str) -> None:
+    def set_reasoning_level(self, reasoning_level: str) -> None:
         """The reasoning level of this chat's next reply (and the draft's, before it is stored)."""
         if self.current:
-            self._guard(lambda: self.store.set_reasoning_level(self.current.id, level))
-            self.current = dataclasses.replace(self.current, reasoning_level=level)
+            self._guard(lambda: self.store.set_reasoning_level(self.current.id, reasoning_level))
+            self.current = dataclasses.replace(self.current, reasoning_level=reasoning_level)
         else:
-            self.draft_reasoning_level = level
-        self.reasoning_level_changed.emit(level)
+            self.draft_reasoning_level = reasoning_level
+        self.reasoning_level_changed.emit(reasoning_level)
         self._measure()
 
     # -- replies -------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QCoreApplication, QSettings
 
-from gpt_oss_desktop.mlx_model import APPLICATION_NAME, GIB, LoadOptions, SamplingSettings
+from gpt_oss_desktop.mlx_model import APPLICATION_NAME, GIB, REASONING_LEVELS, LoadOptions, SamplingSettings
 
 APPLICATION_DISPLAY_NAME = "gpt-oss"
 # macOS keeps the preferences in ~/Library/Preferences/local.gpt-oss.gpt-oss-desktop.plist. No
@@ -20,7 +20,6 @@ APPLICATION_DISPLAY_NAME = "gpt-oss"
 # Application Support/<organization>/gpt-oss-desktop): the folder mlx_model.data_dir() gives.
 ORGANIZATION_DOMAIN = "gpt-oss.local"
 
-REASONING_LEVELS = ("low", "medium", "high")
 MEMORY_MODES = ("automatic", "manual")
 EMBEDDING_PLACES = ("mapped", "resident")
 DENSE_BIT_WIDTHS = (16, 8, 4)
@@ -39,7 +38,7 @@ class Key(Enum):
     DENSE_BITS = ("memory/dense_bits", int, 16)
     EXPERT_BUDGET_GIB = ("memory/expert_budget_gib", float, 0.0)  # 0: every expert resident
     DEVELOPER_INSTRUCTIONS = ("chat/developer_instructions", str, "")
-    DEFAULT_REASONING = ("chat/default_reasoning", str, "medium")
+    DEFAULT_REASONING_LEVEL = ("chat/default_reasoning", str, "medium")
     LAST_CONVERSATION = ("chat/last_conversation", int, 0)
     WINDOW_GEOMETRY = ("window/geometry", bytes, b"")
     WINDOW_STATE = ("window/state", bytes, b"")
@@ -93,9 +92,9 @@ class Settings:
     def sync(self) -> None:
         self._store.sync()
 
-    def default_reasoning(self) -> str:
-        level = self.value(Key.DEFAULT_REASONING)
-        return level if level in REASONING_LEVELS else Key.DEFAULT_REASONING.default
+    def default_reasoning_level(self) -> str:
+        reasoning_level = self.value(Key.DEFAULT_REASONING_LEVEL)
+        return reasoning_level if reasoning_level in REASONING_LEVELS else Key.DEFAULT_REASONING_LEVEL.default
 
     def sampling(self) -> SamplingSettings:
         return SamplingSettings(

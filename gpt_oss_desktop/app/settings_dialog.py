@@ -26,16 +26,23 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gpt_oss_desktop.mlx_model import HubError, LoadOptions, LoadPlan, format_bytes, plan_load, resolve_model
+from gpt_oss_desktop.mlx_model import (
+    REASONING_LEVELS,
+    HubError,
+    LoadOptions,
+    LoadPlan,
+    format_bytes,
+    plan_load,
+    resolve_model,
+)
 
-from .chat_view import LEVEL_NAMES
+from .chat_view import REASONING_LEVEL_NAMES
 from .fit_check import FitCheck
 from .model_session import display_name
 from .settings import (
     DENSE_BIT_WIDTHS,
     EMBEDDING_PLACES,
     MEMORY_MODES,
-    REASONING_LEVELS,
     Key,
     Settings,
     manual_load_options,
@@ -102,10 +109,10 @@ class SettingsDialog(QDialog):
         self.max_tokens.setRange(16, 131072)
         self.max_tokens.setSingleStep(256)
         self.max_tokens.setValue(settings.value(Key.MAX_NEW_TOKENS))
-        self.default_level = QComboBox()
-        for level in REASONING_LEVELS:
-            self.default_level.addItem(LEVEL_NAMES[level], level)
-        self.default_level.setCurrentIndex(REASONING_LEVELS.index(settings.default_reasoning()))
+        self.default_reasoning_level = QComboBox()
+        for reasoning_level in REASONING_LEVELS:
+            self.default_reasoning_level.addItem(REASONING_LEVEL_NAMES[reasoning_level], reasoning_level)
+        self.default_reasoning_level.setCurrentIndex(REASONING_LEVELS.index(settings.default_reasoning_level()))
         self.instructions = QPlainTextEdit(settings.value(Key.DEVELOPER_INSTRUCTIONS))
         self.instructions.setPlaceholderText("For example: Answer concisely. Use British spelling.")
         self.instructions.setMinimumHeight(90)
@@ -117,7 +124,7 @@ class SettingsDialog(QDialog):
         form.addRow("Temperature:", self.temperature)
         form.addRow("Top P:", self.top_p)
         form.addRow("Maximum tokens per reply:", self.max_tokens)
-        form.addRow("Reasoning for new chats:", self.default_level)
+        form.addRow("Reasoning for new chats:", self.default_reasoning_level)
         form.addRow("Developer instructions:", self.instructions)
         note = _note(
             "Developer instructions apply to chats started from now on; each chat keeps the ones it began with. "
@@ -171,7 +178,7 @@ class SettingsDialog(QDialog):
         self.expert_budget.setSpecialValueText("All in memory")  # shown at 0
         self.expert_budget.setValue(settings.value(Key.EXPERT_BUDGET_GIB))
         self.memory_estimate = _note("")
-        self.memory_estimate.setObjectName("MemoryEstimate")
+        self.memory_estimate.setObjectName("MemoryFit")
         self.manual_memory = (self.embedding, self.dense_bits, self.expert_budget)
         self.memory_mode.currentIndexChanged.connect(self._enable_manual_memory)
         self._enable_manual_memory()
@@ -258,7 +265,7 @@ class SettingsDialog(QDialog):
         self.settings.set_value(Key.TEMPERATURE, self.temperature.value())
         self.settings.set_value(Key.TOP_P, self.top_p.value())
         self.settings.set_value(Key.MAX_NEW_TOKENS, self.max_tokens.value())
-        self.settings.set_value(Key.DEFAULT_REASONING, self.default_level.currentData())
+        self.settings.set_value(Key.DEFAULT_REASONING_LEVEL, self.default_reasoning_level.currentData())
         self.settings.set_value(Key.DEVELOPER_INSTRUCTIONS, self.instructions.toPlainText().strip())
         self.settings.set_value(Key.MEMORY_MODE, self.memory_mode.currentData())
         self.settings.set_value(Key.EMBEDDING, self.embedding.currentData())

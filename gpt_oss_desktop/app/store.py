@@ -200,9 +200,9 @@ class Store:
         with self._transaction() as db:
             db.execute("UPDATE conversations SET title = ? WHERE id = ?", (title, conversation_id))
 
-    def set_reasoning_level(self, conversation_id: int, level: str) -> None:
+    def set_reasoning_level(self, conversation_id: int, reasoning_level: str) -> None:
         with self._transaction() as db:
-            db.execute("UPDATE conversations SET reasoning_level = ? WHERE id = ?", (level, conversation_id))
+            db.execute("UPDATE conversations SET reasoning_level = ? WHERE id = ?", (reasoning_level, conversation_id))
 
     def set_model(self, conversation_id: int, model: str) -> None:
         with self._transaction() as db:

@@ -27,15 +27,22 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gpt_oss_desktop.mlx_model import LoadOptions, LoadPlan, NotDownloadedError, memory_summary, total_memory_bytes
+from gpt_oss_desktop.mlx_model import (
+    REASONING_LEVELS,
+    LoadOptions,
+    LoadPlan,
+    NotDownloadedError,
+    memory_summary,
+    total_memory_bytes,
+)
 
 from . import theme
-from .chat_view import LEVEL_NAMES, ChatView
+from .chat_view import REASONING_LEVEL_NAMES, ChatView
 from .model_dialog import ModelDialog
 from .reasoning_panel import ReasoningPanel
 from .reasoning_toggle import ReasoningToggle
 from .session import ChatSession
-from .settings import APPLICATION_DISPLAY_NAME, REASONING_LEVELS, Key, Settings
+from .settings import APPLICATION_DISPLAY_NAME, Key, Settings
 from .settings_dialog import SettingsDialog
 from .sidebar import ConversationSidebar
 from .status_bar import StatusBar
@@ -191,14 +198,14 @@ class MainWindow(QMainWindow):
         self.delete_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
         self.sidebar.list.addAction(self.delete_action)
         self.level_group = QActionGroup(self)
-        self.level_actions: dict[str, QAction] = {}
-        for number, level in enumerate(REASONING_LEVELS, start=1):
-            action = self._action(f"{LEVEL_NAMES[level]} Reasoning",
-                                  lambda _=False, level=level: self.session.set_reasoning_level(level),
+        self.reasoning_level_actions: dict[str, QAction] = {}
+        for number, reasoning_level in enumerate(REASONING_LEVELS, start=1):
+            action = self._action(f"{REASONING_LEVEL_NAMES[reasoning_level]} Reasoning",
+                                  lambda _=False, chosen=reasoning_level: self.session.set_reasoning_level(chosen),
                                   [QKeySequence(f"Ctrl+{number}")])
             action.setCheckable(True)
             self.level_group.addAction(action)
-            self.level_actions[level] = action
+            self.reasoning_level_actions[reasoning_level] = action
         self.sidebar_action = self._action("Show Sidebar", self._show_sidebar,
                                            [QKeySequence("Ctrl+Alt+S")], icon="sidebar")
         self.sidebar_action.setCheckable(True)
@@ -259,7 +266,7 @@ class MainWindow(QMainWindow):
         chat_menu = bar.addMenu("Chat")
         chat_menu.addActions([self.stop_action, self.regenerate_action])
         chat_menu.addSeparator()
-        chat_menu.addActions(list(self.level_actions.values()))
+        chat_menu.addActions(list(self.reasoning_level_actions.values()))
         chat_menu.addSeparator()
         chat_menu.addActions([self.rename_action, self.delete_action])
 
@@ -297,11 +304,11 @@ class MainWindow(QMainWindow):
         self.sidebar.export_requested.connect(self.export)
         self.sidebar.search_changed.connect(lambda _text: self.refresh_sidebar())
         self.sidebar.chat_entered.connect(self.chat.composer.input.setFocus)
-        self.toggle.level_changed.connect(session.set_reasoning_level)
+        self.toggle.reasoning_level_changed.connect(session.set_reasoning_level)
 
         session.conversations_changed.connect(self.refresh_sidebar)
         session.conversation_opened.connect(self._show_conversation)
-        session.reasoning_level_changed.connect(self._show_level)
+        session.reasoning_level_changed.connect(self._show_reasoning_level)
         session.user_turn_added.connect(chat.add_user_turn)
         session.user_turn_added.connect(lambda _turn: chat.composer.message_stored())
         session.turns_truncated.connect(self._truncate)
@@ -354,18 +361,18 @@ class MainWindow(QMainWindow):
         if not self.sidebar.list.hasFocus():  # arrowing through the list keeps the keyboard there
             self.chat.composer.input.setFocus()
 
-    def _show_level(self, level: str) -> None:
-        self.toggle.set_level(level)
-        self.level_actions[level].setChecked(True)
-        self.chat.composer.set_next_level(level)
+    def _show_reasoning_level(self, reasoning_level: str) -> None:
+        self.toggle.set_reasoning_level(reasoning_level)
+        self.reasoning_level_actions[reasoning_level].setChecked(True)
+        self.chat.composer.set_next_reasoning_level(reasoning_level)
 
     def _truncate(self, index: int) -> None:
         self.chat.remove_turns_from(index)
         self.panel.show_turns(self.session.turns())
 
-    def _begin_reply(self, level: str) -> None:
-        self.chat.begin_reply(level)
-        self.panel.begin_reply(level)
+    def _begin_reply(self, reasoning_level: str) -> None:
+        self.chat.begin_reply(reasoning_level)
+        self.panel.begin_reply(reasoning_level)
         self.status.clear_reply_figures()
 
     def _finish_reply(self, turn) -> None:

@@ -230,7 +230,7 @@ class _Printer:
         self._channel = None
 
 
-def resolve_model(model: str, err: TextIO) -> Path:
+def find_or_download_model(model: str, err: TextIO) -> Path:
     """A local folder, a downloaded Hub id, or a Hub id downloaded now with a progress bar, in
     the app's models folder (so the terminal and the app share downloads)."""
     models_dir = paths.models_dir()
@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextI
                                     min_p=args.min_p, seed=args.seed, max_new_tokens=args.max_tokens,
                                     max_reasoning_tokens=args.max_reasoning_tokens)
         response_format = _response_format(args)  # a bad file fails before the model loads
-        folder = resolve_model(args.model, stderr)
+        folder = find_or_download_model(args.model, stderr)
         options = _load_options(args, folder, stderr)
         if not args.json:
             print(f"Loading {folder} …", file=stderr)
@@ -392,10 +392,10 @@ def _converse(args: argparse.Namespace, answer, conversation: Chat, stdin: TextI
         if text in ("/quit", "/exit"):
             return 0
         if text.startswith("/reasoning "):
-            level = text.split(maxsplit=1)[1]
-            if level in REASONING_LEVELS:
-                conversation.reasoning_level = level
-                print(f"[reasoning: {level}]", file=stderr)
+            reasoning_level = text.split(maxsplit=1)[1]
+            if reasoning_level in REASONING_LEVELS:
+                conversation.reasoning_level = reasoning_level
+                print(f"[reasoning: {reasoning_level}]", file=stderr)
             else:
                 print(f"[reasoning must be one of {', '.join(REASONING_LEVELS)}]", file=stderr)
             continue

@@ -125,13 +125,13 @@ def test_switching_the_level_puts_it_into_the_next_prompt(start_app, store):
     app.send(SUM.question)
     assert "Reasoning: high" in app.last_prompt()
 
-    app.window.level_actions["low"].trigger()
+    app.window.reasoning_level_actions["low"].trigger()
     app.window.regenerate_action.trigger()
     app.qtbot.waitUntil(lambda: not app.session.busy, timeout=REPLY_TIMEOUT_MS)
     assert "Reasoning: low" in app.last_prompt() and "Reasoning: high" not in app.last_prompt()
     (_, reply) = store.messages(chat_id)
     assert reply.reasoning_level == "low" and reply.content == SUM.final
-    assert app.window.chat.bubbles[-1].level_badge.text() == "Low reasoning"
+    assert app.window.chat.bubbles[-1].reasoning_level_badge.text() == "Low reasoning"
 
 
 def test_the_panel_streams_and_keeps_the_reasoning(start_app, store):

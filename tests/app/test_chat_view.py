@@ -145,7 +145,7 @@ def test_streamed_text_is_rendered_at_most_once_per_tick(qtbot, monkeypatch):
     assert renders == []
     qtbot.waitUntil(lambda: renders == ["The answer is **42**."], timeout=20 * RENDER_INTERVAL_MS)
     assert "The answer is 42." in bubble.view.toPlainText()
-    assert bubble.level_badge.text() == "High reasoning"
+    assert bubble.reasoning_level_badge.text() == "High reasoning"
 
 
 def test_edit_loads_the_message_and_enter_resends_it_in_place(qtbot, store):

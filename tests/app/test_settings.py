@@ -37,12 +37,12 @@ def test_values_round_trip_with_their_types(qapp, ini):
 def test_missing_or_damaged_values_fall_back_to_the_defaults(qapp, ini):
     raw = ini()
     raw.setValue(Key.MAX_NEW_TOKENS.path, "lots")
-    raw.setValue(Key.DEFAULT_REASONING.path, "extreme")
+    raw.setValue(Key.DEFAULT_REASONING_LEVEL.path, "extreme")
     raw.sync()
     settings = Settings(ini())
     assert settings.value(Key.MAX_NEW_TOKENS) == 4096
     assert settings.value(Key.MODEL) == ""
-    assert settings.default_reasoning() == "medium"
+    assert settings.default_reasoning_level() == "medium"
     assert settings.context_length() is None
 
 

@@ -87,11 +87,11 @@ def test_the_toggle_emits_the_clicked_level_and_shows_levels_set_from_code_silen
     toggle = ReasoningToggle()
     qtbot.addWidget(toggle)
     changed: list[str] = []
-    toggle.level_changed.connect(changed.append)
-    toggle.set_level("low")
-    assert toggle.level() == "low" and changed == []
+    toggle.reasoning_level_changed.connect(changed.append)
+    toggle.set_reasoning_level("low")
+    assert toggle.reasoning_level() == "low" and changed == []
     toggle.buttons["high"].click()
-    assert changed == ["high"] and toggle.level() == "high"
+    assert changed == ["high"] and toggle.reasoning_level() == "high"
 
 
 def test_the_panel_keeps_every_replys_reasoning_and_tool_calls_under_its_label(qtbot, store):

@@ -65,11 +65,11 @@ def test_the_reasoning_level_is_kept_per_chat_and_shown_for_the_next_reply(windo
     session.open_conversation(physics.id)
     window.toggle.buttons["high"].click()
     session.open_conversation(poetry.id)
-    window.level_actions["low"].trigger()
+    window.reasoning_level_actions["low"].trigger()
     assert window.chat.composer.hint.text().startswith("Next reply: Low reasoning")
 
     session.open_conversation(physics.id)
-    assert window.toggle.level() == "high" and window.level_actions["high"].isChecked()
+    assert window.toggle.reasoning_level() == "high" and window.reasoning_level_actions["high"].isChecked()
     assert window.chat.composer.hint.text().startswith("Next reply: High reasoning")
     assert store.conversation(physics.id).reasoning_level == "high"
     assert store.conversation(poetry.id).reasoning_level == "low"
@@ -78,9 +78,9 @@ def test_the_reasoning_level_is_kept_per_chat_and_shown_for_the_next_reply(windo
 def test_a_new_chat_starts_at_the_default_level_and_keeps_a_level_chosen_before_its_first_message(window, settings):
     from gpt_oss_desktop.app.settings import Key
 
-    settings.set_value(Key.DEFAULT_REASONING, "low")
+    settings.set_value(Key.DEFAULT_REASONING_LEVEL, "low")
     window.session.new_conversation()
-    assert window.toggle.level() == "low"
+    assert window.toggle.reasoning_level() == "low"
     window.toggle.buttons["high"].click()
     assert window.session.draft_reasoning_level == "high"
 

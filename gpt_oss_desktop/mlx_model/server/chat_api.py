@@ -15,7 +15,7 @@ from typing import Any
 
 from ..chat import Chat
 from ..events import Event
-from ..harmony import assistant_message, user_message
+from ..harmony import ReasoningLevel, assistant_message, user_message
 from ..structured import ResponseFormat
 from .errors import bad_request
 from .fields import Fields
@@ -24,7 +24,7 @@ from .prompting import (
     call_message,
     conversation,
     function_tool,
-    reasoning_level,
+    reasoning_level_of,
     reasoning_message,
     response_format,
     result_message,
@@ -45,7 +45,7 @@ class ChatRequest:
     messages: list[Fields]
     function_tools: list[dict[str, Any]]
     choice: ReplyChoice
-    reasoning: str
+    reasoning_level: ReasoningLevel
     stream: bool
     include_usage: bool
     response_format: ResponseFormat | None = None
@@ -71,7 +71,7 @@ def read_request(body: Fields) -> ChatRequest:
         messages=messages,
         function_tools=function_tools,
         choice=tool_choice(body.data.get("tool_choice"), "tool_choice", function_tools),
-        reasoning=reasoning_level(effort, "reasoning_effort"),
+        reasoning_level=reasoning_level_of(effort, "reasoning_effort"),
         stream=body.get("stream", bool, False),
         include_usage=bool(options and options.get("include_usage", bool, False)),
         response_format=held_to,
@@ -112,7 +112,7 @@ def conversation_for(request: ChatRequest, start_date: str, store: ResponseStore
                 name = function.require("name", str)
                 call_names[call.require("id", str)] = name
                 messages.append(call_message(name, function.get("arguments", str, "{}")))
-    return conversation(messages, instructions, request.reasoning, request.function_tools, request.choice,
+    return conversation(messages, instructions, request.reasoning_level, request.function_tools, request.choice,
                         start_date)
 
 

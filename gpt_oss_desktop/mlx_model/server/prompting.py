@@ -25,12 +25,13 @@ JSON_CONTENT_TYPE = "<|constrain|>json"
 BUILTIN_RECIPIENTS = ("browser.", "python")
 
 
-def reasoning_level(value: str | None, path: str) -> ReasoningLevel:
-    if value is None:
+def reasoning_level_of(effort: str | None, path: str) -> ReasoningLevel:
+    """The reasoning level for the API's effort at `path` (the edge: inside, it is reasoning_level)."""
+    if effort is None:
         return DEFAULT_EFFORT
-    if value not in EFFORTS:
-        raise bad_request(f"{path} must be one of {', '.join(EFFORTS)}, not {value!r}", path)
-    return EFFORTS[value]
+    if effort not in EFFORTS:
+        raise bad_request(f"{path} must be one of {', '.join(EFFORTS)}, not {effort!r}", path)
+    return EFFORTS[effort]
 
 
 def function_tool(tool: Fields) -> dict[str, Any]:
@@ -145,13 +146,13 @@ def text_of_parts(value: Any, path: str, kinds: tuple[str, ...]) -> str:
     return "".join(texts)
 
 
-def conversation(messages: list[dict[str, Any]], instructions: list[str], reasoning: ReasoningLevel,
+def conversation(messages: list[dict[str, Any]], instructions: list[str], reasoning_level: ReasoningLevel,
                  function_tools: list[dict[str, Any]], choice: ReplyChoice, start_date: str) -> Chat:
     """The engine's conversation; system and developer texts join as the one developer message's
     instructions (harmony has one)."""
     return Chat(
         messages=messages,
-        reasoning_level=reasoning,
+        reasoning_level=reasoning_level,
         instructions="\n\n".join(instructions) or None,
         tools=function_tools if choice.tools_visible else [],
         start_date=start_date,

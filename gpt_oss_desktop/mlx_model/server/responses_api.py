@@ -25,7 +25,7 @@ from .prompting import (
     call_message,
     conversation,
     function_tool,
-    reasoning_level,
+    reasoning_level_of,
     reasoning_message,
     response_format,
     result_message,
@@ -53,8 +53,8 @@ class ResponsesRequest:
     tools: list[dict[str, Any]]  # as the client sent them, echoed in the response
     function_tools: list[dict[str, Any]]
     choice: ReplyChoice
-    effort: str | None
-    reasoning: ReasoningLevel
+    effort: str | None  # reasoning.effort as the client sent it, echoed back
+    reasoning_level: ReasoningLevel
     previous_response_id: str | None
     store: bool
     stream: bool
@@ -85,7 +85,7 @@ def read_request(body: Fields) -> ResponsesRequest:
         function_tools=function_tools,
         choice=tool_choice(body.data.get("tool_choice"), "tool_choice", function_tools),
         effort=effort,
-        reasoning=reasoning_level(effort, "reasoning.effort"),
+        reasoning_level=reasoning_level_of(effort, "reasoning.effort"),
         previous_response_id=body.get("previous_response_id", str),
         store=body.get("store", bool, True),
         stream=body.get("stream", bool, False),
@@ -145,7 +145,7 @@ def conversation_for(items: list[dict[str, Any]], request: ResponsesRequest, sta
             raise bad_request(f"{item.path}: item_reference is not supported; send the item itself", item.path)
         elif kind not in IGNORED_ITEM_TYPES:
             raise bad_request(f"{item.path}.type {kind!r} is not an input item type", f"{item.path}.type")
-    return conversation(messages, instructions, request.reasoning, request.function_tools, request.choice,
+    return conversation(messages, instructions, request.reasoning_level, request.function_tools, request.choice,
                         start_date)
 
 
@@ -172,7 +172,7 @@ class ResponseBuilder:
             "instructions": request.instructions,
             "max_output_tokens": body.get("max_output_tokens", int),
             "previous_response_id": request.previous_response_id,
-            "reasoning": {"effort": request.effort or request.reasoning, "summary": None},
+            "reasoning": {"effort": request.effort or request.reasoning_level, "summary": None},
             "store": request.store,
             "temperature": body.get("temperature", float, 1.0),
             "top_p": body.get("top_p", float, 1.0),
