@@ -128,6 +128,27 @@ def test_the_token_limit_is_never_a_complete_answer(client: openai.OpenAI) -> No
     assert response.status == "incomplete" and response.incomplete_details.reason == "max_output_tokens"
 
 
+def test_the_token_limit_inside_the_json(client: openai.OpenAI) -> None:
+    """Cut three tokens before the whole reply's end, so inside the JSON: incomplete, and the
+    text is what was written, not a complete answer."""
+    whole = client.responses.create(model=MODEL_ID, input=QUESTION, temperature=0, text=text_format(),
+                                    max_output_tokens=300)
+    assert whole.status == "completed"
+    limit = whole.usage.output_tokens - 3
+    cut = client.responses.create(model=MODEL_ID, input=QUESTION, temperature=0, text=text_format(),
+                                  max_output_tokens=limit)
+    assert cut.status == "incomplete" and cut.incomplete_details.reason == "max_output_tokens"
+    assert cut.output[-1].type == "message" and cut.output[-1].status == "incomplete"
+    assert whole.output_text.startswith(cut.output_text) and cut.output_text.startswith("{")
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(cut.output_text)
+    completion = client.chat.completions.create(
+        model=MODEL_ID, messages=[{"role": "user", "content": QUESTION}], temperature=0,
+        response_format=chat_format(), max_tokens=limit)
+    assert completion.choices[0].finish_reason == "length"
+    assert completion.choices[0].message.content == cut.output_text
+
+
 def test_tool_choice_required_forces_a_call_with_valid_arguments(client: openai.OpenAI) -> None:
     """The sum question has no call in the model's script: the call is the controller's doing."""
     tools = [{"type": "function", **STRICT_WEATHER}]

@@ -46,6 +46,9 @@ def test_compiles_are_cached_per_format(real_tokenizer) -> None:
         (ResponseFormat.json_schema({"type": "object", "properties": {"a": {"type": "string", "pattern": "(?=a)b"}}},
                                     name="look"), "the JSON Schema 'look' cannot be compiled: .*look-around"),
         (ResponseFormat.lark("start: A\nA: /[a-c]+/ & /[x-z]+/"), "the Lark grammar allows no first token"),
+        # The one way a grammar could end inside a character (and so inside a token's bytes) is text
+        # that is not UTF-8: llguidance refuses it when it compiles.
+        (ResponseFormat.regex(r"(?-u:\xF0\x9F)"), "the regex cannot be compiled: .*can match invalid UTF-8"),
     ],
 )
 def test_formats_that_cannot_compile_say_why(response_format, message, real_tokenizer) -> None:
