@@ -26,4 +26,7 @@ def test_structured_bench_smoke(tmp_path: Path, capsys) -> None:
     assert 0 < report["mask_host_ms_per_token"] < report["step_ms_constrained"] * 10
     assert set(report["mask_share_of_projected_20b_step"]) == set(module.PROJECTED_20B_STEP_MS)
     assert report["held_reasons"][0] in ("return", "max_tokens")
-    assert "of the projected 20b step" in capsys.readouterr().out
+    assert 0 < report["masked_tokens"] <= report["sampled_tokens"]
+    assert set(report["probe"]) == {"host_ms", "step_ms", "step_ratio", "median_wait_ms", "hidden_share"}
+    printed = capsys.readouterr().out
+    assert "of the projected 20b step" in printed and "overlap probe:" in printed
