@@ -78,13 +78,15 @@ __all__ = [
     # tools: the browser, python and MCP servers, and the loop that runs them during a reply
     "ToolResult", "Toolbox", "FunctionTool", "ToolOutcome", "Citation", "Limits", "SandboxUnavailable",
     "McpConfigError", "ServerStatus", "ApprovalRequest", "declare_tools", "reply_with_tools", "MAX_TOOL_ROUNDS",
+    "SearxngSearch", "sandbox_problem", "load_mcp_config",
 ]
 
 _TOOL_NAMES = {
     "Toolbox": "tools", "FunctionTool": "tools", "ToolOutcome": "tools", "Citation": "tools", "Limits": "tools",
     "SandboxUnavailable": "tools", "McpConfigError": "tools", "ServerStatus": "tools",
     "ApprovalRequest": "tool_loop", "declare_tools": "tool_loop", "reply_with_tools": "tool_loop",
-    "MAX_TOOL_ROUNDS": "tool_loop",
+    "MAX_TOOL_ROUNDS": "tool_loop", "SearxngSearch": "tools.browser.web",
+    "sandbox_problem": "tools", "load_mcp_config": "tools",
 }
 
 

@@ -8,13 +8,13 @@ from typing import Any
 
 from .browser.tool import Browser, Citation
 from .python_kernel import Image
-from .sandbox import Limits, SandboxUnavailable
+from .sandbox import Limits, SandboxUnavailable, sandbox_problem
 from .toolbox import FunctionTool, Toolbox, ToolOutcome, reply_message
 
 _MCP_NAMES = ("McpConfigError", "ServerStatus", "load_mcp_config")
 
 __all__ = ["Browser", "Citation", "FunctionTool", "Image", "Limits", "SandboxUnavailable", "ToolOutcome", "Toolbox",
-           "reply_message",            *_MCP_NAMES]
+           "reply_message", "sandbox_problem", *_MCP_NAMES]
 
 
 def __getattr__(name: str) -> Any:

@@ -14,6 +14,7 @@ import asyncio
 import json
 import re
 import threading
+from collections import Counter
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 START_TIMEOUT_S = 30.0
 _NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9_]")
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class McpConfigError(ValueError):
@@ -111,7 +113,11 @@ def _resolve_refs(schema: Any, definitions: Mapping[str, Any], depth: int = 0) -
     return {k: _resolve_refs(v, definitions, depth) for k, v in schema.items() if k != "$defs"}
 
 
-def function_name(server: str, tool: str) -> str:
+def function_name(server: str, tool: str, unique: bool = False) -> str:
+    """The harmony function name of a server's tool: the tool's own name when it is a plain
+    identifier no other server's tool has (as the model would name it), else `{server}__{tool}`."""
+    if unique and _PLAIN_NAME.fullmatch(tool):
+        return tool
     return _NAME_CHARACTERS.sub("_", f"{server}__{tool}")
 
 
@@ -141,7 +147,7 @@ class McpServers:
         """`disabled`: server name → the tool names turned off, or None for the whole server."""
         self.timeout_s = timeout_s
         self._disabled = dict(disabled or {})
-        self._servers = {c.name: _Server(c) for c in configs if c.name not in self._disabled or self._disabled[c.name]}
+        self._servers = {c.name: _Server(c) for c in configs if self._disabled.get(c.name, set()) is not None}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="mcp-servers", daemon=True)
         self._thread.start()
@@ -157,17 +163,16 @@ class McpServers:
     def functions(self) -> list[dict[str, Any]]:
         functions = []
         self._names.clear()
-        for server in self._servers.values():
-            off = self._disabled.get(server.config.name) or set()
-            for tool in server.status.tools:
-                if tool.name in off:
-                    continue
-                name = function_name(server.config.name, tool.name)
-                self._names[name] = (server.config.name, tool.name)
-                schema = tool.input_schema or {"type": "object", "properties": {}}
-                parameters = trimmed_schema(_resolve_refs(schema, schema.get("$defs", {})))
-                functions.append({"name": name, "description": tool.description or tool.title or tool.name,
-                                  "parameters": parameters})
+        offered = [(server, tool) for server in self._servers.values() for tool in server.status.tools
+                   if tool.name not in (self._disabled.get(server.config.name) or set())]
+        counts = Counter(tool.name for _server, tool in offered)
+        for server, tool in offered:
+            name = function_name(server.config.name, tool.name, unique=counts[tool.name] == 1)
+            self._names[name] = (server.config.name, tool.name)
+            schema = tool.input_schema or {"type": "object", "properties": {}}
+            parameters = trimmed_schema(_resolve_refs(schema, schema.get("$defs", {})))
+            functions.append({"name": name, "description": tool.description or tool.title or tool.name,
+                              "parameters": parameters})
         return functions
 
     def has(self, name: str) -> bool:

@@ -70,6 +70,15 @@ def sandbox_prefix(work: Path, runtime: Path) -> list[str]:
     raise SandboxUnavailable(f"Python cannot run: no sandbox is known for {sys.platform}, and code is never run unconfined.")
 
 
+def sandbox_problem() -> str | None:
+    """Why python cannot run on this machine (for Settings to say before it is used), or None."""
+    try:
+        sandbox_prefix(Path("."), Path("."))
+    except SandboxUnavailable as error:
+        return str(error)
+    return None
+
+
 def confined_launch(limits: Limits) -> list[str]:
     """`python kernel_launcher.py …` (run as a script, so the kernel never imports this package
     or MLX): sets the limits, then starts ipykernel."""

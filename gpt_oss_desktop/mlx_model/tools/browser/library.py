@@ -91,6 +91,11 @@ class Library:
             self._db.commit()
             return changed
 
+    def indexed(self) -> int:
+        """How many documents of the library's folders the index holds."""
+        with self._lock:
+            return sum(self._inside(Path(row[0])) for row in self._db.execute("SELECT path FROM docs"))
+
     # -- search and open -----------------------------------------------------------------------
 
     def search(self, query: str, topn: int) -> list[SearchHit]:
