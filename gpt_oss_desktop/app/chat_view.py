@@ -6,8 +6,8 @@ Streamed text is coalesced: deltas are buffered and the bubble is re-rendered at
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QGuiApplication, QKeyEvent, QTextCursor, QTextOption
+from PySide6.QtCore import QByteArray, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QGuiApplication, QKeyEvent, QPixmap, QTextCursor, QTextOption
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from . import theme
+from .citations import link_citations
 from .markdown_view import MessageView
 from .transcript import Turn
 
@@ -33,6 +34,8 @@ COLLAPSE_CHARS = 1500
 COLLAPSE_LINES = 15
 """A message longer than this is shown folded to `COLLAPSED_LINES` lines with "Show more"."""
 COLLAPSED_LINES = 10
+IMAGE_WIDTH = 560
+"""Images the tools drew are shown at most this wide (their own size when smaller)."""
 
 
 def is_long(text: str) -> bool:
@@ -68,6 +71,7 @@ class MessageBubble(QFrame):
         self.role = role
         self.first_id: int | None = None
         self.text = ""
+        self.citations: list[dict] = []
         self.collapsed = False
         self.setObjectName("UserRow" if role == "user" else "AssistantRow")
         self.view = MessageView()
@@ -124,6 +128,9 @@ class MessageBubble(QFrame):
             header.addStretch(1)
             outer.addLayout(header)
             outer.addWidget(self.view)
+            self.images = QVBoxLayout()
+            self.images.setSpacing(6)
+            outer.addLayout(self.images)
             self.regenerate_button = _tool_button("regenerate", "Regenerate this reply")
             self.regenerate_button.clicked.connect(self.regenerate_clicked)
             self.stats = QLabel()
@@ -138,14 +145,31 @@ class MessageBubble(QFrame):
 
     # -- content -------------------------------------------------------------------------------
 
-    def set_text(self, text: str) -> None:
+    def set_text(self, text: str, citations: list[dict] | None = None) -> None:
         new_text, self.text = text != self.text, text
+        if citations is not None:
+            self.citations = citations
         if self.role == "user":
             self.view.show_plain(text)
             self.expand_button.setVisible(is_long(text))
             self.set_collapsed(is_long(text) and (new_text or self.collapsed))
         else:
-            self.view.show_markdown(text, theme.palette())
+            self.view.show_markdown(link_citations(text, self.citations), theme.palette())
+
+    def show_images(self, images: list[tuple[str, str]]) -> None:
+        """What the reply's tools drew (python's plots), below the answer."""
+        while self.images.count():
+            self.images.takeAt(0).widget().deleteLater()
+        for _mime, data in images:
+            pixmap = QPixmap()
+            if not pixmap.loadFromData(QByteArray.fromBase64(data.encode("ascii"))):
+                continue
+            picture = QLabel()
+            picture.setObjectName("ToolImage")
+            if pixmap.width() > IMAGE_WIDTH:
+                pixmap = pixmap.scaledToWidth(IMAGE_WIDTH, Qt.TransformationMode.SmoothTransformation)
+            picture.setPixmap(pixmap)
+            self.images.addWidget(picture, 0, Qt.AlignmentFlag.AlignLeft)
 
     def set_collapsed(self, collapsed: bool) -> None:
         """Fold a long message to its first lines, or show all of it."""
@@ -183,8 +207,9 @@ class MessageBubble(QFrame):
 
     def show_turn(self, turn: Turn) -> None:
         self.first_id = turn.first_id
-        self.set_text(turn.text)
+        self.set_text(turn.text, turn.citations if self.role == "assistant" else None)
         if self.role == "assistant":
+            self.show_images(turn.images)
             self.set_reasoning_level(turn.reasoning_level)
             self.set_thought(turn.thought_seconds, turn.has_reasoning)
             self.set_stats(turn.stats)

@@ -344,7 +344,7 @@ class MessageView(QTextBrowser):
     def _follow(self, url: QUrl) -> None:
         if url.scheme() == COPY_SCHEME:
             self.copy_code_block(int(url.path()))
-        elif url.scheme() in ("http", "https", "mailto"):
+        elif url.scheme() in ("http", "https", "mailto", "file"):  # file: a cited library document
             QDesktopServices.openUrl(url)
 
     def full_height(self) -> int:

@@ -54,6 +54,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX conversations_by_recency ON conversations (updated_at DESC)",
         "CREATE INDEX messages_streaming ON messages (status) WHERE status = 'streaming'",
     ),
+    (
+        # The tools a chat offers the model and the calls the user allowed for it (JSON), and the
+        # browser's page stack, so the cursors a chat's citations name survive a restart.
+        "ALTER TABLE conversations ADD COLUMN tools_json TEXT",
+        "ALTER TABLE conversations ADD COLUMN browser_state_json TEXT",
+        # What a message carries besides its text: a tool result's images, an answer's citations.
+        "ALTER TABLE messages ADD COLUMN attachments_json TEXT",
+    ),
 )
 
 

@@ -29,6 +29,10 @@ def anchor_name(first_id: int) -> str:
     return f"reply-{first_id}"
 
 
+def duration_label(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
 def _pretty_arguments(text: str) -> str:
     try:
         return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
@@ -87,7 +91,9 @@ class ReasoningPanel(QDockWidget):
                 if record.reasoning:
                     self._append_reasoning_block(record.reasoning)
                 if record.role == "tool":
-                    self.add_tool_result(record.author_name or "tool", record.content)
+                    figures = record.stats or {}
+                    self.add_tool_result(record.author_name or "tool", record.content, figures.get("seconds"),
+                                         figures.get("ok", True))
                 elif record.recipient:
                     self.add_tool_call(record.recipient, record.content)
         self.status.setText("No reasoning in this chat yet." if self.text.document().isEmpty() else "")
@@ -130,8 +136,9 @@ class ReasoningPanel(QDockWidget):
         self._append_label(f"→ Called {recipient}")
         self._append_code(_pretty_arguments(arguments))
 
-    def add_tool_result(self, name: str, content: str) -> None:
-        self._append_label(f"← {name} returned")
+    def add_tool_result(self, name: str, content: str, seconds: float | None = None, ok: bool = True) -> None:
+        took = f" in {duration_label(seconds)}" if seconds is not None else ""
+        self._append_label(f"← {name} returned{took}" if ok else f"← {name} failed{took}")
         self._append_code(content)
 
     def add_note(self, text: str) -> None:

@@ -11,17 +11,28 @@ restart.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from gpt_oss_desktop.mlx_model import Chat, Done, MessageDone, MessageStart, ParseWarning, Stats, TextDelta, ToolCall
+from gpt_oss_desktop.mlx_model import (
+    ApprovalRequest,
+    Chat,
+    Done,
+    MessageDone,
+    MessageStart,
+    ParseWarning,
+    Stats,
+    TextDelta,
+    ToolCall,
+    ToolResult,
+)
 
+from .chat_tools import ChatTools, ToolRequest
 from .export import chat_json, chat_markdown
 from .model_session import ModelSession
 from .recorder import ReplyRecorder
@@ -33,9 +44,9 @@ from .worker import EngineHost
 log = logging.getLogger(__name__)
 
 TICK_MS = 200
-MAX_TOOL_ROUNDS = 3
-"""Replies that end in a call to a tool this app does not have are answered with an error and
-continued, at most this many times in a row."""
+APPROVAL_CHOICES = ("once", "chat", "always", "deny")
+"""How the user answers a call that needs consent: run it this once, allow this chat's calls,
+allow every chat's (Settings › Tools › Ask before running), or do not run it."""
 
 _DONE_STATUS = {"return": "complete", "call": "complete", "max_tokens": "complete", "context_full": "complete",
                 "cancelled": "cancelled", "error": "failed"}
@@ -51,15 +62,13 @@ class _Reply:
     conversation_id: int
     recorder: ReplyRecorder
     prompt_messages: list[dict[str, Any]]  # the chat's messages as sent (harmony dicts)
-    shown_before: str = ""  # visible text of earlier rounds of this reply (before a tool call)
-    tool_rounds: int = 0
     done: Done | None = None
-    calls: list[ToolCall] = field(default_factory=list)  # this round's, from the events
     failure: str | None = None
     stats: dict[str, Any] | None = None
+    approval: ApprovalRequest | None = None  # the call waiting for the user's consent
 
     def visible_text(self) -> str:
-        return "\n\n".join(part for part in (self.shown_before, self.recorder.visible_text()) if part)
+        return self.recorder.visible_text()
 
     def left_out_notice(self) -> str | None:
         """Which old messages the engine left out to fit the context, in the user's terms: it drops
@@ -86,7 +95,10 @@ class ChatSession(QObject):
     thinking = Signal(float)  # seconds of analysis so far
     thought = Signal(float)  # seconds, once analysis ends
     tool_called = Signal(str, str)  # recipient, arguments
-    tool_answered = Signal(str, str)  # tool name, result
+    tool_answered = Signal(str, str, float, bool)  # tool name, result, seconds, whether it worked
+    approval_requested = Signal(object)  # mlx_model.ApprovalRequest: ask the user (answer_approval)
+    approval_settled = Signal()  # the question is answered or moot (the reply stopped)
+    chat_tools_changed = Signal(object)  # ChatTools of the chat on screen
     note = Signal(str)
     reply_finished = Signal(object)  # the stored Turn, or None
     busy_changed = Signal(bool)
@@ -101,6 +113,7 @@ class ChatSession(QObject):
         self.model = model
         self.current: ConversationRecord | None = None
         self.draft_reasoning_level = settings.default_reasoning_level()
+        self.draft_tools = ChatTools()
         self._reply: _Reply | None = None
         self._last_error = ""
         self._tick = QTimer(self)
@@ -111,6 +124,9 @@ class ChatSession(QObject):
         worker.reply_failed.connect(self._on_reply_failed)
         worker.reply_ended.connect(self._on_reply_ended)
         model.model_loaded.connect(lambda _name: self._measure())
+        worker.approval_needed.connect(self._on_approval_needed)
+        worker.tool_note.connect(self._on_tool_note)
+        worker.tools_finished.connect(self._on_tools_finished)
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -121,6 +137,11 @@ class ChatSession(QObject):
     @property
     def reasoning_level(self) -> str:
         return self.current.reasoning_level if self.current else self.draft_reasoning_level
+
+    @property
+    def chat_tools(self) -> ChatTools:
+        """The open chat's tool switches (a new chat's until it is stored)."""
+        return ChatTools.from_stored(self.current.tools) if self.current else self.draft_tools
 
     def conversations(self) -> list[ConversationRecord]:
         return self._guard(self.store.conversations, [])
@@ -139,6 +160,7 @@ class ChatSession(QObject):
         if conversation_id is None:
             self.current = None
             self.draft_reasoning_level = self.settings.default_reasoning_level()
+            self.draft_tools = ChatTools()
         else:
             try:
                 self.current = self.store.conversation(conversation_id)
@@ -148,6 +170,7 @@ class ChatSession(QObject):
             self.settings.set_value(Key.LAST_CONVERSATION, conversation_id)
         self.conversation_opened.emit(self.current, self.turns())
         self.reasoning_level_changed.emit(self.reasoning_level)
+        self.chat_tools_changed.emit(self.chat_tools)
         self._measure()
 
     def new_conversation(self) -> None:
@@ -165,6 +188,7 @@ class ChatSession(QObject):
             self.error.emit("This chat is still replying. Stop the reply before deleting the chat.")
             return
         self._guard(lambda: self.store.delete_conversation(conversation_id))
+        self.engine.close_tools(conversation_id)  # its kernel and MCP sessions stop
         if self.current and self.current.id == conversation_id:
             self.new_conversation()
         self.conversations_changed.emit()
@@ -190,6 +214,16 @@ class ChatSession(QObject):
         self.reasoning_level_changed.emit(reasoning_level)
         self._measure()
 
+    def set_chat_tools(self, tools: ChatTools) -> None:
+        """Which tools this chat offers the model from its next reply on (kept with the chat)."""
+        if self.current:
+            self._guard(lambda: self.store.set_tools(self.current.id, tools.stored()))
+            self.current = dataclasses.replace(self.current, tools=tools.stored())
+        else:
+            self.draft_tools = tools
+        self.chat_tools_changed.emit(tools)
+        self._measure()
+
     # -- replies -------------------------------------------------------------------------------
 
     def send(self, text: str) -> None:
@@ -206,6 +240,8 @@ class ChatSession(QObject):
                     model=self.model.model_name,
                     title=title_from_text(text) or DEFAULT_TITLE,
                 )
+                self.store.set_tools(self.current.id, self.draft_tools.stored())
+                self.current = self.store.conversation(self.current.id)
                 self.settings.set_value(Key.LAST_CONVERSATION, self.current.id)
             elif self.current.title == DEFAULT_TITLE and not self.store.messages(self.current.id):
                 self.store.rename_conversation(self.current.id, title_from_text(text))
@@ -250,11 +286,12 @@ class ChatSession(QObject):
         if self._reply is not None:
             self.engine.cancel(self._reply.reply_id)
 
-    def _start_reply(self, previous: _Reply | None = None) -> None:
+    def _start_reply(self) -> None:
         assert self.current is not None
         try:
             conversation = self.store.conversation(self.current.id)
             chat = chat_for(conversation, self.store.messages(conversation.id))
+            tools = self._tool_request(conversation)
             model_name = self.model.model_name
             if model_name and conversation.model != model_name:
                 self.store.set_model(conversation.id, model_name)
@@ -264,15 +301,16 @@ class ChatSession(QObject):
             self._end_reply(None)
             return
         sent = list(chat.messages)  # the engine thread extends `chat`, so keep what was sent
-        reply_id = self.engine.reply(chat, self.settings.sampling())
+        reply_id = self.engine.reply(chat, self.settings.sampling(), tools)
         self._reply = _Reply(reply_id, conversation.id, recorder, sent)
-        if previous is None:
-            self.busy_changed.emit(True)
-            self.reply_started.emit(conversation.reasoning_level)
-        else:
-            self._reply.shown_before = previous.visible_text()
-            self._reply.tool_rounds = previous.tool_rounds
+        self.busy_changed.emit(True)
+        self.reply_started.emit(conversation.reasoning_level)
         self._tick.start()
+
+    def _tool_request(self, conversation: ConversationRecord) -> ToolRequest:
+        """The tools Settings › Tools allows, less those this chat switched off."""
+        setup = self.settings.tool_setup().for_chat(ChatTools.from_stored(conversation.tools))
+        return ToolRequest(conversation.id, setup, self.store.browser_state(conversation.id))
 
     def _live(self) -> bool:
         """Whether the streaming reply belongs to the chat on screen."""
@@ -299,9 +337,10 @@ class ChatSession(QObject):
             elif isinstance(event, MessageDone):
                 recorder.finish_message(event.message)
             elif isinstance(event, ToolCall):
-                reply.calls.append(event)
                 if self._live():
                     self.tool_called.emit(event.recipient, event.arguments_json)
+            elif isinstance(event, ToolResult):
+                self._store_tool_result(reply, event)
             elif isinstance(event, ParseWarning):
                 log.warning("model output: %s (skipped %r)", event.what, event.skipped)
                 if self._live():
@@ -334,29 +373,83 @@ class ChatSession(QObject):
             reply.recorder.finish(
                 _DONE_STATUS[done.reason], detail=" ".join(part for part in details if part) or None, stats=reply.stats
             )
-            if done.reason == "call" and reply.tool_rounds < MAX_TOOL_ROUNDS:
-                self._answer_unknown_tools(reply)
-                reply.tool_rounds += 1
-                self._start_reply(previous=reply)
-                return
         except StoreError as error:
             self._report(str(error))
         self._end_reply(reply)
 
-    def _answer_unknown_tools(self, reply: _Reply) -> None:
-        """The app offers the model no tools; a call it makes anyway gets an error result, so the
-        model can answer without it."""
-        for call in reply.calls:
-            result = json.dumps({"error": f"{call.recipient} is not available in this app."})
-            self.store.add_message(
-                reply.conversation_id, role="tool", author_name=call.recipient, channel="commentary",
-                recipient="assistant", content=result,
-            )
-            if self._live():
-                self.tool_answered.emit(call.recipient, result)
+    def _store_tool_result(self, reply: _Reply, result: ToolResult) -> None:
+        """A tool's reply, stored as the message the model read (its author, channel), with its
+        duration and whether it worked, and the images it made."""
+        message = result.message
+        self.store.add_message(
+            reply.conversation_id, role="tool", author_name=message.get("name") or result.recipient,
+            channel=message.get("channel"), recipient=message.get("recipient") or "assistant",
+            content=result.text, stats={"seconds": result.seconds, "ok": result.ok},
+            attachments={"images": [list(image) for image in result.images]} if result.images else None,
+        )
+        if self._live():
+            self.tool_answered.emit(result.recipient, result.text, result.seconds, result.ok)
+
+    # -- tools ---------------------------------------------------------------------------------
+
+    def _on_approval_needed(self, reply_id: int, request: ApprovalRequest) -> None:
+        """A call waits for consent: allowed already (always, or for this chat), or ask."""
+        reply = self._reply
+        if reply is None or reply.reply_id != reply_id:
+            self.engine.answer_approval(reply_id, False)
+            return
+        conversation = self._guard(lambda: self.store.conversation(reply.conversation_id))
+        if self.settings.approval() == "always" or (conversation and ChatTools.from_stored(conversation.tools).allowed):
+            self.engine.answer_approval(reply_id, True)
+            return
+        reply.approval = request
+        self.approval_requested.emit(request)
+
+    def answer_approval(self, choice: str) -> None:
+        """The user's answer to `approval_requested` (one of APPROVAL_CHOICES)."""
+        reply = self._reply
+        if reply is None or reply.approval is None:
+            return
+        if choice not in APPROVAL_CHOICES:
+            raise ValueError(f"approval choice {choice!r} is not one of {APPROVAL_CHOICES}")
+        reply.approval = None
+        if choice == "always":
+            self.settings.set_value(Key.APPROVAL, "always")
+        elif choice == "chat":
+            conversation = self._guard(lambda: self.store.conversation(reply.conversation_id))
+            if conversation is not None:
+                allowed = dataclasses.replace(ChatTools.from_stored(conversation.tools), allowed=True)
+                self._guard(lambda: self.store.set_tools(conversation.id, allowed.stored()))
+                if self._live():
+                    self.current = dataclasses.replace(self.current, tools=allowed.stored())
+                    self.chat_tools_changed.emit(allowed)
+        self.engine.answer_approval(reply.reply_id, choice != "deny")
+        self.approval_settled.emit()
+
+    def _on_tool_note(self, reply_id: int, text: str) -> None:
+        if self._reply is not None and self._reply.reply_id == reply_id and self._live():
+            self.note.emit(text)
+
+    def _on_tools_finished(self, reply_id: int, browser_state: dict | None, citations: list) -> None:
+        """Keep the chat's browser pages, and the answer's citations with the answer."""
+        reply = self._reply
+        if reply is None or reply.reply_id != reply_id:
+            return
+        try:
+            if browser_state is not None:
+                self.store.set_browser_state(reply.conversation_id, browser_state)
+            if citations:
+                answers = [row for row in reply.recorder.row_ids
+                           if (record := self.store.message(row)).content and not record.recipient]
+                if answers:
+                    self.store.update_message(answers[-1], attachments={"citations": citations})
+        except (StoreError, KeyError) as error:
+            self._report(str(error))
 
     def _end_reply(self, reply: _Reply | None) -> None:
         live = self._live()
+        if reply is not None and reply.approval is not None:
+            self.approval_settled.emit()  # the question is moot: the reply has ended
         self._reply = None
         self.busy_changed.emit(False)
         if live:

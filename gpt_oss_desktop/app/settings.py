@@ -7,12 +7,23 @@ the default instead of crashing the app. Chats are not preferences: they live in
 
 from __future__ import annotations
 
+import json
 from enum import Enum
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QCoreApplication, QSettings
 
-from gpt_oss_desktop.mlx_model import APPLICATION_NAME, GIB, REASONING_LEVELS, LoadOptions, SamplingSettings
+from gpt_oss_desktop.mlx_model import (
+    APPLICATION_NAME,
+    GIB,
+    REASONING_LEVELS,
+    Limits,
+    LoadOptions,
+    SamplingSettings,
+    data_dir,
+)
+
+from .chat_tools import ToolSetup
 
 APPLICATION_DISPLAY_NAME = "gpt-oss"
 # macOS keeps the preferences in ~/Library/Preferences/local.gpt-oss.gpt-oss-desktop.plist. No
@@ -23,6 +34,10 @@ ORGANIZATION_DOMAIN = "gpt-oss.local"
 MEMORY_MODES = ("automatic", "manual")
 EMBEDDING_PLACES = ("mapped", "resident")
 DENSE_BIT_WIDTHS = (16, 8, 4)
+APPROVAL_POLICIES = ("ask", "always")
+MCP_CONFIG_NAME = "mcp.json"
+"""The app's own MCP servers file in the data folder (the usual `mcpServers` shape): Settings ›
+Tools edits it, and servers from another app's file can be imported into it."""
 
 
 class Key(Enum):
@@ -40,6 +55,18 @@ class Key(Enum):
     DEVELOPER_INSTRUCTIONS = ("chat/developer_instructions", str, "")
     DEFAULT_REASONING_LEVEL = ("chat/default_reasoning", str, "medium")
     LAST_CONVERSATION = ("chat/last_conversation", int, 0)
+    # Settings › Tools. The browser reads the library folders (a JSON list) offline; the web and
+    # python are off until turned on. Python runs sandboxed; "ask" asks before each call that runs
+    # code or may change something (python, MCP tools not marked read-only), "always" does not ask.
+    LIBRARY_FOLDERS = ("tools/library_folders", str, "[]")
+    WEB = ("tools/web", bool, False)
+    WEB_SEARCH_URL = ("tools/web_search_url", str, "")  # a SearXNG instance; none: the web opens pages only
+    PYTHON = ("tools/python", bool, False)  # off until turned on: it adds the tool to every chat's prompt
+    APPROVAL = ("tools/approval", str, "ask")
+    PYTHON_MEMORY_MIB = ("tools/python_memory_mib", int, 4096)
+    PYTHON_CPU_SECONDS = ("tools/python_cpu_seconds", int, 600)
+    PYTHON_TIMEOUT_SECONDS = ("tools/python_timeout_seconds", int, 120)
+    MCP_DISABLED = ("tools/mcp_disabled", str, "{}")  # JSON: server → null (all off) or its tools off
     WINDOW_GEOMETRY = ("window/geometry", bytes, b"")
     WINDOW_STATE = ("window/state", bytes, b"")
 
@@ -75,6 +102,8 @@ class Settings:
         try:
             if key.kind is bytes:
                 return bytes(raw.data() if isinstance(raw, QByteArray) else raw)
+            if key.kind is bool and not isinstance(raw, bool):  # INI files give "true"/"false"
+                return {"true": True, "1": True, "false": False, "0": False}.get(str(raw).lower(), key.default)
             return key.kind(raw)
         except (TypeError, ValueError):
             return key.default
@@ -118,3 +147,45 @@ class Settings:
             bits if bits in DENSE_BIT_WIDTHS else Key.DENSE_BITS.default,
             self.value(Key.EXPERT_BUDGET_GIB),
         )
+
+    # -- tools ---------------------------------------------------------------------------------
+
+    def library_folders(self) -> list[str]:
+        return _json_value(self.value(Key.LIBRARY_FOLDERS), list, lambda v: all(isinstance(f, str) for f in v))
+
+    def set_library_folders(self, folders: list[str]) -> None:
+        self.set_value(Key.LIBRARY_FOLDERS, json.dumps(list(dict.fromkeys(folders))))
+
+    def mcp_disabled(self) -> dict[str, list[str] | None]:
+        """Server name → its tools turned off, or None when the whole server is off."""
+        return _json_value(self.value(Key.MCP_DISABLED), dict,
+                           lambda v: all(t is None or (isinstance(t, list) and all(isinstance(n, str) for n in t))
+                                         for t in v.values()))
+
+    def set_mcp_disabled(self, disabled: dict[str, list[str] | None]) -> None:
+        self.set_value(Key.MCP_DISABLED, json.dumps({name: tools for name, tools in disabled.items()
+                                                     if tools is None or tools}, sort_keys=True))
+
+    def approval(self) -> str:
+        policy = self.value(Key.APPROVAL)
+        return policy if policy in APPROVAL_POLICIES else Key.APPROVAL.default
+
+    def tool_setup(self) -> ToolSetup:
+        """The tools Settings › Tools allows (a chat may switch some off for itself)."""
+        limits = Limits(memory_bytes=max(64, self.value(Key.PYTHON_MEMORY_MIB)) * 2**20,
+                        cpu_seconds=max(1, self.value(Key.PYTHON_CPU_SECONDS)))
+        disabled = tuple(sorted((server, None if tools is None else tuple(sorted(tools)))
+                                for server, tools in self.mcp_disabled().items()))
+        return ToolSetup(library=tuple(self.library_folders()), web=self.value(Key.WEB),
+                         search_url=self.value(Key.WEB_SEARCH_URL).strip(), python=self.value(Key.PYTHON),
+                         limits=limits, python_timeout_s=float(max(1, self.value(Key.PYTHON_TIMEOUT_SECONDS))),
+                         mcp_config=str(data_dir() / MCP_CONFIG_NAME), mcp_disabled=disabled)
+
+
+def _json_value(text: str, kind: type, valid: Any) -> Any:
+    """A JSON setting, or an empty `kind` when it is damaged."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return kind()
+    return value if isinstance(value, kind) and valid(value) else kind()

@@ -1,5 +1,5 @@
-"""Settings (⌘,): the model, sampling, reply length, context length, developer instructions, and
-how the weights are held in memory, with the estimate of what the chosen model needs."""
+"""Settings (⌘,): the model, sampling, reply length, context length, developer instructions, how
+the weights are held in memory (with the estimate of what the chosen model needs), and the tools."""
 
 from __future__ import annotations
 
@@ -47,6 +47,7 @@ from .settings import (
     Settings,
     manual_load_options,
 )
+from .tools_settings import ToolsSettings
 
 CONTEXT_CHOICES = (0, 4096, 8192, 16384, 32768, 65536, 131072)
 MEMORY_MODE_NAMES = {"automatic": "Automatic (fit this Mac)", "manual": "Manual"}
@@ -140,6 +141,8 @@ class SettingsDialog(QDialog):
         fields.addLayout(form)
         fields.addWidget(self._memory_group())
         fields.addWidget(note)
+        self.tools = ToolsSettings(settings)
+        fields.addWidget(self.tools)
         self.scroll = QScrollArea()
         self.scroll.setObjectName("SettingsScroll")
         self.scroll.setWidgetResizable(True)
@@ -271,5 +274,6 @@ class SettingsDialog(QDialog):
         self.settings.set_value(Key.EMBEDDING, self.embedding.currentData())
         self.settings.set_value(Key.DENSE_BITS, self.dense_bits.currentData())
         self.settings.set_value(Key.EXPERT_BUDGET_GIB, self.expert_budget.value())
+        self.tools.save()
         self.settings.sync()
         super().accept()

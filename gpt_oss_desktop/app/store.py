@@ -44,10 +44,14 @@ _SEARCH_TRIGGERS = {
 }
 _MESSAGE_COLUMNS = (
     "id, conversation_id, position, role, author_name, channel, recipient, content_type, content, "
-    "reasoning, reasoning_level, started_at, thought_seconds, stats_json, status, detail"
+    "reasoning, reasoning_level, started_at, thought_seconds, stats_json, status, detail, attachments_json"
+)
+_CONVERSATION_COLUMNS = (
+    "id, title, created_at, updated_at, reasoning_level, start_date, developer_instructions, model, tools_json"
 )
 _UPDATABLE = frozenset(
-    {"channel", "recipient", "content_type", "content", "reasoning", "thought_seconds", "stats", "status", "detail"}
+    {"channel", "recipient", "content_type", "content", "reasoning", "thought_seconds", "stats", "status", "detail",
+     "attachments"}
 )
 
 
@@ -73,6 +77,7 @@ class ConversationRecord:
     start_date: str
     developer_instructions: str | None
     model: str | None
+    tools: dict[str, Any] | None = None  # the chat's tools and consents (session.ChatTools), None: defaults
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,7 @@ class MessageRecord:
     stats: dict[str, Any] | None
     status: str
     detail: str | None
+    attachments: dict[str, Any] | None = None  # {"images": [[mime, base64], ...]}, {"citations": [...]}
 
 
 @dataclass(frozen=True)
@@ -176,23 +182,16 @@ class Store:
         return self.conversation(cursor.lastrowid)
 
     def conversation(self, conversation_id: int) -> ConversationRecord:
-        rows = self._read(
-            "SELECT id, title, created_at, updated_at, reasoning_level, start_date, developer_instructions, model "
-            "FROM conversations WHERE id = ?",
-            (conversation_id,),
-        )
+        rows = self._read(f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE id = ?", (conversation_id,))
         if not rows:
             raise KeyError(f"no conversation {conversation_id}")
-        return ConversationRecord(*rows[0])
+        return _conversation(rows[0])
 
     def conversations(self) -> list[ConversationRecord]:
         """All chats, the most recently active first."""
         return [
-            ConversationRecord(*row)
-            for row in self._read(
-                "SELECT id, title, created_at, updated_at, reasoning_level, start_date, developer_instructions, model "
-                "FROM conversations ORDER BY updated_at DESC, id DESC"
-            )
+            _conversation(row)
+            for row in self._read(f"SELECT {_CONVERSATION_COLUMNS} FROM conversations ORDER BY updated_at DESC, id DESC")
         ]
 
     def rename_conversation(self, conversation_id: int, title: str) -> None:
@@ -207,6 +206,20 @@ class Store:
     def set_model(self, conversation_id: int, model: str) -> None:
         with self._transaction() as db:
             db.execute("UPDATE conversations SET model = ? WHERE id = ?", (model, conversation_id))
+
+    def set_tools(self, conversation_id: int, tools: dict[str, Any]) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE conversations SET tools_json = ? WHERE id = ?", (json.dumps(tools), conversation_id))
+
+    def browser_state(self, conversation_id: int) -> dict[str, Any] | None:
+        """The chat's browser pages (mlx_model's Browser.state()), or None before its first page."""
+        rows = self._read("SELECT browser_state_json FROM conversations WHERE id = ?", (conversation_id,))
+        return json.loads(rows[0][0]) if rows and rows[0][0] else None
+
+    def set_browser_state(self, conversation_id: int, state: dict[str, Any]) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE conversations SET browser_state_json = ? WHERE id = ?",
+                       (json.dumps(state), conversation_id))
 
     def delete_conversation(self, conversation_id: int) -> None:
         with self._transaction() as db:
@@ -245,6 +258,7 @@ class Store:
         thought_seconds: float | None = None,
         stats: dict[str, Any] | None = None,
         detail: str | None = None,
+        attachments: dict[str, Any] | None = None,
     ) -> MessageRecord:
         """Append a message at the end of the chat (and mark the chat as active now)."""
         now = time.time()
@@ -255,10 +269,11 @@ class Store:
             cursor = db.execute(
                 "INSERT INTO messages (conversation_id, position, role, author_name, channel, recipient, "
                 "content_type, content, reasoning, reasoning_level, started_at, thought_seconds, stats_json, "
-                "status, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "status, detail, attachments_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     conversation_id, position, role, author_name, channel, recipient, content_type, content,
                     reasoning, reasoning_level, now, thought_seconds, _json_or_none(stats), status, detail,
+                    _json_or_none(attachments),
                 ),
             )
             db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
@@ -269,8 +284,9 @@ class Store:
         unknown = set(fields) - _UPDATABLE
         if unknown:
             raise ValueError(f"cannot update {sorted(unknown)}")
-        if "stats" in fields:
-            fields["stats_json"] = _json_or_none(fields.pop("stats"))
+        for name in ("stats", "attachments"):
+            if name in fields:
+                fields[f"{name}_json"] = _json_or_none(fields.pop(name))
         assignments = ", ".join(f"{column} = ?" for column in fields)
         with self._transaction() as db:
             db.execute(f"UPDATE messages SET {assignments} WHERE id = ?", (*fields.values(), message_id))
@@ -365,8 +381,13 @@ class Store:
 
 def _message(row: tuple) -> MessageRecord:
     values = list(row)
-    values[13] = json.loads(values[13]) if values[13] else None
+    for index in (13, 16):  # stats_json, attachments_json
+        values[index] = json.loads(values[index]) if values[index] else None
     return MessageRecord(*values)
+
+
+def _conversation(row: tuple) -> ConversationRecord:
+    return ConversationRecord(*row[:-1], tools=json.loads(row[-1]) if row[-1] else None)
 
 
 def _json_or_none(value: dict[str, Any] | None) -> str | None:

@@ -144,7 +144,18 @@ class Turn:
 
     @property
     def stats(self) -> dict[str, Any] | None:
-        return next((r.stats for r in reversed(self.records) if r.stats), None)
+        return next((r.stats for r in reversed(self.records) if r.stats and r.role != "tool"), None)
+
+    @property
+    def citations(self) -> list[dict[str, Any]]:
+        """The sources the answers cite (resolved when the reply ended)."""
+        return [c for r in self.records if r.role == "assistant" for c in (r.attachments or {}).get("citations", [])]
+
+    @property
+    def images(self) -> list[tuple[str, str]]:
+        """What the tools drew (python's display data) as (mime type, base64), in order."""
+        return [(mime, data) for r in self.records if r.role == "tool"
+                for mime, data in (r.attachments or {}).get("images", [])]
 
 
 def group_turns(records: list[MessageRecord]) -> list[Turn]:

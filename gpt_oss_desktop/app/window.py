@@ -37,6 +37,7 @@ from gpt_oss_desktop.mlx_model import (
 )
 
 from . import theme
+from .approval_dialog import ApprovalDialog
 from .chat_view import REASONING_LEVEL_NAMES, ChatView
 from .model_dialog import ModelDialog
 from .reasoning_panel import ReasoningPanel
@@ -48,6 +49,7 @@ from .sidebar import ConversationSidebar
 from .status_bar import StatusBar
 from .store import DEFAULT_TITLE
 from .text_keys import TextKeysFirst
+from .tools_menu import ToolsButton
 
 MINIMUM_SIZE = QSize(640, 440)
 """Below this the composer and a readable column no longer fit beside the sidebar."""
@@ -111,6 +113,7 @@ class MainWindow(QMainWindow):
         self.banner = Banner()
         self.panel = ReasoningPanel(self)
         self.toggle = ReasoningToggle()
+        self.approval: ApprovalDialog | None = None  # the call waiting for the user's consent
         self.status = StatusBar()
         self.setStatusBar(self.status)
         self.status.show_model(None)
@@ -237,6 +240,8 @@ class MainWindow(QMainWindow):
         self.title.setAlignment(Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft)
         toolbar.addWidget(self.title)
         toolbar.addWidget(self.toggle)
+        self.tools_button = ToolsButton(self.settings)
+        toolbar.addWidget(self.tools_button)
         toolbar.addSeparator()
         toolbar.addAction(self.panel_action)
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, toolbar)
@@ -322,6 +327,11 @@ class MainWindow(QMainWindow):
         session.tool_called.connect(panel.add_tool_call)
         session.tool_answered.connect(panel.add_tool_result)
         session.note.connect(panel.add_note)
+        session.approval_requested.connect(self.ask_approval)
+        session.approval_settled.connect(self._close_approval)
+        session.chat_tools_changed.connect(self.tools_button.show_tools)
+        self.tools_button.changed.connect(session.set_chat_tools)
+        self.tools_button.settings_requested.connect(self.show_settings)
         session.reply_finished.connect(self._finish_reply)
         session.busy_changed.connect(self._show_busy)
         session.stats.connect(self.status.show_stats)
@@ -428,6 +438,19 @@ class MainWindow(QMainWindow):
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
         box.exec()
         return box.clickedButton() is load
+
+    def ask_approval(self, request) -> None:
+        """Show the call that waits for consent; the answer goes to the session."""
+        self._close_approval()
+        self.approval = ApprovalDialog(request, self)
+        self.approval.answered.connect(self.session.answer_approval)
+        self.approval.open()
+
+    def _close_approval(self) -> None:
+        dialog, self.approval = self.approval, None
+        if dialog is not None and dialog.isVisible():
+            dialog.answered.disconnect()
+            dialog.close()
 
     def show_model_dialog(self, *, first_run: bool, preselect: str | None = None) -> None:
         dialog = ModelDialog(self.models_dir, total_memory_bytes(), context_length=self.settings.context_length(),

@@ -4,7 +4,9 @@ with Qt signals. Nothing here touches a widget or the store.
 MLX arrays belong to the thread that made them, so every engine call runs on this one thread.
 The GUI calls `EngineHost`, whose signals queue the work here; cancelling is the exception: it
 sets a `threading.Event` directly, because the thread is busy inside the reply loop, and the
-engine checks that event between tokens.
+engine checks that event between tokens. Tools run here too, in the engine's tool loop (the chats'
+toolboxes are kept by `ToolHost`); a call that needs the user's consent is put to the GUI with
+`approval_needed`, and this thread waits for `answer_approval` (or a cancel) without blocking it.
 """
 
 from __future__ import annotations
@@ -15,10 +17,21 @@ import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 
-from gpt_oss_desktop.mlx_model import Chat, LoadOptions, SamplingSettings, Stats
+from gpt_oss_desktop.mlx_model import (
+    ApprovalRequest,
+    Chat,
+    LoadOptions,
+    SamplingSettings,
+    Stats,
+    Toolbox,
+    declare_tools,
+    reply_with_tools,
+    text_of,
+)
 
+from .chat_tools import ToolHost, ToolRequest, cited_sources
 from .threads import start_in_thread, stop_thread
 
 log = logging.getLogger(__name__)
@@ -44,6 +57,11 @@ class EngineWorker(QObject):
     event = Signal(int, object)  # reply id, an mlx_model.Event
     reply_failed = Signal(int, str)
     reply_ended = Signal(int)
+    approval_needed = Signal(int, object)  # reply id, mlx_model.ApprovalRequest
+    tool_note = Signal(int, str)  # reply id, what could not be set up
+    # reply id, the chat's browser pages (Browser.state(), None: no browser), the citations in
+    # the answers (chat_tools.cited_sources)
+    tools_finished = Signal(int, object, object)
     # context tokens used, context limit, memory in use (bytes), mlx_model.ExpertPaging or
     # None (every expert resident)
     measured = Signal(int, int, int, object)
@@ -54,7 +72,9 @@ class EngineWorker(QObject):
         self._api: EngineApi | None = None
         self._engine: Any = None
         self._cancels: dict[int, threading.Event] = {}
+        self._approvals: dict[int, tuple[threading.Event, list[bool]]] = {}
         self._lock = threading.Lock()
+        self.tools = ToolHost()
 
     @property
     def engine(self) -> Any:
@@ -64,6 +84,14 @@ class EngineWorker(QObject):
     def cancel(self, reply_id: int) -> None:
         """Thread-safe: stops reply `reply_id` at its next token, even before it has started."""
         self._cancel_event(reply_id).set()
+
+    def answer_approval(self, reply_id: int, allowed: bool) -> None:
+        """Thread-safe: the user's answer to the call reply `reply_id` is waiting on."""
+        with self._lock:
+            waiting = self._approvals.get(reply_id)
+        if waiting is not None:
+            waiting[1].append(allowed)
+            waiting[0].set()
 
     def cancel_all(self) -> None:
         """Thread-safe: stops whatever reply is running or queued."""
@@ -79,6 +107,7 @@ class EngineWorker(QObject):
     @Slot(str, object, object)
     def load(self, path: str, context_length: int | None, options: LoadOptions) -> None:
         self._engine = None  # free the old model's memory before reading the new one
+        self.tools.close_all()  # kernels and MCP sessions are made again for the next model's chats
         try:
             api = self._api = self._api or self._api_factory()
             self._engine = api.load(path, context_length=context_length, options=options, progress=self.loading.emit)
@@ -88,17 +117,33 @@ class EngineWorker(QObject):
         self.loaded.emit(self._engine.info)
         self._report_measures(0)
 
-    @Slot(int, object, object)
-    def reply(self, reply_id: int, chat: Chat, sampling: SamplingSettings) -> None:
-        """`chat` is this reply's own (the engine appends the reply to it): nothing else holds it."""
+    @Slot(int, object, object, object)
+    def reply(self, reply_id: int, chat: Chat, sampling: SamplingSettings, tools: ToolRequest | None) -> None:
+        """`chat` is this reply's own (the engine appends the reply to it): nothing else holds it.
+        The reply runs through the engine's tool loop: with `tools`, the chat's toolbox answers
+        the model's calls; without, an empty one answers any call with an error."""
         cancel = self._cancel_event(reply_id)
+        toolbox = None
         try:
             if self._engine is None:
                 raise RuntimeError("no model is loaded")
+            if tools is not None:
+                toolbox, notes = self.tools.toolbox(tools)
+                for note in notes:
+                    self.tool_note.emit(reply_id, note)
+            box = toolbox or Toolbox(python=False)
+            declare_tools(chat, box)
+            sent = len(chat.messages)
             stats: Stats | None = None
-            for event in self._engine.reply(chat, sampling, cancel):
+            approve = lambda request: self._ask(reply_id, request, cancel)  # noqa: E731
+            for event in reply_with_tools(self._engine, chat, box, sampling, cancel, approve):
                 stats = event if isinstance(event, Stats) else stats
                 self.event.emit(reply_id, event)
+            if toolbox is not None:
+                answers = [text_of(m) for m in chat.messages[sent:] if m.get("role") == "assistant"
+                           and not m.get("recipient") and m.get("channel") != "analysis"]
+                self.tools_finished.emit(reply_id, self.tools.browser_state(tools.conversation_id),
+                                         cited_sources(answers, toolbox))
             # Stats say what the chat takes now; only a reply refused before it started has none.
             self._report_measures(stats.chat_tokens if stats else self._engine.count_tokens(chat))
         except Exception as error:
@@ -107,6 +152,25 @@ class EngineWorker(QObject):
             with self._lock:
                 self._cancels.pop(reply_id, None)
             self.reply_ended.emit(reply_id)
+
+    def _ask(self, reply_id: int, request: ApprovalRequest, cancel: threading.Event) -> bool:
+        """Put the call to the GUI and wait for the answer; a stopped reply counts as no."""
+        answered: tuple[threading.Event, list[bool]] = (threading.Event(), [])
+        with self._lock:
+            self._approvals[reply_id] = answered
+        try:
+            self.approval_needed.emit(reply_id, request)
+            while not answered[0].wait(0.1):
+                if cancel.is_set():
+                    return False
+            return answered[1][0]
+        finally:
+            with self._lock:
+                self._approvals.pop(reply_id, None)
+
+    @Slot(int)
+    def close_tools(self, conversation_id: int) -> None:
+        self.tools.close(conversation_id)
 
     @Slot(object)
     def measure(self, chat: Chat) -> None:
@@ -135,7 +199,8 @@ class EngineHost(QObject):
     """The GUI thread's handle on the worker: queues work onto its thread and hands out reply ids."""
 
     _load = Signal(str, object, object)
-    _reply = Signal(int, object, object)
+    _reply = Signal(int, object, object, object)
+    _close_tools = Signal(int)
     _measure = Signal(object)
 
     def __init__(self, worker: EngineWorker | None = None) -> None:
@@ -144,20 +209,30 @@ class EngineHost(QObject):
         self._ids = itertools.count(1)
         self._load.connect(self.worker.load)
         self._reply.connect(self.worker.reply)
+        self._close_tools.connect(self.worker.close_tools)
         self._measure.connect(self.worker.measure)
         self.thread = start_in_thread(self.worker, "engine")
+        # The chats' kernels and MCP servers stop on the engine thread as it ends (on quit).
+        self.thread.finished.connect(self.worker.tools.close_all, Qt.ConnectionType.DirectConnection)
 
     def load(self, path: str, context_length: int | None, options: LoadOptions) -> None:
         self._load.emit(path, context_length, options)
 
-    def reply(self, chat: Chat, sampling: SamplingSettings) -> int:
+    def reply(self, chat: Chat, sampling: SamplingSettings, tools: ToolRequest | None = None) -> int:
         """Queue a reply to `chat`, which the caller hands over (the engine extends it)."""
         reply_id = next(self._ids)
-        self._reply.emit(reply_id, chat, sampling)
+        self._reply.emit(reply_id, chat, sampling, tools)
         return reply_id
 
     def cancel(self, reply_id: int) -> None:
         self.worker.cancel(reply_id)
+
+    def answer_approval(self, reply_id: int, allowed: bool) -> None:
+        self.worker.answer_approval(reply_id, allowed)
+
+    def close_tools(self, conversation_id: int) -> None:
+        """Stop a chat's kernel and MCP sessions (the chat was deleted)."""
+        self._close_tools.emit(conversation_id)
 
     def measure(self, chat: Chat) -> None:
         self._measure.emit(chat)
