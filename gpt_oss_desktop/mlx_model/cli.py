@@ -3,7 +3,8 @@
 The chain of thought streams dimmed and the answer plainly; `--raw` shows the harmony text the
 model reads and writes, `--json` prints one JSON event per line for scripts, and `--prompt`
 answers a single message without interaction. `--json-schema FILE` holds the answer to a JSON
-Schema (the reasoning stays free and goes to stderr, so stdout is the JSON alone).
+Schema (`--json-object`, `--lark FILE`, `--regex PATTERN` likewise); the reasoning stays free and
+goes to stderr, so stdout is the answer alone.
 """
 
 from __future__ import annotations
@@ -98,6 +99,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
                       help="hold the answer to this JSON Schema (or a Chat Completions response_format object); "
                            "stdout gets the JSON alone, the reasoning goes to stderr")
     held.add_argument("--json-object", action="store_true", help="hold the answer to a JSON object")
+    held.add_argument("--lark", type=Path, default=None, metavar="FILE",
+                      help="hold the answer to this Lark grammar (llguidance's dialect; `start:` is the answer)")
+    held.add_argument("--regex", default=None, metavar="PATTERN", help="hold the answer to this regular expression")
     structured.add_argument("--max-reasoning-tokens", type=_number(int, 0), default=None, metavar="N",
                             help="close the reasoning after N tokens and answer")
     tools = parser.add_argument_group("tools (see README: Tools)")
@@ -147,6 +151,15 @@ def read_response_format(path: Path) -> ResponseFormat:
 def _response_format(args: argparse.Namespace) -> ResponseFormat | None:
     if args.json_object:
         return ResponseFormat.json_object()
+    if args.regex is not None:
+        return ResponseFormat.regex(args.regex)
+    if args.lark is not None:
+        try:
+            return ResponseFormat.lark(args.lark.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as error:
+            raise StructuredOutputError(f"--lark {args.lark}: cannot read it ({error})") from None
+        except StructuredOutputError as error:
+            raise StructuredOutputError(f"--lark {args.lark}: {error}") from None
     return read_response_format(args.json_schema) if args.json_schema else None
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -61,6 +62,18 @@ def test_json_object(random_model_dir: Path) -> None:
         assert isinstance(json.loads(out), dict)
     else:  # a random model rarely closes a free string; then the exit status says so
         assert code == 1 and "[max_tokens:" in err and "JSON mode" in err
+
+
+def test_a_regex_and_a_lark_grammar(random_model_dir: Path, tmp_path: Path) -> None:
+    code, out, err = chat(random_model_dir, "--regex", "[A-Z]{2}-[0-9]{3}", "--prompt", "A code.")
+    assert code == 0, err
+    assert re.fullmatch(r"[A-Z]{2}-[0-9]{3}\n", out)
+    grammar = write(tmp_path, "list.lark", 'start: "(" item ("," item)* ")"\nitem: /[a-c]/ | "nil"')
+    code, out, err = chat(random_model_dir, "--lark", str(grammar), "--prompt", "A list.")
+    assert code == 0, err
+    assert re.fullmatch(r"\((?:[a-c]|nil)(?:,(?:[a-c]|nil))*\)\n", out)
+    code, _, err = chat(random_model_dir, "--lark", str(write(tmp_path, "bad.lark", "start: nowhere")), "--prompt", "x")
+    assert code == 2 and "the Lark grammar cannot be compiled" in err
 
 
 @pytest.mark.parametrize(
