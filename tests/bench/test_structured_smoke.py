@@ -24,6 +24,7 @@ def test_structured_bench_smoke(tmp_path: Path, capsys) -> None:
     report = json.loads(out.read_text())
     assert report["step_ms_unconstrained"] > 0 and report["step_ms_constrained"] > 0
     assert 0 < report["mask_host_ms_per_token"] < report["step_ms_constrained"] * 10
+    assert 0 < report["mask_host_ms_per_token_alone"] < report["step_ms_constrained"] * 10
     assert set(report["mask_share_of_projected_20b_step"]) == set(module.PROJECTED_20B_STEP_MS)
     assert report["held_reasons"][0] in ("return", "max_tokens")
     assert 0 < report["masked_tokens"] <= report["sampled_tokens"]
