@@ -30,7 +30,7 @@ from .sampling import SamplingSettings
 from .structured import ResponseFormat, StructuredOutputError, check_schema
 from .tokenizer import TokenizerFileError
 from .tool_loop import ApprovalRequest, declare_tools, reply_with_tools
-from .tools import Toolbox
+from .tools import FunctionTool, Toolbox
 from .units import GIB, format_bytes
 
 DIM, RESET = "\x1b[2m", "\x1b[0m"
@@ -110,6 +110,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
                        help="a folder of documents the browser searches (repeatable)")
     tools.add_argument("--web", action="store_true", help="let the browser fetch web pages (off by default)")
     tools.add_argument("--mcp", default=None, metavar="FILE", help="an mcp.json with mcpServers")
+    tools.add_argument("--functions", default=None, metavar="FILE",
+                       help="a JSON list of function declarations (name, description, parameters); "
+                            "the model's calls are printed and you type each result")
     tools.add_argument("--approve", choices=("ask", "always", "never"), default="ask",
                        help="running code or tools that change things: ask each time (default), always, never")
     args = parser.parse_args(argv)
@@ -277,19 +280,65 @@ def _load_options(args: argparse.Namespace, folder: Path, err: TextIO) -> LoadOp
     return plan.options
 
 
-def _toolbox(args: argparse.Namespace) -> Toolbox | None:
+def load_functions(path: Path) -> list[dict]:
+    """Function declarations from a JSON file: a list of `{"name", "description", "parameters"}`
+    (OpenAI's `{"type": "function", "function": {...}}` form too); errors name the file and entry."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ValueError(f"{path}: cannot be read ({error.strerror or error})") from error
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not JSON ({error})") from error
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: needs a JSON list of function declarations")
+    functions = []
+    for index, entry in enumerate(data):
+        entry = entry.get("function", entry) if isinstance(entry, dict) else entry
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"]:
+            raise ValueError(f"{path}: [{index}] needs a `name`")
+        parameters = entry.get("parameters")
+        if parameters is not None and not isinstance(parameters, dict):
+            raise ValueError(f"{path}: [{index}].parameters must be a JSON Schema object")
+        functions.append({"name": entry["name"], "description": str(entry.get("description", "")),
+                          "parameters": parameters})
+    return functions
+
+
+def _typed_result(name: str, stdin: TextIO, stderr: TextIO):
+    """A function the user answers: the call is printed, the result is typed (ended by an empty
+    line or the end of input)."""
+
+    def run(arguments: dict) -> str:
+        print(f"\n[functions.{name}({json.dumps(arguments)}) — type its result, then an empty line]",
+              file=stderr, flush=True)
+        lines = []
+        for line in iter(stdin.readline, ""):
+            if not line.strip():
+                break
+            lines.append(line.rstrip("\n"))
+        return "\n".join(lines) if lines else json.dumps({"error": "no result was given"})
+
+    return run
+
+
+def _toolbox(args: argparse.Namespace, stdin: TextIO, stderr: TextIO) -> Toolbox | None:
     """The tools the flags ask for, or None (then replies run without the tool loop)."""
     wanted = set(filter(None, args.tools.split(",")))
     if args.library or args.web:
         wanted.add("browser")
-    if not wanted and not args.mcp:
+    functions = load_functions(Path(args.functions)) if args.functions else []
+    if not wanted and not args.mcp and not functions:
         return None
     if "browser" in wanted and not (args.library or args.web):
         raise ValueError("--tools browser needs --library PATH (or --web)")
     session = datetime.datetime.now().strftime("terminal-%Y%m%d-%H%M%S")
-    return Toolbox(library=args.library if "browser" in wanted else (), web=args.web and "browser" in wanted,
-                   python="python" in wanted, mcp_config=args.mcp,
-                   python_folder=paths.data_dir() / "python" / session)
+    toolbox = Toolbox(library=args.library if "browser" in wanted else (), web=args.web and "browser" in wanted,
+                      python="python" in wanted, mcp_config=args.mcp,
+                      python_folder=paths.data_dir() / "python" / session)
+    for function in functions:
+        toolbox.add_function(FunctionTool(function["name"], function["description"], function["parameters"],
+                                          _typed_result(function["name"], stdin, stderr)))
+    return toolbox
 
 
 def _approver(policy: str, stdin: TextIO, stderr: TextIO):
@@ -343,7 +392,7 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextI
     printer = _Printer(stdout, stderr, args.json, args.raw, colour=stdout.isatty(),
                        answer_only=response_format is not None)
     try:
-        toolbox = _toolbox(args)
+        toolbox = _toolbox(args, stdin, stderr)
         if toolbox is not None:
             declare_tools(conversation, toolbox)
         engine.structured_plan(conversation, sampling, response_format)  # compiled now: errors before the chat

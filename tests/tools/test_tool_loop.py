@@ -4,6 +4,7 @@ library, open the hit, run python, call a function and answer with a citation.""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 
@@ -135,3 +136,18 @@ def test_the_terminal_chat_runs_tools_and_shows_their_results(tmp_path, monkeypa
     assert "→ browser.search(" in out.getvalue() and "← browser.search (" in out.getvalue()
     with pytest.raises(SystemExit):
         main(["--model", "x", "--tools", "shell"], io.StringIO(), io.StringIO(), io.StringIO())
+
+
+def test_function_declaration_files_are_checked(tmp_path) -> None:
+    from gpt_oss_desktop.mlx_model.cli import load_functions
+
+    path = tmp_path / "functions.json"
+    for content, expected in (("{", "not JSON"), ('{"name": "x"}', "needs a JSON list"),
+                              ('[{"description": "no name"}]', "[0] needs a `name`"),
+                              ('[{"name": "x", "parameters": []}]', "[0].parameters must be a JSON Schema object")):
+        path.write_text(content)
+        with pytest.raises(ValueError, match=re.escape(expected)) as raised:
+            load_functions(path)
+        assert str(path) in str(raised.value)
+    path.write_text(json.dumps([RECORD_TOOL, {"type": "function", "function": {"name": "ping"}}]))
+    assert load_functions(path) == [RECORD_TOOL, {"name": "ping", "description": "", "parameters": None}]
