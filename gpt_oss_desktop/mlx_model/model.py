@@ -99,12 +99,12 @@ class Experts(nn.Module):
     @property
     def weights(self) -> ExpertWeights:
         return ExpertWeights(
-            self.gate_up_proj_blocks,
-            self.gate_up_proj_scales,
-            self.gate_up_proj_bias,
-            self.down_proj_blocks,
-            self.down_proj_scales,
-            self.down_proj_bias,
+            gate_up_blocks=self.gate_up_proj_blocks,
+            gate_up_scales=self.gate_up_proj_scales,
+            gate_up_bias=self.gate_up_proj_bias,
+            down_blocks=self.down_proj_blocks,
+            down_scales=self.down_proj_scales,
+            down_bias=self.down_proj_bias,
         )
 
     def batches(self, indices: mx.array) -> Iterator[ExpertBatch]:

@@ -23,16 +23,7 @@ import numpy as np
 
 from .checkpoint import TensorLocation
 from .events import ExpertPaging
-from .kernels import ExpertWeights
-
-_EXPERT_PARTS = (
-    "gate_up_proj_blocks",
-    "gate_up_proj_scales",
-    "gate_up_proj_bias",
-    "down_proj_blocks",
-    "down_proj_scales",
-    "down_proj_bias",
-)
+from .kernels import EXPERT_TENSOR_NAMES, ExpertWeights
 
 
 def tensor_shape(location: TensorLocation, dtype: type) -> tuple[int, ...]:
@@ -112,12 +103,12 @@ class PagedExperts(nn.Module):
 
     def __init__(self, locations: dict[str, TensorLocation], slots: int, dtype: mx.Dtype) -> None:
         super().__init__()
-        self._locations = {part: locations[part] for part in _EXPERT_PARTS}
+        self._locations = {part: locations[part] for part in EXPERT_TENSOR_NAMES}
         self._file_dtypes = {
             part: np.uint32 if part.endswith("blocks") else np.uint8 if part.endswith("scales") else np.uint16
-            for part in _EXPERT_PARTS
+            for part in EXPERT_TENSOR_NAMES
         }
-        shapes = {part: tensor_shape(self._locations[part], self._file_dtypes[part]) for part in _EXPERT_PARTS}
+        shapes = {part: tensor_shape(self._locations[part], self._file_dtypes[part]) for part in EXPERT_TENSOR_NAMES}
         self.num_experts = shapes["gate_up_proj_blocks"][0]
         self.slots = min(slots, self.num_experts)
         if self.slots < 1:
@@ -186,6 +177,6 @@ class PagedExperts(nn.Module):
             lookup = np.zeros(self.num_experts, dtype=np.uint32)
             for expert, slot in self._slot_of.items():
                 lookup[expert] = slot
-            yield ExpertBatch(start, stop, ExpertWeights(*(self._pool[p] for p in _EXPERT_PARTS)),
+            yield ExpertBatch(start, stop, ExpertWeights.from_checkpoint(self._pool),
                               mx.array(lookup[host[start:stop]]))
             start = stop

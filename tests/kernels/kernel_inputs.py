@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -38,8 +39,8 @@ def random_experts(
     gate_up_blocks, gate_up_scales = mxfp4(2 * intermediate, hidden, spread)
     down_blocks, down_scales = mxfp4(hidden, intermediate, 1.0)
     return ExpertWeights(
-        gate_up_blocks, gate_up_scales, bias(experts, 2 * intermediate),
-        down_blocks, down_scales, bias(experts, hidden),
+        gate_up_blocks=gate_up_blocks, gate_up_scales=gate_up_scales, gate_up_bias=bias(experts, 2 * intermediate),
+        down_blocks=down_blocks, down_scales=down_scales, down_bias=bias(experts, hidden),
     )
 
 
@@ -50,10 +51,8 @@ def normal(rng: np.random.Generator, shape: tuple[int, ...], dtype: mx.Dtype, sc
 def as_float32(value: Any) -> Any:
     """The same values in float32 (ExpertWeights' biases too), for the reference."""
     if isinstance(value, ExpertWeights):
-        return ExpertWeights(
-            value.gate_up_blocks, value.gate_up_scales, value.gate_up_bias.astype(mx.float32),
-            value.down_blocks, value.down_scales, value.down_bias.astype(mx.float32),
-        )
+        return dataclasses.replace(value, gate_up_bias=value.gate_up_bias.astype(mx.float32),
+                                   down_bias=value.down_bias.astype(mx.float32))
     return value.astype(mx.float32) if mx.issubdtype(value.dtype, mx.floating) else value
 
 

@@ -19,7 +19,7 @@ import mlx.core as mx
 
 from . import reference
 from .kernel_check import CACHE_FILE, KernelCheck, KernelVerdict, check_with_cache, run_checks
-from .layout import ExpertWeights
+from .layout import EXPERT_TENSOR_NAMES, ExpertWeights
 from .metal_kernels import MetalKernels
 
 Backend = Literal["metal", "emulator", "reference"]
@@ -135,6 +135,6 @@ def attention(
 
 
 __all__ = [
-    "BACKENDS", "Backend", "ExpertWeights", "KernelCheck", "KernelVerdict", "attention", "check_kernels",
+    "BACKENDS", "Backend", "EXPERT_TENSOR_NAMES", "ExpertWeights", "KernelCheck", "KernelVerdict", "attention", "check_kernels",
     "default_backend", "moe", "self_check",
 ]

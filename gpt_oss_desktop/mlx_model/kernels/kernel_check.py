@@ -101,9 +101,11 @@ def _experts(rng: np.random.Generator, experts: int, hidden: int, intermediate: 
     def bias(*shape: int) -> mx.array:
         return mx.array(rng.standard_normal(shape).astype(np.float32))
 
-    gate_up = mxfp4(2 * intermediate, hidden)
-    down = mxfp4(hidden, intermediate)
-    return ExpertWeights(*gate_up, bias(experts, 2 * intermediate), *down, bias(experts, hidden))
+    gate_up_blocks, gate_up_scales = mxfp4(2 * intermediate, hidden)
+    down_blocks, down_scales = mxfp4(hidden, intermediate)
+    return ExpertWeights(gate_up_blocks=gate_up_blocks, gate_up_scales=gate_up_scales,
+                         gate_up_bias=bias(experts, 2 * intermediate),
+                         down_blocks=down_blocks, down_scales=down_scales, down_bias=bias(experts, hidden))
 
 
 def _moe_case(tokens: int) -> Callable[[np.random.Generator], tuple[dict, Callable, Callable]]:

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 
 import mlx.core as mx
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ExpertWeights:
     """One layer's experts as stored on the Hub, viewed the way MLX's mxfp4 mode reads them.
 
     gate_up_*: the first projection with gate and linear rows interleaved (even rows are the gate,
     odd rows the linear half), [E, 2I, H/8] uint32 blocks (eight 4-bit values a word, low nibble
     first), [E, 2I, H/32] uint8 E8M0 scales and an [E, 2I] bias. down_*: [E, H, I/8], [E, H, I/32]
-    and [E, H]. Nothing is de-interleaved or re-quantized.
+    and [E, H]. Nothing is de-interleaved or re-quantized. Keyword-only: six arrays of similar
+    shapes are bound to their fields by name, never by position.
     """
 
     gate_up_blocks: mx.array
@@ -23,6 +25,11 @@ class ExpertWeights:
     down_blocks: mx.array
     down_scales: mx.array
     down_bias: mx.array
+
+    @classmethod
+    def from_checkpoint(cls, tensors: Mapping[str, mx.array]) -> ExpertWeights:
+        """From the checkpoint's names (`gate_up_proj_blocks`, …, `down_proj_bias`)."""
+        return cls(**{part.name: tensors[checkpoint_name(part.name)] for part in fields(cls)})
 
     @property
     def num_experts(self) -> int:
@@ -35,3 +42,13 @@ class ExpertWeights:
     @property
     def intermediate_size(self) -> int:
         return self.gate_up_blocks.shape[1] // 2
+
+
+def checkpoint_name(field_name: str) -> str:
+    """The checkpoint's name for an ExpertWeights field: `gate_up_blocks` → `gate_up_proj_blocks`."""
+    projection, kind = field_name.rsplit("_", 1)
+    return f"{projection}_proj_{kind}"
+
+
+EXPERT_TENSOR_NAMES = tuple(checkpoint_name(part.name) for part in fields(ExpertWeights))
+"""One layer's expert tensors under the checkpoint's names, in ExpertWeights' order."""
