@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
@@ -21,6 +20,7 @@ from gpt_oss_desktop.mlx_model import (
     HubError,
     LoadOptions,
     LoadPlan,
+    ModelInfo,
     NotDownloadedError,
     is_hub_id,
     plan_load,
@@ -126,11 +126,10 @@ class ModelSession(QObject):
         until a model is loaded)."""
         self.engine.measure(chat)
 
-    def _on_loaded(self, info: Any) -> None:
+    def _on_loaded(self, info: ModelInfo) -> None:
         self.model_ready = True
         # Custom kernels the load's self-check replaced by MLX's own ops, said in the status bar.
-        check = getattr(info, "kernel_check", None)
-        self.kernel_warning = check.warning() if check else None
+        self.kernel_warning = info.kernel_check.warning() if info.kernel_check else None
         self.model_loaded.emit(self.model_name or info.name)
 
     def _on_load_failed(self, message: str) -> None:

@@ -64,7 +64,7 @@ class _Reply:
     prompt_messages: list[dict[str, Any]]  # the chat's messages as sent (harmony dicts)
     done: Done | None = None
     failure: str | None = None
-    stats: dict[str, Any] | None = None
+    stats: Stats | None = None
     approval: ApprovalRequest | None = None  # the call waiting for the user's consent
 
     def visible_text(self) -> str:
@@ -73,7 +73,7 @@ class _Reply:
     def left_out_notice(self) -> str | None:
         """Which old messages the engine left out to fit the context, in the user's terms: it drops
         whole exchanges, so the user messages among the dropped ones count them."""
-        dropped = (self.stats or {}).get("dropped_messages", 0)
+        dropped = self.stats.dropped_messages if self.stats else 0
         if not dropped:
             return None
         exchanges = sum(message.get("role") == "user" for message in self.prompt_messages[:dropped])
@@ -102,7 +102,7 @@ class ChatSession(QObject):
     note = Signal(str)
     reply_finished = Signal(object)  # the stored Turn, or None
     busy_changed = Signal(bool)
-    stats = Signal(object)  # dict of mlx_model.Stats
+    stats = Signal(object)  # mlx_model.Stats
     error = Signal(str)
 
     def __init__(self, store: Store, settings: Settings, engine: EngineHost, model: ModelSession) -> None:
@@ -346,7 +346,7 @@ class ChatSession(QObject):
                 if self._live():
                     self.note.emit(f"Skipped malformed model output: {event.what}")
             elif isinstance(event, Stats):
-                reply.stats = dataclasses.asdict(event)
+                reply.stats = event
                 if self._live():
                     self.stats.emit(reply.stats)
             elif isinstance(event, Done):
@@ -371,7 +371,8 @@ class ChatSession(QObject):
         try:
             details = (done.detail or _DONE_DETAIL.get(done.reason), reply.left_out_notice())
             reply.recorder.finish(
-                _DONE_STATUS[done.reason], detail=" ".join(part for part in details if part) or None, stats=reply.stats
+                _DONE_STATUS[done.reason], detail=" ".join(part for part in details if part) or None,
+                stats=dataclasses.asdict(reply.stats) if reply.stats else None,  # stored as JSON
             )
         except StoreError as error:
             self._report(str(error))

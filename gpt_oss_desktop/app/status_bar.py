@@ -4,11 +4,9 @@ use and, when experts are paged from disk, how often they were already in memory
 
 from __future__ import annotations
 
-from typing import Any
-
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QWidget
 
-from gpt_oss_desktop.mlx_model import ExpertPaging, format_bytes
+from gpt_oss_desktop.mlx_model import ExpertPaging, Stats, format_bytes
 
 _EMPTY = "—"
 
@@ -56,9 +54,9 @@ class StatusBar(QStatusBar):
         self.progress.setValue(int(fraction * 1000))
         self.progress.show()
 
-    def show_stats(self, stats: dict[str, Any]) -> None:
-        self.first_token.setText(f"First token {stats['ttft_s']:.2f} s")
-        self.speed.setText(f"{stats['tokens_per_s']:.1f} tok/s")
+    def show_stats(self, stats: Stats) -> None:
+        self.first_token.setText(f"First token {stats.ttft_s:.2f} s")
+        self.speed.setText(f"{stats.tokens_per_s:.1f} tok/s")
 
     def show_context(self, used: int | None, limit: int | None) -> None:
         if used is None or not limit:

@@ -8,6 +8,7 @@ script exactly only at that precision. Everything else is the app as it ships.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 
@@ -23,7 +24,7 @@ from gpt_oss_desktop.app.store import Store
 from gpt_oss_desktop.app.window import MainWindow
 from gpt_oss_desktop.app.worker import EngineApi, EngineHost, EngineWorker
 from gpt_oss_desktop.mlx_model.engine import Engine, EngineError
-from gpt_oss_desktop.mlx_model.events import TextDelta
+from gpt_oss_desktop.mlx_model.events import Stats, TextDelta
 from gpt_oss_desktop.mlx_model.loader import LoadOptions, load
 from gpt_oss_desktop.mlx_model.memory import GIB
 
@@ -102,6 +103,8 @@ def test_a_sent_message_gets_a_streamed_reply(start_app, store):
     chat_id = app.open_new_chat("medium")
     shown: list[str] = []
     app.session.reply_text.connect(shown.append)
+    figures: list[object] = []
+    app.session.stats.connect(figures.append)
 
     app.send(SUM.question)
 
@@ -114,6 +117,8 @@ def test_a_sent_message_gets_a_streamed_reply(start_app, store):
     assert bubble.view.toPlainText().strip() == SUM.final
     status = app.window.status
     assert "tok/s" in status.speed.text() and "First token" in status.first_token.text()
+    assert [type(each) for each in figures] == [Stats], "the engine's own Stats reach the status bar"
+    assert status.speed.text() == f"{figures[0].tokens_per_s:.1f} tok/s" and reply.stats == dataclasses.asdict(figures[0])
     assert status.context.text().startswith("Context ") and "/ 1,024" in status.context.text()
     assert status.memory.text().startswith("Memory ") and "—" not in status.memory.text()
 

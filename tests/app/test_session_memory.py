@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from PySide6.QtCore import QCoreApplication, QEvent
@@ -22,7 +21,7 @@ from gpt_oss_desktop.app.settings import Key
 from gpt_oss_desktop.app.settings_dialog import SettingsDialog
 from gpt_oss_desktop.app.window import MainWindow
 from gpt_oss_desktop.app.worker import EngineApi, EngineHost, EngineWorker
-from gpt_oss_desktop.mlx_model import GIB, ExpertPaging, LoadOptions, LoadPlan, MemoryEstimate, plan_load
+from gpt_oss_desktop.mlx_model import GIB, ExpertPaging, LoadOptions, LoadPlan, MemoryEstimate, ModelInfo, plan_load
 
 PAGED = LoadOptions(dense_bits=8, expert_budget_bytes=GIB)
 
@@ -32,7 +31,8 @@ class LoadedDouble:
     """What the worker asks of a loaded engine."""
 
     paging: ExpertPaging | None = None
-    info: SimpleNamespace = field(default_factory=lambda: SimpleNamespace(name="double", context_limit=4096))
+    info: ModelInfo = field(default_factory=lambda: ModelInfo(name="double", path=Path("double"), num_layers=1, num_experts=1,
+                                                          context_limit=4096, weights_bytes=0))
 
     def memory_in_use(self) -> int:
         return 1000

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from gpt_oss_desktop.app import theme
 from gpt_oss_desktop.app.window import MainWindow
+from gpt_oss_desktop.mlx_model import Stats
 
 SCREENSHOT = Path("/tmp/gpt-oss-desktop-window.png")
 
@@ -151,7 +152,8 @@ def test_the_main_window_renders_for_review(window, store, tmp_path, styled, qtb
     window.session.thinking.emit(2.0)
     window.session.reasoning_started.emit()
     window.session.reasoning_text.emit("In place means list.sort(), which returns None.")
-    window.session.stats.emit({"ttft_s": 0.31, "tokens_per_s": 48.2})
+    window.session.stats.emit(Stats(prompt_tokens=40, cached_tokens=0, new_tokens=60, ttft_s=0.31, tokens_per_s=48.2,
+                                    peak_memory_bytes=0))
     window.model.context_measured.emit(1234, 8192)
     window.model.memory_measured.emit(12_900_000_000)
     window.chat.show_reply_text("Call `posts.sort(key=itemgetter(\"date\"), reverse=True)`; it sorts the list")
