@@ -423,3 +423,13 @@ def test_sizes_read_like_finder():
     assert format_bytes(13_761_264_768) == "13.8 GB"
     assert format_bytes(512) == "512 bytes"
     assert format_bytes(2_500_000) == "2.5 MB"
+
+
+def test_no_network_is_named_as_such_not_as_a_socket_errno(tmp_path):
+    """Offline, the host name does not resolve: the message says so and what to do (the ".invalid"
+    top-level domain never resolves, so this holds online too)."""
+    with pytest.raises(hub.DownloadError) as raised:
+        hub.plan_download(REPO_ID, tmp_path, endpoint="http://huggingface.invalid")
+    message = str(raised.value)
+    assert "offline" in message and "open a model folder that is already on this disk" in message
+    assert "Errno" not in message

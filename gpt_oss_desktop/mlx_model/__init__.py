@@ -22,9 +22,11 @@ from .events import (
     ToolResult,
 )
 from .harmony import (
+    INCOMPLETE,
     ReasoningLevel,
     assistant_message,
     developer_message,
+    is_incomplete,
     system_message,
     text_of,
     tool_result_message,
@@ -63,6 +65,8 @@ __all__ = [
     # structured outputs: Engine.reply(response_format=...), strict tools, their errors
     "ResponseFormat", "StructuredOutputError", "check_schema",
     "assistant_message", "developer_message", "system_message", "text_of", "tool_result_message", "user_message",
+    # a message cut short (stopped, a limit, a kill): marked, and given back to the model as such
+    "INCOMPLETE", "is_incomplete",
     # what a reply streams
     "Event", "MessageStart", "TextDelta", "MessageDone", "ToolCall", "ParseWarning", "Stats", "Done", "DoneReason",
     "ExpertPaging",

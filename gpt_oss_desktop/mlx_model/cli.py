@@ -13,7 +13,11 @@ import argparse
 import datetime
 import json
 import re
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import TextIO
@@ -409,17 +413,22 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextI
             printer.token(engine.tokenizer.decode(prompt[engine.cache.reusable_prefix(prompt):]))
         printer.reset()
         on_token = (lambda token_id: printer.token(engine.tokenizer.decode([token_id]))) if args.raw else None
+        cancel = threading.Event()
         try:
-            events = (engine.reply(conversation, sampling, on_token=on_token, response_format=response_format)
-                      if toolbox is None else
-                      reply_with_tools(engine, conversation, toolbox, sampling, approve=approve, on_token=on_token,
-                                       response_format=response_format))
-            for event in events:
-                printer.event(event)
-                if isinstance(event, Done):
-                    outcomes.append(event)
-        except KeyboardInterrupt:
-            print("\n[stopped]", file=stderr)
+            with _ctrl_c_stops(cancel):
+                events = (engine.reply(conversation, sampling, cancel, on_token=on_token, response_format=response_format)
+                          if toolbox is None else
+                          reply_with_tools(engine, conversation, toolbox, sampling, cancel=cancel, approve=approve,
+                                           on_token=on_token, response_format=response_format))
+                for event in events:
+                    printer.event(event)
+                    if isinstance(event, Done):
+                        outcomes.append(event)
+        except KeyboardInterrupt:  # the second Ctrl+C: out of the step at once, this reply dropped
+            print("\n[interrupted: this reply was dropped]", file=stderr)
+            return
+        if cancel.is_set():
+            print("[stopped: the reply is kept, marked unfinished, and the model is told so]", file=stderr)
 
     try:
         code = _converse(args, answer, conversation, stdin, stdout, stderr)
@@ -432,6 +441,27 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextI
     finally:
         if toolbox is not None:
             toolbox.close()
+
+
+@contextmanager
+def _ctrl_c_stops(cancel: threading.Event) -> Iterator[None]:
+    """Ctrl+C during a reply stops it at the next token, as Stop does in the app: the engine then
+    keeps the cut message (marked incomplete) and the cache consistent. A second Ctrl+C, for a
+    step that does not reach a token soon (a long prefill chunk), interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+
+    def stop(signum, frame) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _converse(args: argparse.Namespace, answer, conversation: Chat, stdin: TextIO, stdout: TextIO,

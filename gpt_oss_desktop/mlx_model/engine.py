@@ -56,6 +56,34 @@ class EngineError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class _FileStamp:
+    """A weight file as it was at load: the model reads it through a memory map (and paged
+    experts read it again), so a file truncated or rewritten under it would fault (SIGBUS)."""
+
+    path: Path
+    size: int
+    mtime_ns: int
+    inode: int
+
+    @classmethod
+    def of(cls, path: Path) -> "_FileStamp":
+        status = path.stat()
+        return cls(path, status.st_size, status.st_mtime_ns, status.st_ino)
+
+    def change(self) -> str | None:
+        """How the file changed since it was stamped, or None."""
+        try:
+            now = _FileStamp.of(self.path)
+        except OSError:
+            return "was removed"
+        if now.size != self.size:
+            return f"changed size from {self.size:,} to {now.size:,} bytes"
+        if (now.mtime_ns, now.inode) != (self.mtime_ns, self.inode):
+            return "was rewritten"
+        return None
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     name: str
     path: Path
@@ -130,6 +158,7 @@ class Engine:
             num_experts=self.config.num_local_experts, context_limit=limit, weights_bytes=weights,
         )
         self.overflow = overflow
+        self._weight_files = [_FileStamp.of(shard) for shard in sorted(path.glob("*.safetensors"))]
         self.cache = PromptCache(model)
         self.forward = ForwardPass(model, self.cache, chunk_size)
         self._continuation: _ToolContinuation | None = None
@@ -216,6 +245,17 @@ class Engine:
     def count_tokens(self, chat: Chat) -> int:
         return len(self.prompt_tokens(chat))
 
+    def check_files(self) -> None:
+        """Raise EngineError when a weight file changed on disk since the load: reading it would
+        fault the process, so no reply starts until the model is loaded again."""
+        for stamp in self._weight_files:
+            change = stamp.change()
+            if change:
+                raise EngineError(
+                    f"The model file {stamp.path} {change} since the model was loaded, so the model can no longer "
+                    f"answer safely. Load the model again (it reads the files as they are now)."
+                )
+
     def memory_in_use(self) -> int:
         return mx.get_active_memory()
 
@@ -265,8 +305,8 @@ class Engine:
     ) -> Iterator[Event]:
         """Generate the assistant's next reply as events, ending with Stats and Done.
 
-        The generated messages (on cancel or at the token limit, the unfinished one too) are
-        appended to `chat.messages` before Done is yielded. `on_token` sees every sampled id
+        The generated messages (on cancel or at the token limit, the unfinished one too, marked
+        `status: "incomplete"`) are appended to `chat.messages` before Done is yielded. `on_token` sees every sampled id
         first (the terminal's --raw view); `logits_processors` shape every token's logits
         (see decode.LogitsProcessor). With `response_format` the final answer is held to it (the
         reasoning runs free); strict tools (`"strict": true`) hold their calls' arguments;
@@ -275,8 +315,9 @@ class Engine:
         """
         cancel = cancel or threading.Event()
         try:
+            self.check_files()
             plan = self.structured_plan(chat, sampling, response_format, tool_choice)
-        except StructuredOutputError as exc:
+        except (StructuredOutputError, EngineError) as exc:
             yield Done("error", str(exc))
             return
         structured = StructuredDecoder(plan) if plan else None
@@ -321,7 +362,9 @@ class Engine:
         if unfinished:
             detail = f"{detail}; {unfinished}" if detail else unfinished
 
-        yield from parser.finish()
+        # Only a reply the model ended itself ("return", "call") is whole; otherwise the message
+        # being written is closed as incomplete, never as if the model had finished it.
+        yield from parser.finish(cut_short=reason not in ("return", "call"))
         new_messages = list(parser.messages)
         chat.messages.extend(new_messages)
         rendered.extend(new_messages)  # only the new messages are rendered

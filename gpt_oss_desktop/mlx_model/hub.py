@@ -25,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -443,5 +444,28 @@ def free_disk_bytes(target: Path) -> int:
     return shutil.disk_usage(probe).free
 
 
+OFFLINE_REASON = (
+    "this computer seems to be offline: the Hub's address could not be found (no network, or no DNS). "
+    "Connect to the internet and try again, or open a model folder that is already on this disk."
+)
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    while error is not None and error not in chain:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    return chain
+
+
 def _reason(error: BaseException) -> str:
+    """What went wrong, in words: a network failure is named for what the user can do, not as
+    the socket's `[Errno -2]`."""
+    for cause in _causes(error):
+        if isinstance(cause, socket.gaierror):
+            return OFFLINE_REASON
+        if isinstance(cause, ConnectionRefusedError):
+            return "the Hub refused the connection (a proxy or firewall may block it). Try again later."
+        if isinstance(cause, TimeoutError) or type(cause).__name__.endswith("Timeout"):
+            return "the connection timed out (the network is slow or down). Try again."
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -35,6 +35,11 @@ class LoadPlan:
     budget_bytes: int
     total_ram_bytes: int
     automatic: bool
+    # The context the engine will load with (`context_length`, or for an automatic context the
+    # longest whose KV cache fits beside these options' weights, as Engine.__init__ picks it)
+    # and the memory that takes once the context is full: what Settings shows.
+    engine_context_length: int = 0
+    engine_needed_bytes: int = 0
 
     @property
     def needed_bytes(self) -> int:
@@ -129,11 +134,18 @@ def plan_load(
     options = manual
     if options is None:
         options = memory.fitting_options(tensors, context, budget) or LoadOptions()
+    estimate = memory.estimate(tensors, context, options)
+    engine_context = context_length or memory.default_context_length(
+        tensors.config, memory.resident_bytes(tensors, options), budget
+    )
+    engine_estimate = estimate if engine_context == context else memory.estimate(tensors, engine_context, options)
     return LoadPlan(
         name=name,
         options=options,
         context_length=context,
-        estimate=memory.estimate(tensors, context, options),
+        estimate=estimate,
+        engine_context_length=engine_context,
+        engine_needed_bytes=engine_estimate.total_bytes,
         experts_bytes=memory.experts_bytes(tensors),
         budget_bytes=budget,
         total_ram_bytes=total_ram,

@@ -267,3 +267,45 @@ def test_paging_stats_sum_the_layers_and_are_none_when_every_expert_is_resident(
     with pytest.raises(dataclasses.FrozenInstanceError):
         stats.hits += 1000  # a value, not the engine's counters: the caller may keep it on any thread
     assert paged.paging_stats() == stats
+
+
+def test_a_stop_in_the_answer_keeps_it_marked_incomplete_and_the_next_prompt_says_so(engine: Engine) -> None:
+    """The engine closes the message being written as incomplete when the cancel arrives, never
+    as finished; the next prompt gives it back to the model with the note."""
+    from gpt_oss_desktop.mlx_model.harmony import INCOMPLETE_NOTE, is_incomplete
+
+    exchange = EXCHANGES["sum"]
+    conversation = chat("medium")
+    conversation.add_user(exchange.question)
+    cancel = threading.Event()
+    events = []
+    for event in engine.reply(conversation, GREEDY, cancel):
+        events.append(event)
+        if isinstance(event, TextDelta) and event.channel == "final":
+            cancel.set()
+    done = events[-1]
+    assert done.reason == "cancelled"
+    closed = [e.message for e in events if isinstance(e, MessageDone)]
+    assert [m["channel"] for m in closed] == ["analysis", "final"]
+    assert not is_incomplete(closed[0]) and is_incomplete(closed[1]), "only the cut message is incomplete"
+    cut = conversation.messages[-1]
+    assert cut is closed[1] or cut == closed[1]
+    assert is_incomplete(cut) and exchange.final.startswith(text_of(cut)) and text_of(cut) != exchange.final
+    assert not any(isinstance(e, ToolCall) for e in events)
+
+    conversation.add_user(EXCHANGES["colour"].question)
+    prompt = engine.tokenizer.decode(engine.prompt_tokens(conversation))
+    assert text_of(cut) + INCOMPLETE_NOTE + "<|end|>" in prompt
+
+
+def test_a_token_limit_in_the_middle_of_a_message_marks_it_incomplete(engine: Engine) -> None:
+    from gpt_oss_desktop.mlx_model.harmony import is_incomplete
+
+    conversation = chat()
+    conversation.add_user(EXCHANGES["sum"].question)
+    run(engine, conversation, SamplingSettings(temperature=0, max_new_tokens=5))
+    assert is_incomplete(conversation.messages[-1])
+    finished = chat()
+    finished.add_user(EXCHANGES["sum"].question)
+    run(engine, finished)
+    assert not any(is_incomplete(m) for m in finished.messages)

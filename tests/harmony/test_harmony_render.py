@@ -169,3 +169,35 @@ def test_what_the_library_refuses_is_a_clear_error(
 def test_malformed_dicts_are_clear_errors(message: dict, error: str) -> None:
     with pytest.raises(ValueError, match=error):
         render_for_completion([message])
+
+
+def test_an_incomplete_answer_is_given_back_closed_with_a_note_as_the_library_renders_it(
+    harmony: HarmonyEncoding, tokenizer: Tokenizer
+) -> None:
+    """A cut answer renders as openai-harmony renders the same message with the note after its
+    text: closed by <|end|>, so the user's next message is a message of its own."""
+    from gpt_oss_desktop.mlx_model.harmony import INCOMPLETE, INCOMPLETE_NOTE
+
+    cut = {**assistant_message("The answer is 4"), "status": INCOMPLETE}
+    ours = render_for_completion([user_message("2+2?"), cut, user_message("Go on.")], tokenizer)
+    library = harmony.render_conversation_for_completion(
+        Conversation.from_messages([
+            Message.from_role_and_content(Role.USER, "2+2?"),
+            Message.from_role_and_content(Role.ASSISTANT, "The answer is 4" + INCOMPLETE_NOTE).with_channel("final"),
+            Message.from_role_and_content(Role.USER, "Go on."),
+        ]),
+        Role.ASSISTANT,
+    )
+    assert ours == library
+    assert "The answer is 4\n\n[This reply was stopped here" in tokenizer.decode(ours)
+    assert "4<|end|>" not in tokenizer.decode(ours), "never closed as if it had been finished"
+
+
+def test_a_cut_tool_call_or_thought_is_not_replayed(tokenizer: Tokenizer) -> None:
+    from gpt_oss_desktop.mlx_model.harmony import INCOMPLETE
+
+    call = {**assistant_message('{"city": "Par', "commentary", recipient="functions.get_weather"), "status": INCOMPLETE}
+    thought = {**assistant_message("Let me th", "analysis"), "status": INCOMPLETE}
+    plain = render_for_completion([user_message("Hi")], tokenizer)
+    assert render_for_completion([user_message("Hi"), call], tokenizer) == plain
+    assert render_for_completion([user_message("Hi"), thought], tokenizer) == plain

@@ -24,6 +24,13 @@ CHANNELS = ("analysis", "commentary", "final")
 DEFAULT_MODEL_IDENTITY = "You are ChatGPT, a large language model trained by OpenAI."
 DEFAULT_KNOWLEDGE_CUTOFF = "2024-06"
 
+INCOMPLETE = "incomplete"
+"""The `status` of a message cut short (stopped, a token limit, the app killed mid-reply), as the
+Responses API marks a cut output item; openai-harmony's `Message.from_dict` ignores the key."""
+INCOMPLETE_NOTE = "\n\n[This reply was stopped here, before it was finished.]"
+"""What an incomplete message's text is followed by when it is given back to the model: harmony
+has no unterminated message mid-conversation, so the cut is said in words (see render.py)."""
+
 _EFFORT_VALUES = {"low": "Low", "medium": "Medium", "high": "High"}
 """Reasoning level → the value openai-harmony's ReasoningEffort serialises to."""
 
@@ -31,6 +38,11 @@ _EFFORT_VALUES = {"low": "Low", "medium": "Medium", "high": "High"}
 def plain(value: Any) -> Any:
     """A field's plain value: openai-harmony's `to_dict()` leaves str Enums (Role, ...) in."""
     return value.value if isinstance(value, Enum) else value
+
+
+def is_incomplete(message: Mapping[str, Any]) -> bool:
+    """Whether a message was cut short before its end (see INCOMPLETE)."""
+    return message.get("status") == INCOMPLETE
 
 
 def text_of(message: Mapping[str, Any]) -> str:

@@ -19,7 +19,7 @@ from typing import Literal
 from ..events import MessageDone, MessageStart, ParseWarning, TextDelta, ToolCall
 from ..tokenizer import Tokenizer, load_tokenizer
 from .header import Header, read_header
-from .messages import MessageDict
+from .messages import INCOMPLETE, MessageDict
 
 _log = logging.getLogger(__name__)
 
@@ -87,12 +87,16 @@ class StreamParser:
             self._content_token(token_id, events)
         return events
 
-    def finish(self) -> list[ParserEvent]:
+    def finish(self, *, cut_short: bool = False) -> list[ParserEvent]:
         """End of stream: a message in progress completes, as the library's `process_eos` does;
-        an unfinished header is reported (the library raises on it)."""
+        an unfinished header is reported (the library raises on it).
+
+        `cut_short`: the stream was stopped before the model ended its turn (a cancel, a token
+        limit), so a message in progress is closed as incomplete (`status: "incomplete"`) and a
+        tool call in it is not made."""
         events: list[ParserEvent] = []
         if self._state is _State.CONTENT:
-            self._complete_message(events)
+            self._complete_message(events, incomplete=cut_short)
         elif self._state is _State.HEADER:
             self._problem("Unexpected EOS while waiting for message header to complete")
             # Only an empty completion (nothing generated at all) has nothing to report.
@@ -183,7 +187,7 @@ class StreamParser:
             self._text.append(text)
             events.append(TextDelta(self._header.channel, text))
 
-    def _complete_message(self, events: list[ParserEvent]) -> None:
+    def _complete_message(self, events: list[ParserEvent], *, incomplete: bool = False) -> None:
         self._add_text(self._decoder.flush(), events)
         header = self._header
         message: MessageDict = {
@@ -194,11 +198,13 @@ class StreamParser:
         for key in ("channel", "recipient", "content_type"):
             if getattr(header, key) is not None:
                 message[key] = getattr(header, key)
+        if incomplete:
+            message["status"] = INCOMPLETE
         self._messages.append(message)
         self._state = _State.EXPECT_START
         events.append(MessageDone(message))
         recipient = header.recipient
-        if header.role == "assistant" and recipient is not None and recipient != "all":
+        if header.role == "assistant" and recipient is not None and recipient != "all" and not incomplete:
             events.append(_tool_call(recipient, header, message["content"][0]["text"]))
 
     def _decode_header(self, events: list[ParserEvent]) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..tokenizer import Tokenizer, load_tokenizer
-from .messages import ROLES, plain
+from .messages import INCOMPLETE_NOTE, ROLES, is_incomplete, plain
 from .tool_schema import tools_section
 
 CONSTRAIN = "<|constrain|>"
@@ -99,7 +99,21 @@ def _content_items(message: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 def render_message(
     message: Mapping[str, Any], tokenizer: Tokenizer, *, has_function_tools: bool = False
 ) -> list[int]:
-    """`<|start|>{header}<|message|>{content}<|end|>`, or `<|call|>` for an assistant tool call."""
+    """`<|start|>{header}<|message|>{content}<|end|>`, or `<|call|>` for an assistant tool call.
+
+    An incomplete message (cut short, see `messages.INCOMPLETE`) is given back as openai-harmony
+    renders the same message with `INCOMPLETE_NOTE` after its text, closed by `<|end|>`: harmony
+    has no open message mid-conversation (without `<|end|>` the next `<|start|>` would read as
+    its text), so the model learns of the cut from the note. A cut tool call or chain of thought
+    is left out (no tokens): a `<|call|>` with no result, or a dangling thought, is a shape the
+    model never saw.
+    """
+    if is_incomplete(message):
+        if message.get("channel") == "analysis" or message.get("recipient") not in (None, "all"):
+            return []
+        text = "".join(item.get("text", "") for item in _content_items(message)) + INCOMPLETE_NOTE
+        message = {key: value for key, value in message.items() if key != "status"}
+        message["content"] = [{"type": "text", "text": text}]
     special = tokenizer.encode_special
     role = plain(message.get("role"))
     if role not in ROLES:
