@@ -14,6 +14,8 @@ from .transcript import group_turns, harmony_messages
 JSON_FORMAT = "gpt-oss-desktop/chat"
 JSON_VERSION = 1
 ASSISTANT_NAME = "gpt-oss"
+STATUS_MARKS = {"cancelled": "Stopped", "interrupted": "Interrupted", "failed": "Failed", "streaming": "Unfinished"}
+"""How a reply that did not finish is marked, as the chat view marks it."""
 
 
 def _iso(timestamp: float) -> str:
@@ -55,7 +57,8 @@ def chat_markdown(conversation: ConversationRecord, records: list[MessageRecord]
             elif record.content:
                 lines += [record.content, ""]
         if turn.status != "complete":
-            lines += [f"*{turn.detail or 'The reply was ' + turn.status + '.'}*", ""]
+            mark = STATUS_MARKS.get(turn.status, turn.status.capitalize())
+            lines += [f"*{mark}: {turn.detail}*" if turn.detail else f"*{mark}.*", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -16,6 +16,7 @@ from gpt_oss_desktop.mlx_model import models_dir
 
 from . import paths, theme
 from .model_session import ModelSession
+from .run_record import RunRecord
 from .session import ChatSession
 from .settings import Key, Settings, configure_application
 from .single_instance import SingleInstance
@@ -112,14 +113,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if store is None:
         instance.release()
         return 1
-    interrupted = store.mark_interrupted_replies()
+    record = RunRecord(paths.data_dir())
+    cause = record.begin()
+    interrupted = store.mark_interrupted_replies(cause)
     if interrupted:
-        log.info("%d reply(ies) were interrupted when the app last stopped", interrupted)
+        log.info("%d reply(ies) were interrupted when the app last stopped: %s", interrupted, cause)
     settings = Settings()
     engine = EngineHost()
     session = ChatSession(store, settings, engine, ModelSession(settings, engine, models_dir=models_dir()))
     window = MainWindow(session, settings, models_dir())
     window.show()
+    if cause and cause.startswith("The app crashed"):
+        window.banner.show_message(cause.replace("before this reply finished", "the last time it ran"))
+    # A reply the store cannot take yet is noted, so a kill before it is written is named right.
+    session.error.connect(lambda _message: record.note_unsaved(session.unsaved_reason))
+    session.error_resolved.connect(lambda _message: record.note_unsaved(session.unsaved_reason))
     instance.arguments_received.connect(window.take_launch)
     last = settings.value(Key.LAST_CONVERSATION)
     session.open_conversation(last if any(c.id == last for c in session.conversations()) else None)
@@ -132,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         window.show_model_dialog(first_run=True)
     code = app.exec()
     finished = engine.shutdown()
+    session.save_unsaved()
+    record.end(session.unsaved_reason)
     store.close()
     instance.release()
     if not finished:

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QLayout,
     QProgressBar,
     QPushButton,
     QRadioButton,
@@ -62,6 +63,7 @@ class ModelCard(QFrame):
         self.radio.setEnabled(False)
         description = QLabel(choice.description)
         description.setObjectName("ModelDescription")
+        description.setWordWrap(True)
         self.facts = QLabel(f"{self._size()} · Checking whether this Mac runs it…")
         self.facts.setObjectName("ModelFacts")
         self.facts.setWordWrap(True)
@@ -183,6 +185,9 @@ class ModelDialog(QDialog):
         layout.addWidget(self.status)
         layout.addLayout(buttons)
         self.setMinimumWidth(540)
+        # Wrapped labels need their height for the dialog's width, which Qt's default sizing of a
+        # top-level layout does not ask for: without this the cards' lines overlap and clip.
+        layout.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
         for card in self.cards:
             card.radio.toggled.connect(self._update_buttons)
         self._update_buttons()

@@ -1,21 +1,37 @@
-"""One streaming reply, written to the store while it streams.
+"""One streaming reply, written to the store while it streams, and kept in memory until it is.
 
 The engine's events arrive token by token; writing each would cost a transaction per token, so
 the text is kept in memory and written at most every `interval_s` (and at every message
-boundary). A kill loses at most that interval. The full text is written each time, so a failed
-write (a full disk) loses nothing: the next write carries it again.
+boundary). A kill loses at most that interval. Every row of the reply is held here until the
+store has it, so a failed write (a full disk, a read-only or locked file) loses nothing: `error`
+says why it is not saved, and the next `sync()` (the session retries on a timer and before its
+next write) writes all of it, in order.
+
+A row stays "streaming" until the reply ends, also once its message is whole, so a kill between
+two messages of a reply is found at the next start like a kill inside one.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from .store import Store
+from .store import MessageRecord, Store, StoreError
 from .transcript import stored_fields
 
 FLUSH_INTERVAL_S = 0.25
+
+
+@dataclass
+class _Row:
+    """One message of the reply as it should be on disk; `id` is None until it is inserted."""
+
+    fields: dict[str, Any]
+    started_at: float
+    id: int | None = None
+    dirty: bool = True
 
 
 class ReplyRecorder:
@@ -29,42 +45,71 @@ class ReplyRecorder:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
-        self._conversation_id = conversation_id
+        self.conversation_id = conversation_id
         self._level = reasoning_level
         self._interval_s = interval_s
         self._clock = clock
-        self._row_id: int | None = None
+        self._rows: list[_Row] = []
+        self._dropped: list[int] = []  # ids of rows to delete from the store
+        self._current: _Row | None = None
         self._last_flush = clock()
         self._dirty = False
         self._thinking_since: float | None = None
         self._analysis_done = False
-        self.row_ids: list[int] = []
         self._shown: list[str] = []  # visible text of the rows already finished
+        self.error: str | None = None  # why some of the reply is not on disk; None when all is
         self._open_row()
+        self.sync()
 
     # -- what the panel and the bubble need ----------------------------------------------------
 
     @property
     def current_row_id(self) -> int | None:
-        return self._row_id
+        return self._current.id if self._current is not None else None
+
+    @property
+    def row_ids(self) -> list[int | None]:
+        return [row.id for row in self._rows]
 
     @property
     def thinking(self) -> bool:
         return self._thinking_since is not None
 
+    @property
+    def saved(self) -> bool:
+        return not self._dropped and all(row.id is not None and not row.dirty for row in self._rows)
+
     def visible_text(self) -> str:
         """What the user sees of this reply: answers and preambles, not reasoning or tool calls."""
-        current = [self.content] if self._row_id is not None and self.recipient is None and self.content else []
+        current = [self.content] if self._current is not None and self.recipient is None and self.content else []
         return "\n\n".join(self._shown + current)
 
     def thinking_seconds(self) -> float:
         """How long the current analysis has been going on (0 when not thinking)."""
         return self._clock() - self._thinking_since if self._thinking_since is not None else 0.0
 
+    def records(self, after_position: int) -> list[MessageRecord]:
+        """The reply as the chat view reads stored messages, from memory: what is shown while
+        some of it is not on disk (a row never inserted gets a negative id), with the reason."""
+        note = f"Not saved yet: {self.error}" if self.error else None
+        records = []
+        for index, row in enumerate(self._rows):
+            fields = row.fields
+            detail = " ".join(part for part in (fields.get("detail"), note) if part) or None
+            records.append(MessageRecord(
+                id=row.id if row.id is not None else -(index + 1), conversation_id=self.conversation_id,
+                position=after_position + 1 + index, role="assistant", author_name=None,
+                channel=fields["channel"], recipient=fields["recipient"], content_type=fields["content_type"],
+                content=fields["content"], reasoning=fields["reasoning"], reasoning_level=self._level,
+                started_at=row.started_at, thought_seconds=fields["thought_seconds"], stats=fields.get("stats"),
+                status=fields["status"], detail=detail,
+            ))
+        return records
+
     # -- events --------------------------------------------------------------------------------
 
     def start_message(self, channel: str | None, recipient: str | None, content_type: str | None) -> None:
-        if self._row_id is None:
+        if self._current is None:
             self._open_row()
         if channel == "analysis":
             if self._thinking_since is None:
@@ -78,7 +123,7 @@ class ReplyRecorder:
         self._dirty = True
 
     def add_text(self, channel: str | None, text: str) -> None:
-        if self._row_id is None:
+        if self._current is None:
             self._open_row()
         if channel == "analysis":
             self.reasoning += text
@@ -90,43 +135,76 @@ class ReplyRecorder:
 
     def finish_message(self, message: dict[str, Any]) -> None:
         """A message ended. Analysis stays with the row it leads to; any other message completes
-        its row, and what comes next goes into a new one."""
+        its row, and what comes next goes into a new one. A message the engine closed as
+        incomplete (the reply was cut) keeps its row open: `finish` says how the reply ended."""
         if message.get("channel") == "analysis":
             self._analysis_done = True
             return
-        if self._row_id is None:
+        if self._current is None:
             self._open_row()
         self._stop_thinking()
         fields = stored_fields(message)
         self.channel, self.recipient, self.content_type, self.content = (
             fields["channel"] or "final", fields["recipient"], fields["content_type"], fields["content"],
         )
-        self._write(status="complete")
+        if message.get("status") == "incomplete":
+            self._dirty = True
+            return
+        self._write(status="streaming")
         if self.recipient is None and self.content:
             self._shown.append(self.content)
-        self._row_id = None
+        self._current = None
 
     def flush_if_due(self) -> bool:
-        if self._dirty and self._row_id is not None and self._clock() - self._last_flush >= self._interval_s:
+        if self._dirty and self._current is not None and self._clock() - self._last_flush >= self._interval_s:
             self._write(status="streaming")
             return True
         return False
 
     def finish(self, status: str, *, detail: str | None = None, stats: dict[str, Any] | None = None) -> None:
         """The reply ended (`status` complete, cancelled or failed). A last row with nothing in
-        it is removed, unless it must carry the reason the reply failed; `detail` and `stats` go
-        on the reply's last row, also when its messages had all finished already."""
+        it is removed, unless it must carry the reason the reply failed; the status, `detail`
+        and `stats` go on the reply's last row (a stop between two messages marks the last
+        whole one), and the rows before it are complete."""
         self._stop_thinking()
-        if self._row_id is not None and (self.content or self.reasoning or self.recipient or status == "failed"):
-            self._write(status=status, detail=detail, stats=stats)
-        else:
-            if self._row_id is not None:
-                self._store.delete_message(self._row_id)
-                self.row_ids.remove(self._row_id)
-            fields = {name: value for name, value in (("detail", detail), ("stats", stats)) if value is not None}
-            if fields and self.row_ids:
-                self._store.update_message(self.row_ids[-1], **fields)
-        self._row_id = None
+        current = self._current
+        if current is not None and not (self.content or self.reasoning or self.recipient or status == "failed"):
+            self._rows.remove(current)
+            if current.id is not None:
+                self._dropped.append(current.id)
+        elif current is not None:
+            self._stage(status="streaming")
+        self._current = None
+        if self._rows:
+            last = self._rows[-1]
+            last.fields["status"] = status
+            last.fields.update({name: value for name, value in (("detail", detail), ("stats", stats)) if value is not None})
+            last.dirty = True
+            for row in self._rows[:-1]:
+                if row.fields["status"] != "complete":
+                    row.fields["status"] = "complete"
+                    row.dirty = True
+        self.sync()
+
+    def sync(self) -> bool:
+        """Write whatever the store does not have yet, in order; True once it has all of it."""
+        try:
+            while self._dropped:
+                self._store.delete_message(self._dropped[0])
+                self._dropped.pop(0)
+            for row in self._rows:
+                if row.id is None:
+                    row.id = self._store.add_message(
+                        self.conversation_id, role="assistant", reasoning_level=self._level, **row.fields
+                    ).id
+                elif row.dirty:
+                    self._store.update_message(row.id, **row.fields)
+                row.dirty = False
+        except StoreError as error:
+            self.error = str(error)
+            return False
+        self.error = None
+        return True
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -138,11 +216,8 @@ class ReplyRecorder:
         self.content_type: str | None = None
         self.thought_seconds: float | None = None
         self._analysis_done = False
-        record = self._store.add_message(
-            self._conversation_id, role="assistant", channel="final", status="streaming", reasoning_level=self._level
-        )
-        self._row_id = record.id
-        self.row_ids.append(record.id)
+        self._current = _Row(self._fields("streaming"), started_at=time.time())
+        self._rows.append(self._current)
 
     def _stop_thinking(self) -> None:
         if self._thinking_since is not None:
@@ -150,9 +225,8 @@ class ReplyRecorder:
             self._thinking_since = None
             self._dirty = True
 
-    def _write(self, *, status: str, detail: str | None = None, stats: dict[str, Any] | None = None) -> None:
-        assert self._row_id is not None
-        fields: dict[str, Any] = {
+    def _fields(self, status: str) -> dict[str, Any]:
+        return {
             "channel": self.channel,
             "recipient": self.recipient,
             "content_type": self.content_type,
@@ -161,10 +235,15 @@ class ReplyRecorder:
             "thought_seconds": self.thought_seconds,
             "status": status,
         }
-        if detail is not None:
-            fields["detail"] = detail
-        if stats is not None:
-            fields["stats"] = stats
-        self._store.update_message(self._row_id, **fields)
+
+    def _stage(self, *, status: str) -> None:
+        """The current row's fields as they are now, to be written."""
+        assert self._current is not None
+        self._current.fields.update(self._fields(status))
+        self._current.dirty = True
         self._last_flush = self._clock()
         self._dirty = False
+
+    def _write(self, *, status: str) -> None:
+        self._stage(status=status)
+        self.sync()

@@ -48,8 +48,11 @@ APPROVAL_CHOICES = ("once", "chat", "always", "deny")
 """How the user answers a call that needs consent: run it this once, allow this chat's calls,
 allow every chat's (Settings › Tools › Ask before running), or do not run it."""
 
-_DONE_STATUS = {"return": "complete", "call": "complete", "max_tokens": "complete", "context_full": "complete",
+# A reply cut at the length limit is stopped like one the user stopped: unfinished, and said so.
+_DONE_STATUS = {"return": "complete", "call": "complete", "max_tokens": "cancelled", "context_full": "complete",
                 "cancelled": "cancelled", "error": "failed"}
+RETRY_SAVE_MS = 2000
+"""How often a reply that could not be written (a full disk) is tried again."""
 _DONE_DETAIL = {
     "max_tokens": "Stopped at the maximum reply length (Settings › Maximum tokens).",
     "context_full": "The chat fills the model's context. Start a new chat, or raise the context length in Settings.",
@@ -104,6 +107,8 @@ class ChatSession(QObject):
     busy_changed = Signal(bool)
     stats = Signal(object)  # mlx_model.Stats
     error = Signal(str)
+    error_resolved = Signal(str)  # a message `error` showed that is no longer true
+    turns_saved = Signal(object)  # list[Turn]: the open chat once a reply kept in memory is written
 
     def __init__(self, store: Store, settings: Settings, engine: EngineHost, model: ModelSession) -> None:
         super().__init__()
@@ -115,7 +120,12 @@ class ChatSession(QObject):
         self.draft_reasoning_level = settings.default_reasoning_level()
         self.draft_tools = ChatTools()
         self._reply: _Reply | None = None
+        self._unsaved: list[ReplyRecorder] = []  # ended replies the store does not have yet
         self._last_error = ""
+        self._write_error: str | None = None  # a reply's failed write, shown until it goes through
+        self._retry = QTimer(self)
+        self._retry.setInterval(RETRY_SAVE_MS)
+        self._retry.timeout.connect(self.save_unsaved)
         self._tick = QTimer(self)
         self._tick.setInterval(TICK_MS)
         self._tick.timeout.connect(self._on_tick)
@@ -150,9 +160,39 @@ class ChatSession(QObject):
         return self._guard(lambda: self.store.search(text, limit=limit), [])
 
     def turns(self) -> list[Turn]:
-        """The open chat's turns as stored ([] for a new chat, or when the store fails)."""
+        """The open chat's turns as stored ([] for a new chat, or when the store fails), with any
+        reply the store does not have yet (a full disk) as it is in memory."""
         current = self.current
-        return self._guard(lambda: group_turns(self.store.messages(current.id)), []) if current else []
+        if current is None:
+            return []
+        records = self._guard(lambda: self.store.messages(current.id), [])
+        for recorder in self._unsaved:
+            if recorder.conversation_id == current.id:
+                in_memory = recorder.records(max((r.position for r in records), default=-1))
+                ids = {r.id for r in in_memory}
+                records = [r for r in records if r.id not in ids] + in_memory
+        return group_turns(records)
+
+    @property
+    def unsaved_reason(self) -> str | None:
+        """Why a reply is still only in memory (None when every reply is stored)."""
+        live = [self._reply.recorder] if self._reply is not None else []
+        return next((recorder.error for recorder in [*self._unsaved, *live] if recorder.error), None)
+
+    def save_unsaved(self) -> bool:
+        """Write the replies the store could not take before, oldest first (on a timer, and
+        before any other write, so the chat keeps its order); True when none is left."""
+        while self._unsaved:
+            recorder = self._unsaved[0]
+            saved = recorder.sync()
+            self._check_saved(recorder)
+            if not saved:
+                return False
+            self._unsaved.pop(0)
+            if self.current is not None and recorder.conversation_id == self.current.id:
+                self.turns_saved.emit(self.turns())
+        self._retry.stop()
+        return True
 
     # -- conversations -------------------------------------------------------------------------
 
@@ -189,6 +229,7 @@ class ChatSession(QObject):
             return
         self._guard(lambda: self.store.delete_conversation(conversation_id))
         self.engine.close_tools(conversation_id)  # its kernel and MCP sessions stop
+        self._unsaved = [recorder for recorder in self._unsaved if recorder.conversation_id != conversation_id]
         if self.current and self.current.id == conversation_id:
             self.new_conversation()
         self.conversations_changed.emit()
@@ -231,6 +272,8 @@ class ChatSession(QObject):
             return
         if not self.model.model_ready:
             self.error.emit("No model is loaded yet. Choose one with File › Choose Model….")
+            return
+        if not self.save_unsaved():
             return
         try:
             if self.current is None:
@@ -353,6 +396,7 @@ class ChatSession(QObject):
                 reply.done = event
         except StoreError as error:
             self._report(str(error))
+        self._check_saved(recorder)
         if was_thinking and not recorder.thinking and self._live():
             self.thought.emit(recorder.thought_seconds or 0.0)
 
@@ -374,6 +418,10 @@ class ChatSession(QObject):
                 _DONE_STATUS[done.reason], detail=" ".join(part for part in details if part) or None,
                 stats=dataclasses.asdict(reply.stats) if reply.stats else None,  # stored as JSON
             )
+            if not reply.recorder.saved:  # kept in memory, written once the store takes it
+                self._check_saved(reply.recorder)
+                self._unsaved.append(reply.recorder)
+                self._retry.start()
         except StoreError as error:
             self._report(str(error))
         self._end_reply(reply)
@@ -462,11 +510,13 @@ class ChatSession(QObject):
     def _on_tick(self) -> None:
         if self._reply is None:
             return
-        try:
-            self._reply.recorder.flush_if_due()
-        except StoreError as error:
-            self._report(str(error))
-        if self._reply.recorder.thinking and self._live():
+        recorder = self._reply.recorder
+        if recorder.error:
+            recorder.sync()
+        else:
+            recorder.flush_if_due()
+        self._check_saved(recorder)
+        if recorder.thinking and self._live():
             self.thinking.emit(self._reply.recorder.thinking_seconds())
 
     # -- measuring -----------------------------------------------------------------------------
@@ -497,3 +547,18 @@ class ChatSession(QObject):
         if message != self._last_error:
             self._last_error = message
             self.error.emit(message)
+
+    def _resolve(self, message: str) -> None:
+        """A problem reported before is over (the banner showing it goes)."""
+        if message == self._last_error:
+            self._last_error = ""
+        self.error_resolved.emit(message)
+
+    def _check_saved(self, recorder: ReplyRecorder) -> None:
+        """Report a reply's failed write once, and its end once every reply is written."""
+        if recorder.error:
+            self._write_error = recorder.error
+            self._report(recorder.error)
+        elif self._write_error and not self.unsaved_reason:
+            self._resolve(self._write_error)
+            self._write_error = None

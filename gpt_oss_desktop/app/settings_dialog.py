@@ -251,9 +251,10 @@ class SettingsDialog(QDialog):
         name = plan.name
         chosen = (f"Automatic picks {plan.summary or 'the weights as published'} for {name}, which then"
                   if plan.automatic else f"With these settings {name}")
+        automatic_context = " (automatic: the longest that fits)" if not int(self.context.currentData()) else ""
         self.memory_estimate.setText(
-            f"{chosen} needs about {format_bytes(plan.needed_bytes)} at {plan.context_length:,} tokens of context. "
-            f"This Mac's GPU can use {format_bytes(plan.budget_bytes)}."
+            f"{chosen} needs about {format_bytes(plan.engine_needed_bytes)} at {plan.engine_context_length:,} "
+            f"tokens of context{automatic_context}. This Mac's GPU can use {format_bytes(plan.budget_bytes)}."
         )
 
     def _choose_folder(self) -> None:

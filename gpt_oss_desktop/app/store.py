@@ -300,13 +300,14 @@ class Store:
         with self._transaction() as db:
             db.execute("DELETE FROM messages WHERE conversation_id = ? AND position >= ?", (conversation_id, position))
 
-    def mark_interrupted_replies(self) -> int:
+    def mark_interrupted_replies(self, cause: str | None = None) -> int:
         """Replies still streaming when the app last stopped: mark them interrupted (their text
-        up to the last write is kept). Returns how many there were."""
+        up to the last write is kept), with `cause` (how the last run ended, see run_record.py)
+        as the reason. Returns how many there were."""
         with self._transaction() as db:
             cursor = db.execute(
-                "UPDATE messages SET status = 'interrupted', "
-                "detail = 'The app stopped before this reply finished.' WHERE status = 'streaming'"
+                "UPDATE messages SET status = 'interrupted', detail = ? WHERE status = 'streaming'",
+                (cause or "The app stopped before this reply finished.",),
             )
         return cursor.rowcount
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gpt_oss_desktop.mlx_model import Chat
+from gpt_oss_desktop.mlx_model import INCOMPLETE, Chat
 
 from .store import ConversationRecord, MessageRecord
 
@@ -26,8 +26,11 @@ def harmony_messages(records: list[MessageRecord]) -> list[dict[str, Any]]:
     """The chat in openai-harmony `Message.to_dict()` form. An assistant message's reasoning
     becomes the analysis message before it; leaving out analysis after a final answer is the
     renderer's job, as harmony specifies. A reply stopped while the model was still thinking
-    (reasoning and nothing else) is left out: a dangling thought is not given back to it."""
+    (reasoning and nothing else) is left out: a dangling thought is not given back to it. The
+    last message of a reply that did not end complete (stopped, cut at the length limit, killed,
+    failed) is marked incomplete, so the model is told it was cut (see mlx_model's INCOMPLETE)."""
     messages: list[dict[str, Any]] = []
+    cut = {turn.records[-1].id for turn in group_turns(records) if turn.role == "assistant" and turn.status != "complete"}
     for record in records:
         if record.role == "user":
             messages.append({"role": "user", "name": None, "content": _text_content(record.content)})
@@ -56,6 +59,8 @@ def harmony_messages(records: list[MessageRecord]) -> list[dict[str, Any]]:
                 message["recipient"] = record.recipient
             if record.content_type:
                 message["content_type"] = record.content_type
+            if record.id in cut:
+                message["status"] = INCOMPLETE
             messages.append(message)
     return messages
 

@@ -92,6 +92,11 @@ class Banner(QFrame):
         self.label.setText(text)
         self.show()
 
+    def clear_message(self, text: str) -> None:
+        """`text` is no longer true: hide it if it is what the banner shows."""
+        if self.label.text() == text:
+            self.hide()
+
 
 class MainWindow(QMainWindow):
     def __init__(self, session: ChatSession, settings: Settings, models_dir: Path) -> None:
@@ -106,6 +111,7 @@ class MainWindow(QMainWindow):
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks)
         self.setMinimumSize(MINIMUM_SIZE)
         self._sidebar_stepped_aside = False
+        self._model_error: str | None = None  # the banner's model problem, cleared by a load
         QApplication.instance().installEventFilter(TextKeysFirst(self))
 
         self.sidebar = ConversationSidebar()
@@ -336,6 +342,8 @@ class MainWindow(QMainWindow):
         session.busy_changed.connect(self._show_busy)
         session.stats.connect(self.status.show_stats)
         session.error.connect(self.banner.show_message)
+        session.error_resolved.connect(self.banner.clear_message)
+        session.turns_saved.connect(self._show_saved)
         model = self.model
         model.context_measured.connect(self.status.show_context)
         model.memory_measured.connect(self.status.show_memory)
@@ -391,6 +399,12 @@ class MainWindow(QMainWindow):
         self.panel.set_thought(turn.thought_seconds if turn else None)
         self._show_title()
 
+    def _show_saved(self, turns) -> None:
+        """A reply kept in memory is written now: its bubble no longer says it is not saved."""
+        for bubble, turn in zip(self.chat.bubbles, turns, strict=False):
+            if bubble.role == "assistant" and turn.role == "assistant":
+                bubble.set_status(turn.status, turn.detail)
+
     def _show_busy(self, busy: bool) -> None:
         self.chat.set_busy(busy)
         self.stop_action.setEnabled(busy)
@@ -399,9 +413,22 @@ class MainWindow(QMainWindow):
     def _model_loaded(self, name: str) -> None:
         self.status.show_model(name, memory_summary(self.model.load_options), self.model.kernel_warning)
         self.chat.composer.input.setPlaceholderText(f"Message {name}")
+        if self._model_error:  # the model problem shown before is over
+            self.banner.clear_message(self._model_error)
+            self._model_error = None
 
     def _model_failed(self, message: str) -> None:
-        self.status.show_model(None)
+        """A model could not be opened. When that failed before the old model was let go (the
+        folder did not pass its checks), the old one is still loaded and answering: the status
+        bar keeps saying so."""
+        model = self.model
+        if model.model_ready and model.model_name:
+            self.status.show_model(model.model_name, memory_summary(model.load_options), model.kernel_warning)
+        else:
+            self.status.show_model(None)
+            self.status.show_context(None, None)
+            self.status.show_memory(None)
+        self._model_error = message
         self.banner.show_message(message)
 
     # -- commands ------------------------------------------------------------------------------

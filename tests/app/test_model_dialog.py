@@ -148,3 +148,21 @@ def test_a_finished_download_chooses_the_model(open_dialog, tmp_path, qtbot, mon
         dialog.primary.click()
     assert dialog.chosen == REPO
     assert hub.resolve_model(REPO, models_dir=models_dir) == hub.downloaded_model_dir(models_dir, REPO).resolve()
+
+
+@pytest.mark.parametrize("total_ram", [16 * GIB, 64 * GIB])
+def test_the_cards_text_wraps_without_overlapping_or_clipping(open_dialog, styled, tmp_path, total_ram):
+    """Rendered as shown (the PNG is kept for a look): every line of each card gets the height
+    its wrapped text needs, one below the other, inside its card."""
+    dialog = open_dialog(total_ram, first_run=True)
+    dialog.show()
+    dialog.grab().toImage().save(str(tmp_path / f"model-dialog-{total_ram // GIB}gb.png"))
+    for card in dialog.cards:
+        labels = [label for label in card.findChildren(QLabel) if label.isVisible()]
+        assert len(labels) == 2
+        assert all(label.wordWrap() for label in labels)
+        for label in labels:
+            assert label.height() >= label.heightForWidth(label.width()), f"{label.text()!r} is clipped"
+            assert card.rect().contains(label.geometry())
+        tops = [card.radio.geometry(), *(label.geometry() for label in labels)]
+        assert all(upper.bottom() < lower.top() for upper, lower in zip(tops, tops[1:], strict=False))

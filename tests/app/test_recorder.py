@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gpt_oss_desktop.app.recorder import ReplyRecorder
-from gpt_oss_desktop.app.store import Store, StoreError
+from gpt_oss_desktop.app.store import Store
 
 
 class Clock:
@@ -132,9 +132,49 @@ def test_a_failed_write_loses_nothing_once_the_disk_has_room_again(store, chat):
     pages = store._db.execute("PRAGMA page_count").fetchone()[0]  # a full disk, for this connection
     store._db.execute(f"PRAGMA max_page_count = {pages}")
     clock.now += 1
-    with pytest.raises(StoreError, match="disk is full"):
-        recorder.add_text("final", "x" * 500_000)
+    recorder.add_text("final", "x" * 500_000)
+    assert "disk is full" in recorder.error and not recorder.saved
+    assert recorder.records(after_position=0)[0].content == "x" * 500_000, "kept in memory"
     store._db.execute("PRAGMA max_page_count = 1073741823")
     clock.now += 1
     recorder.add_text("final", "y")
-    assert store.message(row).content == "x" * 500_000 + "y"
+    assert store.message(row).content == "x" * 500_000 + "y" and recorder.error is None
+
+
+def test_a_kill_between_two_messages_of_a_reply_is_found_at_the_next_start(store, chat, tmp_path):
+    """The preamble is whole, the answer has not begun: the reply is not complete, and the next
+    start marks it interrupted with the cause; its last message goes back to the model as cut."""
+    from gpt_oss_desktop.app.transcript import group_turns, harmony_messages
+
+    recorder = ReplyRecorder(store, chat.id, "medium", clock=Clock())
+    recorder.start_message("commentary", None, None)
+    recorder.add_text("commentary", "Let me add them.")
+    recorder.finish_message({**final("Let me add them."), "channel": "commentary"})
+    store.close()  # the process dies here
+
+    reopened = Store(tmp_path / "chats.sqlite3")
+    assert reopened.mark_interrupted_replies("The app was killed before this reply finished.") == 1
+    (_, reply) = group_turns(reopened.messages(chat.id))
+    assert reply.status == "interrupted" and reply.detail == "The app was killed before this reply finished."
+    assert harmony_messages(reopened.messages(chat.id))[-1]["status"] == "incomplete"
+    reopened.close()
+
+
+def test_a_stop_between_two_messages_marks_the_last_whole_one(store, chat):
+    recorder = ReplyRecorder(store, chat.id, "medium", clock=Clock())
+    recorder.start_message("commentary", None, None)
+    recorder.add_text("commentary", "Let me add them.")
+    recorder.finish_message({**final("Let me add them."), "channel": "commentary"})
+    recorder.finish("cancelled")
+    (reply,) = store.messages(chat.id)[1:]
+    assert (reply.content, reply.status) == ("Let me add them.", "cancelled")
+
+
+def test_a_message_the_engine_closed_as_incomplete_keeps_its_row_for_the_stop(store, chat):
+    recorder = ReplyRecorder(store, chat.id, "medium", clock=Clock())
+    recorder.start_message("final", None, None)
+    recorder.add_text("final", "The answer is")
+    recorder.finish_message({**final("The answer is"), "status": "incomplete"})
+    recorder.finish("cancelled")
+    (reply,) = store.messages(chat.id)[1:]
+    assert (reply.content, reply.status) == ("The answer is", "cancelled")

@@ -10,7 +10,7 @@ from PySide6.QtTest import QTest
 
 from gpt_oss_desktop.app.settings import Key
 from gpt_oss_desktop.app.settings_dialog import SettingsDialog
-from gpt_oss_desktop.mlx_model import format_bytes, memory
+from gpt_oss_desktop.mlx_model import Engine, format_bytes, memory
 from gpt_oss_desktop.mlx_model.loader import LoadOptions
 from gpt_oss_desktop.mlx_model.memory import GIB
 
@@ -76,13 +76,16 @@ def test_the_estimate_follows_the_chosen_options_and_context(open_dialog, settin
     automatic = memory.fitting_options(harmony_model_dir, 4096)  # the tiny model fits any machine as published
     assert automatic == LoadOptions()
     assert text().startswith(f"Automatic picks the weights as published for {harmony_model_dir.name}, which then")
-    assert estimate_text(harmony_model_dir, 4096, automatic) in text()
+    loaded = Engine.load(harmony_model_dir, options=automatic).info.context_limit  # what the model will report
+    assert estimate_text(harmony_model_dir, loaded, automatic) + " of context (automatic: the longest that fits)" in text()
     assert f"This Mac's GPU can use {format_bytes(memory.usable_memory_bytes())}." in text()
 
     choose(dialog.memory_mode, "manual")
     choose(dialog.dense_bits, 8)
     assert text().startswith(f"With these settings {harmony_model_dir.name} needs")
-    assert estimate_text(harmony_model_dir, 4096, LoadOptions(dense_bits=8)) in text()
+    eight_bit = memory.default_context_length(memory.checkpoint_tensors(harmony_model_dir).config,
+                                              memory.resident_bytes(harmony_model_dir, LoadOptions(dense_bits=8)))
+    assert estimate_text(harmony_model_dir, eight_bit, LoadOptions(dense_bits=8)) in text()
     choose(dialog.embedding, "resident")
     choose(dialog.context, 8192)
     assert estimate_text(harmony_model_dir, 8192, LoadOptions(embedding="resident", dense_bits=8)) in text()
