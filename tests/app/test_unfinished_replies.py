@@ -161,13 +161,14 @@ def test_after_a_failed_open_the_status_shows_the_model_still_answering_and_a_la
     broken.mkdir()
     (broken / "config.json").write_text("{not json")
 
-    app.window.open_model(str(broken))
+    with app.qtbot.waitSignal(app.session.model.model_failed, timeout=REPLY_TIMEOUT_MS):
+        app.window.open_model(str(broken))
 
     assert not app.window.banner.isHidden() and "broken-model" in app.window.banner.label.text()
     assert app.window.status.model.text() == loaded, "the old model is still loaded and says so"
     app.send(SUM.question)
     assert app.window.chat.bubbles[-1].view.toPlainText().strip() == SUM.final
 
-    with app.qtbot.waitSignal(app.session.model_loaded, timeout=REPLY_TIMEOUT_MS):
+    with app.qtbot.waitSignal(app.session.model.model_loaded, timeout=REPLY_TIMEOUT_MS):
         app.window.open_model(str(harmony_model_dir))
     assert app.window.banner.isHidden(), "the error went with its cause"
