@@ -1,15 +1,30 @@
 // Shared by the grouped (prefill) expert GEMMs: the (token, expert) pairs are sorted by expert,
 // each expert's run of pairs is cut into tiles of GROUPED_TILE_ROWS, and one threadgroup computes
-// one tile of pairs against GROUPED_TILE_OUTPUTS weight rows of that expert.
+// one tile of pairs against GROUPED_TILE_OUTPUTS weight rows of that expert, on SIMD-group
+// matrices (8x8 MMA).
 //
-// Tile layout, 128 threads: thread t owns the 4 × 4 outputs of pair rows 4·(t / 16) + 0..3 and
-// weight rows 4·(t % 16) + 0..3. Each step of 32 inputs (one MXFP4 group), thread t stages
-// inputs 8·(t % 4) .. +7 of pair row t / 4 and words 2·(t % 2), +1 of weight row t / 2
-// (decoded and scaled) in threadgroup memory, stored input-major so the inner loop reads two
-// float4s: 16 FMAs per two threadgroup loads.
+// Tile layout, 128 threads = 4 SIMD-groups: SIMD-group s owns pair rows 8s .. 8s+7 of the tile
+// against all 64 weight rows, as 8 float accumulator fragments (output columns 8f .. 8f+7 in
+// fragment f). A SIMD-group whose 8 rows are all past the tile's pairs does no MMA (an expert
+// with 9 pairs in its last tile runs 2 of the 4): the work is padded to 8 rows, the MMA's own
+// granularity, never to 32.
+//
+// Staging, per step of 32 inputs (one MXFP4 group, one scale per weight row): thread t stages
+// inputs 8·(t % 4) .. +7 of pair row t / 4 in StageT (the input's own type when it is 16-bit,
+// else float: exact either way), and words 2·(t % 2), +1 of weight row t / 2 as their E2M1 values
+// times 2^-14, in half, exactly (every E2M1 value times 2^-14 is an fp16, ±0.5 · 2^-14 a
+// subnormal one, which Metal keeps; the decode is bit-level, no arithmetic), and the even
+// threads the row's scale 2^(s - 113) as float. The E8M0 scale is not folded into the staged
+// weights: a scaled weight v · 2^(s - 127) is an fp16 only for 104 <= s <= 140 (0.5 · 2^(s-127)
+// down to fp16's smallest subnormal 2^-24, 6 · 2^(s-127) up to 65504), and a float denormal,
+// which Metal may flush, for s <= 1. Instead each SIMD-group multiplies its step's
+// partial products column by column by the step's scales before adding them to the
+// accumulators, so any scale byte is staged exactly.
 constant constexpr uint GROUPED_TILE_ROWS = 32;
 constant constexpr uint GROUPED_TILE_OUTPUTS = 64;
 constant constexpr uint GROUPED_STEP = 32;
+constant constexpr uint GROUPED_TILE_STRIDE = GROUPED_STEP + 8;  // padded rows, as MLX pads them
+constant constexpr uint GROUPED_FRAGMENTS = GROUPED_TILE_OUTPUTS / 8;
 
 struct ExpertTile {
   uint expert;
@@ -43,62 +58,84 @@ METAL_FUNC bool find_expert_tile(uint tile, Offsets tile_offsets, Rows row_offse
   return true;
 }
 
-// acc[i][j] = Σ_k input_row_i[k] · weight_row_j[k] for this thread's 4 × 4 outputs, over all
-// `inputs` (a multiple of 32). The thread stages input row `inputs_at` of `input` and weight row
-// `weights_at` (a row of blocks, its scales at scales_at) when has_input / has_weights, zeros
-// past the tile's rows. input_tile and weight_tile are threadgroup memory of
-// GROUPED_STEP · GROUPED_TILE_ROWS / 4 and GROUPED_STEP · GROUPED_TILE_OUTPUTS / 4 float4s.
-template <typename Input, typename Blocks, typename Scales>
+// The threadgroup memory of one tile: inputs [32][stride] StageT, weights [64][stride] half (the
+// E2M1 values times 2^-14), the step's 64 scales.
+template <typename StageT>
+struct GroupedTile {
+  threadgroup StageT* inputs;
+  threadgroup half* weights;
+  threadgroup float* scales;
+};
+
+// acc[f] = the tile's products for this SIMD-group's 8 pair rows and weight rows 8f .. 8f+7,
+// over all `inputs` (a multiple of 32). This thread stages `input_row` (the pair row t / 4 of
+// the tile, when has_input) and the weight row t / 2 of the tile from `blocks_row` and
+// `scales_row` (when has_weights), zeros otherwise. `computes`: this SIMD-group has a pair row
+// (uniform across its lanes). Row pointers are formed once by the caller, so the loop indexes
+// with 32-bit offsets from them.
+template <typename StageT, typename InputRow, typename BlocksRow, typename ScalesRow>
 METAL_FUNC void grouped_mxfp4_tile_matmul(
-    Input input,
-    uint inputs_at,
+    InputRow input_row,
     bool has_input,
-    Blocks blocks,
-    Scales scales,
-    uint weights_at,
-    uint scales_at,
+    BlocksRow blocks_row,
+    ScalesRow scales_row,
     bool has_weights,
     uint inputs,
-    threadgroup float4* input_tile,
-    threadgroup float4* weight_tile,
+    GroupedTile<StageT> tile,
     uint thread_index,
-    thread float4 acc[4]) {
-  const uint row_group = thread_index / 16;
-  const uint output_group = thread_index % 16;
-  const uint staged_row = thread_index / 4;
+    uint simdgroup,
+    ushort2 position,
+    bool computes,
+    thread simdgroup_float8x8* acc) {
   const uint staged_input = 8 * (thread_index % 4);
-  const uint staged_output = thread_index / 2;
   const uint staged_word = 2 * (thread_index % 2);
-  for (uint i = 0; i < 4; ++i) {
-    acc[i] = float4(0.0f);
+  threadgroup StageT* input_staged =
+      tile.inputs + (thread_index / 4) * GROUPED_TILE_STRIDE + staged_input;
+  threadgroup half* weight_staged =
+      tile.weights + (thread_index / 2) * GROUPED_TILE_STRIDE + 8 * staged_word;
+  const threadgroup StageT* input_fragments = tile.inputs + 8 * simdgroup * GROUPED_TILE_STRIDE;
+  for (uint f = 0; f < GROUPED_FRAGMENTS; ++f) {
+    acc[f] = make_filled_simdgroup_matrix<float, 8, 8>(0.0f);
   }
-  // Staged through scalar views: lanes storing different components of one threadgroup
-  // float4 would race (a component store may rewrite the whole vector).
-  threadgroup float* input_values = (threadgroup float*)input_tile;
-  threadgroup float* weight_values = (threadgroup float*)weight_tile;
   for (uint step = 0; step < inputs; step += GROUPED_STEP) {
     for (uint k = 0; k < 8; ++k) {
-      const float value = has_input ? float(input[inputs_at + step + staged_input + k]) : 0.0f;
-      input_values[(staged_input + k) * GROUPED_TILE_ROWS + staged_row] = value;
+      input_staged[k] = has_input ? static_cast<StageT>(input_row[step + staged_input + k]) : StageT(0);
     }
-    const float scale = has_weights ? mxfp4_scale(scales[scales_at + step / GROUPED_STEP]) : 0.0f;
     for (uint w = 0; w < 2; ++w) {
-      float4 low = float4(0.0f), high = float4(0.0f);
-      if (has_weights) {
-        mxfp4_decode_word(blocks[weights_at + step / 8 + staged_word + w], low, high);
-      }
-      const uint first = 8 * (staged_word + w) * GROUPED_TILE_OUTPUTS + staged_output;
+      half4 low, high;
+      mxfp4_decode_word(has_weights ? uint(blocks_row[step / 8 + staged_word + w]) : 0u, low, high);
       for (uint k = 0; k < 4; ++k) {
-        weight_values[first + k * GROUPED_TILE_OUTPUTS] = scale * low[k];
-        weight_values[first + (4 + k) * GROUPED_TILE_OUTPUTS] = scale * high[k];
+        weight_staged[8 * w + k] = low[k];
+        weight_staged[8 * w + 4 + k] = high[k];
       }
+    }
+    if (thread_index % 2 == 0) {
+      tile.scales[thread_index / 2] =
+          has_weights ? mxfp4_scale(scales_row[step / GROUPED_STEP]) : 0.0f;
     }
     threadgroup_barrier(mem_flags::mem_threadgroup);
-    for (uint k = 0; k < GROUPED_STEP; ++k) {
-      const float4 a = input_tile[k * (GROUPED_TILE_ROWS / 4) + row_group];
-      const float4 b = weight_tile[k * (GROUPED_TILE_OUTPUTS / 4) + output_group];
-      for (uint i = 0; i < 4; ++i) {
-        acc[i] = fma(float4(a[i]), b, acc[i]);
+    if (computes) {
+      // The step's products: input fragment (8 pairs × 8 inputs) times weight fragment
+      // (8 inputs × 8 weight rows, the staged rows read transposed), 4 blocks of 8 inputs.
+      simdgroup_float8x8 step_part[GROUPED_FRAGMENTS];
+      for (uint block = 0; block < GROUPED_STEP / 8; ++block) {
+        simdgroup_float8x8 input_part;
+        load_fragment(input_part, input_fragments + 8 * block, GROUPED_TILE_STRIDE, 1, position);
+        for (uint f = 0; f < GROUPED_FRAGMENTS; ++f) {
+          simdgroup_float8x8 weight_part;
+          load_fragment(weight_part, tile.weights + 8 * f * GROUPED_TILE_STRIDE + 8 * block, 1,
+                        GROUPED_TILE_STRIDE, position);
+          if (block == 0) {
+            simdgroup_multiply(step_part[f], input_part, weight_part);
+          } else {
+            simdgroup_multiply_accumulate(step_part[f], input_part, weight_part, step_part[f]);
+          }
+        }
+      }
+      for (uint f = 0; f < GROUPED_FRAGMENTS; ++f) {
+        const uint column = 8 * f + position.x;
+        const float2 scale = float2(tile.scales[column], tile.scales[column + 1]);
+        acc[f].thread_elements() = fma(step_part[f].thread_elements(), scale, acc[f].thread_elements());
       }
     }
     threadgroup_barrier(mem_flags::mem_threadgroup);

@@ -21,3 +21,17 @@ def all_schedules(**kernel_args: Any):
 def emulated() -> MetalKernels:
     """The custom kernels, each call checked under all schedules."""
     return MetalKernels(all_schedules)
+
+
+def one_schedule(**kernel_args: Any):
+    """A kernel factory whose kernels run under one random fiber order: for the full-width
+    cases, four times the cost of a schedule each; the code paths they take are checked under
+    every schedule by the small cases."""
+    kernel = MetalKernel(**kernel_args)
+    return lambda **call: kernel(**call, schedule="random", seed=1)
+
+
+@pytest.fixture(scope="session")
+def emulated_once() -> MetalKernels:
+    """The custom kernels, each call run under one schedule."""
+    return MetalKernels(one_schedule)

@@ -113,9 +113,35 @@ def test_grouped_gemms_match_reference(emulated: MetalKernels, case: str) -> Non
     check_against_reference(emulated.moe_grouped, *GROUPED_CASES[case], seed=len(case))
 
 
-def test_grouped_gemms_at_gpt_oss_sizes(emulated: MetalKernels) -> None:
-    """H = I = 2880 (2I = 5760), with 2 experts so that it stays at about 20 s on two cores."""
-    check_against_reference(emulated.moe_grouped, 2, 2880, 2880, 3, 2, mx.bfloat16, seed=3)
+@pytest.mark.parametrize("dtype", [mx.float32, mx.bfloat16])
+def test_grouped_gemms_with_experts_of_0_1_9_33_and_23_pairs(emulated: MetalKernels, dtype: mx.Dtype) -> None:
+    """Expert 0 gets no pair, expert 1 one, expert 2 all 33 tokens (a full tile and a 1-pair
+    tile), expert 3 nine (its second SIMD-group has one row), expert 4 23 (three SIMD-groups, the
+    third partly empty): the SIMD-groups without pairs skip their MMAs, the others must not."""
+    rng = np.random.default_rng(9)
+    experts = random_experts(rng, 5, 64, 96, dtype, spread=6.0)
+    indices = mx.array([[2, expert] for expert in [1] + [3] * 9 + [4] * 23], mx.uint32)
+    x = normal(rng, (33, 64), dtype)
+    weights = mx.softmax(normal(rng, (33, 2), mx.float32), axis=-1).astype(dtype)
+    ours = emulated.moe_grouped(x, indices, weights, experts, **SWIGLU)
+    expected = reference.moe(as_float32(x), indices, as_float32(weights), as_float32(experts), **SWIGLU)
+    assert_close(ours, expected, dtype)
+
+
+@pytest.mark.slow
+def test_grouped_gemms_at_gpt_oss_sizes(emulated_once: MetalKernels) -> None:
+    """H = I = 2880 (2I = 5760: 90 gate/up and 45 down tiles of 64 rows), 33 tokens, top 2 of 4
+    experts: expert 0 gets no pair, expert 1 one (a tile of one SIMD-group row), expert 2 all 33
+    (a full tile, then a 1-pair tile), expert 3 the other 32 (one full tile). One schedule: about
+    15 s of CPU time; tiles with partly empty SIMD-groups are the small cases' business."""
+    rng = np.random.default_rng(3)
+    experts = random_experts(rng, 4, 2880, 2880, mx.bfloat16, spread=6.0)
+    indices = mx.array([[2, 1]] + [[2, 3]] * 32, mx.uint32)
+    x = normal(rng, (33, 2880), mx.bfloat16)
+    weights = mx.softmax(normal(rng, (33, 2), mx.float32), axis=-1).astype(mx.bfloat16)
+    ours = emulated_once.moe_grouped(x, indices, weights, experts, **SWIGLU)
+    expected = reference.moe(as_float32(x), indices, as_float32(weights), as_float32(experts), **SWIGLU)
+    assert_close(ours, expected, mx.bfloat16)
 
 
 def test_clamp_is_exercised() -> None:

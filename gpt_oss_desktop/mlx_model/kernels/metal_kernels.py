@@ -91,7 +91,7 @@ _DOWN_FEW_TOKENS = _KernelSource(
 )
 _GATE_UP_GROUPED = _KernelSource(
     "moe_grouped_gate_up_swiglu.metal",
-    ("mxfp4.h", "swiglu.h", "moe_grouped.h"),
+    ("mxfp4.h", "swiglu.h", "simdgroup_fragment.h", "moe_grouped.h"),
     ("x", "sorted_pairs", "row_offsets", "tile_offsets", "gate_up_blocks", "gate_up_scales",
      "gate_up_bias", "hidden_size", "intermediate_size", "top_k", "experts", "swiglu_limit",
      "swiglu_alpha"),
@@ -99,7 +99,7 @@ _GATE_UP_GROUPED = _KernelSource(
 )
 _DOWN_GROUPED = _KernelSource(
     "moe_grouped_down.metal",
-    ("mxfp4.h", "moe_grouped.h"),
+    ("mxfp4.h", "simdgroup_fragment.h", "moe_grouped.h"),
     ("activations", "sorted_pairs", "row_offsets", "tile_offsets", "routing_weights", "down_blocks",
      "down_scales", "down_bias", "hidden_size", "intermediate_size", "experts"),
     ("pair_out",),
@@ -360,6 +360,7 @@ class MetalKernels:
         tile_offsets = mx.concatenate([start, mx.cumsum(tiles)])
         max_tiles = math.ceil(pairs / _GROUPED_TILE_ROWS) + min(num_experts, pairs)
         grouping = dict(sorted_pairs=sorted_pairs, row_offsets=row_offsets, tile_offsets=tile_offsets)
+        stage = _stage_type(x.dtype)
 
         (activations,) = self._run(
             _GATE_UP_GROUPED,
@@ -379,7 +380,7 @@ class MetalKernels:
             {"activations": ((pairs, columns), x.dtype)},
             grid=(_GROUPED_THREADS * (2 * columns // _GROUPED_TILE_OUTPUTS), max_tiles, 1),
             threadgroup=(_GROUPED_THREADS, 1, 1),
-            template=[("OutT", x.dtype)],
+            template=[("OutT", x.dtype), ("StageT", stage)],
         )
         (pair_out,) = self._run(
             _DOWN_GROUPED,
@@ -397,6 +398,7 @@ class MetalKernels:
             {"pair_out": ((pairs, hidden), mx.float32)},
             grid=(_GROUPED_THREADS * math.ceil(hidden / _GROUPED_TILE_OUTPUTS), max_tiles, 1),
             threadgroup=(_GROUPED_THREADS, 1, 1),
+            template=[("StageT", stage)],
         )
         return pair_out.reshape(tokens, top_k, hidden).sum(axis=1).astype(x.dtype)
 
@@ -467,7 +469,7 @@ class MetalKernels:
                 f"attention_prefill needs a GQA group dividing 32 and a head size that is a multiple "
                 f"of 8 up to 64, got {group} and {dims}"
             )
-        stage = k.dtype if k.dtype in (mx.float16, mx.bfloat16) else mx.float32
+        stage = _stage_type(k.dtype)
         _check_threadgroup_memory(
             "attention_prefill", 2 * _PREFILL_ATTENTION_KEYS * (dims + 8) * stage.size
         )
@@ -484,6 +486,12 @@ class MetalKernels:
             template=[("OutT", q.dtype), ("StageT", stage), ("G", group), ("D", dims)],
         )
         return out
+
+
+def _stage_type(dtype: mx.Dtype) -> mx.Dtype:
+    """The type an operand is staged in threadgroup memory: its own when 16-bit (exact, half the
+    memory of float), else float."""
+    return dtype if dtype in (mx.float16, mx.bfloat16) else mx.float32
 
 
 def _check_attention_shapes(q: mx.array, k: mx.array, v: mx.array, sinks: mx.array) -> int:
