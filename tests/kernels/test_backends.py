@@ -10,6 +10,7 @@ import pytest
 
 from gpt_oss_desktop.mlx_model import kernels, load
 from gpt_oss_desktop.mlx_model.checkpoint_writer import write_random_checkpoint
+from gpt_oss_desktop.mlx_model.kernels import metal_kernels
 
 
 @pytest.mark.skipif(mx.metal.is_available(), reason="this machine has Metal")
@@ -53,7 +54,18 @@ def test_model_logits_on_emulated_kernels_equal_the_reference(
     tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A 36-token prompt (grouped expert GEMMs, prefill attention past the window), then 5 tokens
-    at once and 3 single tokens (expert GEMVs, decode attention) through the caches."""
+    at once and 3 single tokens (expert GEMVs, decode attention) through the caches. The cost
+    model never groups experts this small (dispatches outweigh their bytes), so the test groups
+    from 32 tokens."""
+    monkeypatch.setattr(metal_kernels, "grouped_min_tokens", lambda shape, gpu: 32)
+    grouped_calls: list[int] = []
+    grouped = metal_kernels.MetalKernels.moe_grouped
+
+    def counted(self: metal_kernels.MetalKernels, x: mx.array, *args, **kwargs) -> mx.array:
+        grouped_calls.append(x.shape[0])
+        return grouped(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(metal_kernels.MetalKernels, "moe_grouped", counted)
     model = load(tiny_checkpoint, dtype=mx.float32)
     tokens = mx.array(np.random.default_rng(5).integers(0, 200_000, size=(1, 44)))
 
@@ -67,5 +79,6 @@ def test_model_logits_on_emulated_kernels_equal_the_reference(
         return np.concatenate(pieces, axis=1)
 
     reference, emulated = logits("reference"), logits("emulator")
+    assert grouped_calls == [36] * 4  # the prompt, in each of the 4 layers
     scale = np.abs(reference).max()
     assert np.abs(emulated - reference).max() <= 1e-5 * scale

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from kernel_inputs import as_float32, assert_close, normal, random_experts
 
-from gpt_oss_desktop.mlx_model.kernels import reference
-from gpt_oss_desktop.mlx_model.kernels.metal_kernels import GROUPED_MOE_MIN_TOKENS, MetalKernels
+from gpt_oss_desktop.mlx_model.kernels import moe_cost, reference
+from gpt_oss_desktop.mlx_model.kernels.layout import ExpertWeights
+from gpt_oss_desktop.mlx_model.kernels.metal_kernels import MetalKernels
 
 SWIGLU = dict(swiglu_limit=7.0, swiglu_alpha=1.702)  # gpt-oss's
 
@@ -156,15 +157,62 @@ def test_clamp_is_exercised() -> None:
     assert 0.1 < (outputs > SWIGLU["swiglu_limit"]).mean() < 0.9
 
 
-def test_moe_takes_gemvs_for_decode_and_gemms_for_prefill(monkeypatch: pytest.MonkeyPatch) -> None:
+def experts_shaped_like(shape: moe_cost.ExpertShape) -> ExpertWeights:
+    """Experts of a real model's shapes, as broadcast zeros (no memory): the dispatch reads
+    only their shapes."""
+    def zeros(*dims: int) -> mx.array:
+        return mx.broadcast_to(mx.zeros((1,) * len(dims), mx.uint8), dims)
+    e, h, i = shape.experts, shape.hidden, shape.intermediate
+    return ExpertWeights(zeros(e, 2 * i, h // 8), zeros(e, 2 * i, h // 32), zeros(e, 2 * i),
+                         zeros(e, h, i // 8), zeros(e, h, i // 32), zeros(e, h))
+
+
+@pytest.mark.parametrize("model", [moe_cost.GPT_OSS_20B, moe_cost.GPT_OSS_120B], ids=["20b", "120b"])
+def test_moe_takes_gemvs_below_the_cost_models_threshold_and_gemms_from_it(
+    monkeypatch: pytest.MonkeyPatch, model: moe_cost.ExpertShape
+) -> None:
     kernels = MetalKernels(lambda **_: pytest.fail("no kernel should be built"))
     taken: list[str] = []
     for entry in ("moe_decode", "moe_few_tokens", "moe_grouped"):
         monkeypatch.setattr(kernels, entry, lambda x, *_, entry=entry, **__: taken.append(entry))
-    for tokens in (1, 2, GROUPED_MOE_MIN_TOKENS - 1, GROUPED_MOE_MIN_TOKENS, 500):
-        indices = mx.zeros((tokens, 4), mx.uint32)
-        kernels.moe(mx.zeros((tokens, 64)), indices, mx.zeros((tokens, 4)), None, **SWIGLU)
+    threshold = moe_cost.grouped_min_tokens(model, kernels.gpu)
+    experts = experts_shaped_like(model)
+    for tokens in (1, 2, threshold - 1, threshold, 500):
+        indices = mx.zeros((tokens, model.top_k), mx.uint32)
+        kernels.moe(mx.zeros((tokens, model.hidden)), indices, mx.zeros((tokens, model.top_k)), experts,
+                    **SWIGLU)
     assert taken == ["moe_decode", "moe_few_tokens", "moe_few_tokens", "moe_grouped", "moe_grouped"]
+
+
+def test_the_cost_model_groups_later_when_experts_are_shared_less() -> None:
+    """The grouped path pays once experts have several 8-row MMA blocks of pairs: with 128
+    experts (120b) that takes more tokens than with 32 (20b), on every tabled GPU."""
+    for gpu in moe_cost.GPUS:
+        small, large = (moe_cost.grouped_min_tokens(m, gpu) for m in (moe_cost.GPT_OSS_20B, moe_cost.GPT_OSS_120B))
+        assert 2 < small < large <= moe_cost.SEARCH_TOKENS, gpu.name
+
+
+def test_the_cost_model_by_hand() -> None:
+    """Its parts spot-checked: two tokens on the 20b read 7.5 experts' 13.24 MB on either path
+    (memory-bound for the few-token kernel, compute-bound for the padded MMAs); the expected
+    tiles of Binomial-routed pairs agree with sampling; at 256 tokens the grouped path is
+    compute-bound (at least every pair's FMAs at the assumed MMA rate) and faster."""
+    model, gpu = moe_cost.GPT_OSS_20B, moe_cost.REFERENCE_GPU
+    assert model.expert_bytes == 5760 * 1530 + 2880 * 1530 + 2 * (5760 + 2880)
+    rate = gpu.bandwidth * moe_cost.BANDWIDTH_EFFICIENCY
+    two_tokens = (32 - 32 * (1 - 4 / 32) ** 2) * model.expert_bytes / rate
+    few = moe_cost.few_tokens_seconds(model, gpu, 2) - moe_cost.FEW_TOKENS_DISPATCHES * moe_cost.DISPATCH_SECONDS
+    assert few == pytest.approx(two_tokens, rel=0.02)
+    assert moe_cost.grouped_seconds(model, gpu, 2) > moe_cost.few_tokens_seconds(model, gpu, 2)
+
+    pairs = np.random.default_rng(0).binomial(256, 4 / 32, size=200_000)
+    for rows in (8, 32):
+        sampled = np.ceil(pairs / rows).mean()
+        assert moe_cost.expected_blocks(256, 4 / 32, rows) == pytest.approx(sampled, rel=5e-3)
+
+    grouped = moe_cost.grouped_seconds(model, gpu, 256)
+    every_pair = 256 * 4 * model.weights_per_expert / (gpu.fma_per_second * moe_cost.MMA_EFFICIENCY)
+    assert every_pair < grouped < moe_cost.few_tokens_seconds(model, gpu, 256)
 
 
 def test_sizes_that_are_not_whole_mxfp4_groups_are_refused(emulated: MetalKernels) -> None:

@@ -15,7 +15,7 @@ import pytest
 from gpt_oss_desktop.metal.emulator import MetalKernel
 from gpt_oss_desktop.mlx_model import cli
 from gpt_oss_desktop.mlx_model import kernels as kernel_api
-from gpt_oss_desktop.mlx_model.kernels import kernel_check, reference
+from gpt_oss_desktop.mlx_model.kernels import kernel_check, metal_kernels, reference
 from gpt_oss_desktop.mlx_model.kernels.metal_kernels import MetalKernels, _read
 
 # Wrong numbers (the bias subtracted) and a kernel that does not compile.
@@ -41,7 +41,12 @@ def on_a_mac(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(kernel_check, "machine", lambda backend: ("macOS 15.1", "Apple M2 Pro"))
 
 
-def test_a_broken_kernel_fails_and_its_twin_takes_over(tmp_path: Path, on_a_mac: None) -> None:
+def test_a_broken_kernel_fails_and_its_twin_takes_over(
+    tmp_path: Path, on_a_mac: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The cost model never groups experts this small (dispatches outweigh their bytes): group
+    # from 32 tokens so that `moe` reaches the grouped kernels below.
+    monkeypatch.setattr(metal_kernels, "grouped_min_tokens", lambda shape, gpu: 32)
     cache = tmp_path / "kernel-check.json"
     kernels = MetalKernels(MetalKernel, read_source=broken_source)
     check = kernel_api.self_check("metal", kernels=kernels, cache=cache)
@@ -145,6 +150,7 @@ def test_a_twin_that_raises_is_a_recorded_failure_not_a_failed_load(
         for check in kernel_check.CHECKS
     )
     monkeypatch.setattr(kernel_check, "CHECKS", checks)
+    monkeypatch.setattr(metal_kernels, "grouped_min_tokens", lambda shape, gpu: 32)  # as above
     kernels = MetalKernels(MetalKernel, read_source=broken_source)
     check = kernel_api.self_check("metal", kernels=kernels, cache=tmp_path / "kernel-check.json")
 
@@ -166,3 +172,20 @@ def test_a_twin_that_raises_is_a_recorded_failure_not_a_failed_load(
     again = kernel_api.self_check("metal", kernels=MetalKernels(MetalKernel, read_source=broken_source),
                                   cache=tmp_path / "kernel-check.json")
     assert again.cached and again.unchecked == ("moe_grouped",) and again.replaced == check.replaced
+
+
+def test_a_grouped_gemm_that_skips_a_simdgroup_with_pairs_fails_the_check(on_a_mac: None) -> None:
+    """The moe_grouped check routes about 20 pairs to each expert, so its tiles have partly
+    empty SIMD-groups: a kernel that skips one SIMD-group too many is caught."""
+    skip_one_more = ("position, 8 * simdgroup < tile.rows, acc);", "position, 8 * simdgroup + 8 < tile.rows, acc);")
+
+    def source(file: str) -> str:
+        text = _read(file)
+        if file == "moe_grouped_down.metal":
+            assert skip_one_more[0] in text, f"{file} changed: update the test"
+            text = text.replace(*skip_one_more)
+        return text
+
+    verdicts = {v.kernel: v for v in kernel_check.run_checks(MetalKernels(MetalKernel, read_source=source))}
+    assert not verdicts["moe_grouped"].passed
+    assert verdicts["moe_decode"].passed

@@ -21,6 +21,7 @@ from . import reference
 from .kernel_check import CACHE_FILE, KernelCheck, KernelVerdict, check_with_cache, run_checks
 from .layout import EXPERT_TENSOR_NAMES, ExpertWeights
 from .metal_kernels import MetalKernels
+from .moe_cost import gpu_named
 
 Backend = Literal["metal", "emulator", "reference"]
 BACKENDS: tuple[str, ...] = ("metal", "emulator", "reference")
@@ -39,7 +40,8 @@ def default_backend() -> Backend:
 def _custom_kernels(backend: str) -> MetalKernels:
     """The custom kernels built by one factory; kept so each kernel compiles once per process."""
     if backend == "metal":
-        return MetalKernels(mx.fast.metal_kernel)
+        device = str(mx.metal.device_info().get("device_name", ""))
+        return MetalKernels(mx.fast.metal_kernel, gpu=gpu_named(device))
     from gpt_oss_desktop.metal.emulator import MetalKernel
 
     return MetalKernels(MetalKernel)
@@ -106,7 +108,9 @@ def moe(
     [E, N, K/8] uint32 (the Hub's uint8 blocks viewed as MLX mxfp4), [E, N, K/32] uint8 scales.
     The SwiGLU is gpt-oss's: gate clamped above at `swiglu_limit`, linear clamped to ±limit, +1
     on linear, sigmoid(swiglu_alpha · gate). Returns [T, H] in x's dtype. On the custom
-    kernels, fewer than 32 tokens run as per-token GEMVs, more as GEMMs grouped by expert.
+    kernels, one token runs as per-token GEMVs, a few as GEMVs that read each chosen expert once
+    for all its tokens, more as GEMMs grouped by expert, from the token count kernels.moe_cost
+    projects for these experts (46 for gpt-oss-20b, 184 for gpt-oss-120b on the M2 Pro).
     """
     return _implementation(backend).moe(
         x, indices, weights, experts, swiglu_limit=swiglu_limit, swiglu_alpha=swiglu_alpha

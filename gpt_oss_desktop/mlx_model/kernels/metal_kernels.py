@@ -17,14 +17,11 @@ import mlx.core as mx
 
 from . import reference
 from .layout import ExpertWeights
+from .moe_cost import REFERENCE_GPU, AppleGPU, ExpertShape, grouped_min_tokens
 
 KernelFactory = Callable[..., Callable[..., Sequence[mx.array]]]
 """`mx.fast.metal_kernel` or `metal.emulator.MetalKernel`: same constructor, same call."""
 
-# From this many tokens on, the experts run as grouped GEMMs (each expert's weights read once per
-# tile of its tokens) instead of per-token GEMVs: llama.cpp's crossover for the same MXFP4
-# experts (ne21_mm_id_min); to be re-measured on a Mac.
-GROUPED_MOE_MIN_TOKENS = 32
 # Up to this many queries, attention runs one threadgroup per query (MLX's sdpa_vector limit).
 DECODE_ATTENTION_MAX_QUERIES = 8
 # A decode query's keys are split across threadgroups in runs of about this many keys.
@@ -137,14 +134,22 @@ class MetalKernels:
     """`moe` and `attention` with the arguments of `kernels.reference`, on the custom kernels.
 
     `read_source` reads a file of metal/ (the self-check's tests point it at modified copies);
-    `replaced` names the entry points (moe_decode, moe_few_tokens, moe_grouped, attention_decode,
-    attention_prefill) that `moe` and `attention` send to their MLX twins instead, because the
-    self-check (kernels.kernel_check) found them broken on this machine.
+    `gpu` is the GPU whose assumed bandwidth and arithmetic rates pick the token count from which
+    the experts run grouped (kernels.moe_cost); `replaced` names the entry points (moe_decode,
+    moe_few_tokens, moe_grouped, attention_decode, attention_prefill) that `moe` and `attention`
+    send to their MLX twins instead, because the self-check (kernels.kernel_check) found them
+    broken on this machine.
     """
 
-    def __init__(self, factory: KernelFactory, read_source: Callable[[str], str] = _read) -> None:
+    def __init__(
+        self,
+        factory: KernelFactory,
+        read_source: Callable[[str], str] = _read,
+        gpu: AppleGPU = REFERENCE_GPU,
+    ) -> None:
         self._factory = factory
         self.read_source = read_source
+        self.gpu = gpu
         self.replaced: frozenset[str] = frozenset()
         self._kernels: dict[_KernelSource, Callable[..., Sequence[mx.array]]] = {}
 
@@ -193,15 +198,21 @@ class MetalKernels:
         swiglu_alpha: float,
     ) -> mx.array:
         """Per-token GEMVs for one token, GEMVs that read each chosen expert's rows once for all
-        its tokens below GROUPED_MOE_MIN_TOKENS, grouped GEMMs from there on."""
+        its tokens below grouped_min_tokens, grouped GEMMs from there on."""
         tokens = x.shape[0]
-        if tokens >= GROUPED_MOE_MIN_TOKENS:
+        if tokens >= self.grouped_min_tokens(experts, indices.shape[1]):
             run = self.moe_grouped
         else:
             run = self.moe_few_tokens if tokens > 1 else self.moe_decode
         if run.__name__ in self.replaced:
             run = reference.moe
         return run(x, indices, weights, experts, swiglu_limit=swiglu_limit, swiglu_alpha=swiglu_alpha)
+
+    def grouped_min_tokens(self, experts: ExpertWeights, top_k: int) -> int:
+        """The token count from which the grouped GEMMs are projected to beat the few-token
+        GEMVs for these experts on this GPU (kernels.moe_cost)."""
+        shape = ExpertShape(experts.num_experts, top_k, experts.hidden_size, experts.intermediate_size)
+        return grouped_min_tokens(shape, self.gpu)
 
     def moe_decode(
         self,
