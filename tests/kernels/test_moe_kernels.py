@@ -163,8 +163,11 @@ def experts_shaped_like(shape: moe_cost.ExpertShape) -> ExpertWeights:
     def zeros(*dims: int) -> mx.array:
         return mx.broadcast_to(mx.zeros((1,) * len(dims), mx.uint8), dims)
     e, h, i = shape.experts, shape.hidden, shape.intermediate
-    return ExpertWeights(zeros(e, 2 * i, h // 8), zeros(e, 2 * i, h // 32), zeros(e, 2 * i),
-                         zeros(e, h, i // 8), zeros(e, h, i // 32), zeros(e, h))
+    return ExpertWeights(
+        gate_up_blocks=zeros(e, 2 * i, h // 8), gate_up_scales=zeros(e, 2 * i, h // 32),
+        gate_up_bias=zeros(e, 2 * i), down_blocks=zeros(e, h, i // 8), down_scales=zeros(e, h, i // 32),
+        down_bias=zeros(e, h),
+    )
 
 
 @pytest.mark.parametrize("model", [moe_cost.GPT_OSS_20B, moe_cost.GPT_OSS_120B], ids=["20b", "120b"])
