@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 from pathlib import Path
 
 from support.harmony_model import EXCHANGES, START_DATE
@@ -109,3 +110,37 @@ def test_json_keeps_non_ascii_text_as_it_is() -> None:
     out = io.StringIO()
     _Printer(out, io.StringIO(), as_json=True, raw=False, colour=False).event(TextDelta("final", "Café → 日本"))
     assert "Café → 日本" in out.getvalue() and json.loads(out.getvalue())["text"] == "Café → 日本"
+
+
+class _CtrlCInTheAnswer(io.StringIO):
+    """The terminal's --raw output; presses Ctrl+C (a real SIGINT) once the answer has begun."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pressed = False
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        turn = self.getvalue().split("<|start|>user")[-1]
+        if not self.pressed and "<|channel|>final<|message|>" in turn and not turn.endswith("<|message|>"):
+            self.pressed = True
+            signal.raise_signal(signal.SIGINT)
+        return written
+
+
+def test_ctrl_c_in_mid_answer_stops_it_keeps_it_and_tells_the_model(harmony_model_dir: Path) -> None:
+    """As the app's Stop: the cut answer stays in the chat, and the next prompt gives it back
+    closed with the note, not as if it were finished (--raw shows what the model reads)."""
+    from gpt_oss_desktop.mlx_model.harmony import INCOMPLETE_NOTE
+
+    out, err = _CtrlCInTheAnswer(), io.StringIO()
+    script = f"{EXCHANGES['sum'].question}\n{EXCHANGES['colour'].question}\n"
+    code = main(["--model", str(harmony_model_dir), "--temperature", "0", "--start-date", START_DATE, "--raw"],
+                stdin=io.StringIO(script), stdout=out, stderr=err)
+    assert code == 0 and out.pressed
+    assert "[stopped: the reply is kept, marked unfinished" in err.getvalue()
+    first = out.getvalue().split(f"<|start|>user<|message|>{EXCHANGES['colour'].question}", 1)[0]
+    answered = first.split("<|channel|>final<|message|>", 1)[1]
+    assert answered.endswith(INCOMPLETE_NOTE + "<|end|>"), "the next prompt closes the cut answer with the note"
+    cut = answered.split(INCOMPLETE_NOTE)[0]
+    assert cut and EXCHANGES["sum"].final not in first and "<|return|>" not in answered
