@@ -58,6 +58,48 @@ def _tool_button(icon_name: str, tip: str) -> QToolButton:
     return button
 
 
+class _VersionSwitch(QWidget):
+    """‹ 2/3 ›: steps through the kept versions of a turn (a regenerated reply, an edited
+    message and what followed it); hidden while there is only one."""
+
+    chosen = Signal(object, int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("VersionSwitch")
+        self.after_id: int | None = None
+        self.shown, self.count = 1, 1
+        self.previous = QToolButton()
+        self.previous.setText("‹")
+        self.previous.setToolTip("Previous version")
+        self.previous.clicked.connect(lambda: self._step(-1))
+        self.label = QLabel()
+        self.label.setObjectName("VersionNumber")
+        self.next = QToolButton()
+        self.next.setText("›")
+        self.next.setToolTip("Next version")
+        self.next.clicked.connect(lambda: self._step(1))
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 6, 0)
+        layout.setSpacing(0)
+        for widget in (self.previous, self.label, self.next):
+            layout.addWidget(widget)
+        self.hide()
+
+    def show_versions(self, after_id: int | None, versions: tuple[int, int] | None) -> None:
+        self.after_id = after_id
+        self.shown, self.count = versions or (1, 1)
+        self.label.setText(f"{self.shown}/{self.count}")
+        self.previous.setEnabled(self.shown > 1)
+        self.next.setEnabled(self.shown < self.count)
+        self.setVisible(self.count > 1)
+
+    def _step(self, step: int) -> None:
+        target = self.shown + step
+        if 1 <= target <= self.count:
+            self.chosen.emit(self.after_id, target)
+
+
 class MessageBubble(QFrame):
     """One turn: the user's message, or the assistant's answer with its reasoning link."""
 
@@ -65,6 +107,7 @@ class MessageBubble(QFrame):
     edit_clicked = Signal()
     regenerate_clicked = Signal()
     reasoning_clicked = Signal()
+    version_chosen = Signal(object, int)  # the message the versions follow (None: the start), its number
 
     def __init__(self, role: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -82,6 +125,8 @@ class MessageBubble(QFrame):
         self.status.setObjectName("MessageStatus")
         self.status.setWordWrap(True)
         self.status.hide()
+        self.versions = _VersionSwitch()
+        self.versions.chosen.connect(self.version_chosen)
 
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 6, 0, 6)
@@ -107,6 +152,7 @@ class MessageBubble(QFrame):
             self.edit_button = _tool_button("edit", "Edit and resend")
             self.edit_button.clicked.connect(self.edit_clicked)
             actions.addStretch(1)
+            actions.addWidget(self.versions)
             actions.addWidget(self.edit_button)
             actions.addWidget(self.copy_button)
         else:
@@ -135,6 +181,7 @@ class MessageBubble(QFrame):
             self.regenerate_button.clicked.connect(self.regenerate_clicked)
             self.stats = QLabel()
             self.stats.setObjectName("MessageStats")
+            actions.addWidget(self.versions)
             actions.addWidget(self.copy_button)
             actions.addWidget(self.regenerate_button)
             actions.addSpacing(6)
@@ -195,6 +242,8 @@ class MessageBubble(QFrame):
         messages = {"cancelled": "Stopped.", "interrupted": "Interrupted: the app stopped before this reply finished.",
                     "failed": "The reply failed."}
         text = detail if status in ("failed", "interrupted") and detail else (detail or messages.get(status, ""))
+        if status == "cancelled" and detail and not detail.startswith("Stopped"):
+            text = f"Stopped. {detail}"
         self.status.setProperty("severity", "error" if status == "failed" else "note")
         self.status.setText(text)
         self.status.setVisible(bool(text))
@@ -207,6 +256,7 @@ class MessageBubble(QFrame):
 
     def show_turn(self, turn: Turn) -> None:
         self.first_id = turn.first_id
+        self.versions.show_versions(turn.version_after, turn.versions)
         self.set_text(turn.text, turn.citations if self.role == "assistant" else None)
         if self.role == "assistant":
             self.show_images(turn.images)
@@ -403,6 +453,7 @@ class ChatView(QWidget):
     stop_requested = Signal()
     regenerate_requested = Signal()
     reasoning_requested = Signal(int)  # the first message id of an assistant turn
+    version_chosen = Signal(object, int)  # show version N of what follows a message (None: the start)
     copied = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -520,6 +571,7 @@ class ChatView(QWidget):
         bubble = MessageBubble(role)
         bubble.copy_clicked.connect(lambda: self._copy(bubble.text))
         bubble.view.copied.connect(self.copied)
+        bubble.version_chosen.connect(self.version_chosen)
         if role == "user":
             bubble.edit_clicked.connect(lambda: self.composer.begin_edit(bubble.first_id, bubble.text))
         else:

@@ -62,6 +62,24 @@ MIGRATIONS: tuple[Migration, ...] = (
         # What a message carries besides its text: a tool result's images, an answer's citations.
         "ALTER TABLE messages ADD COLUMN attachments_json TEXT",
     ),
+    (
+        # Earlier versions of a chat's tail, kept when a reply is regenerated or a message edited:
+        # a version is the messages after one shown message (`after_id`, NULL: the chat's start),
+        # numbered in the order they were made. Its messages point at it and are not shown; a
+        # version inside another (a regenerate after an edit) hangs from it (`parent_id`) and
+        # comes back with it. Messages of the shown chat have version_id NULL, as before.
+        """
+        CREATE TABLE versions (
+            id INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+            after_id INTEGER,
+            ordinal INTEGER NOT NULL,
+            parent_id INTEGER REFERENCES versions (id) ON DELETE CASCADE
+        )
+        """,
+        "ALTER TABLE messages ADD COLUMN version_id INTEGER REFERENCES versions (id) ON DELETE CASCADE",
+        "CREATE INDEX messages_shown ON messages (conversation_id, position) WHERE version_id IS NULL",
+    ),
 )
 
 

@@ -171,7 +171,7 @@ class ChatSession(QObject):
                 in_memory = recorder.records(max((r.position for r in records), default=-1))
                 ids = {r.id for r in in_memory}
                 records = [r for r in records if r.id not in ids] + in_memory
-        return group_turns(records)
+        return group_turns(records, self._guard(lambda: self.store.versions(current.id), {}))
 
     @property
     def unsaved_reason(self) -> str | None:
@@ -297,33 +297,47 @@ class ChatSession(QObject):
         self._start_reply()
 
     def regenerate(self) -> None:
-        """Replace the last reply with a new one."""
-        if self.busy or self.current is None:
+        """A new version of the last reply; the one shown is kept as a version to step back to."""
+        if self.busy or self.current is None or not self.save_unsaved():
             return
         turns = self.turns()
         if not turns or turns[-1].role != "assistant":
             return
-        self._guard(lambda: self.store.truncate_conversation(self.current.id, turns[-1].position))
+        try:
+            self.store.keep_version(self.current.id, turns[-1].position)
+        except StoreError as error:
+            self.error.emit(str(error))
+            return
         self.turns_truncated.emit(len(turns) - 1)
         self._start_reply()
 
     def edit_and_resend(self, message_id: int, text: str) -> None:
-        """Replace a user message and everything after it, then reply to the new text."""
-        if self.busy or self.current is None or not text.strip():
+        """A new version of a user message, replied to; the message and what followed it are kept
+        as a version to step back to."""
+        if self.busy or self.current is None or not text.strip() or not self.save_unsaved():
             return
         turns = self.turns()
         index = next((i for i, t in enumerate(turns) if t.role == "user" and t.first_id == message_id), None)
         if index is None:
             return
         try:
-            self.store.truncate_conversation(self.current.id, turns[index].position)
-            record = self.store.add_message(self.current.id, role="user", content=text)
+            self.store.keep_version(self.current.id, turns[index].position)
+            self.store.add_message(self.current.id, role="user", content=text)
         except StoreError as error:
             self.error.emit(str(error))
             return
         self.turns_truncated.emit(index)
-        self.user_turn_added.emit(Turn("user", [record]))
+        self.user_turn_added.emit(self.turns()[index])  # with its versions (‹ 2/2 ›)
         self._start_reply()
+
+    def show_version(self, after_id: int | None, ordinal: int) -> None:
+        """Show version `ordinal` of what follows message `after_id` (None: the chat's start);
+        the prompt, exports and search results then read that version."""
+        if self.busy or self.current is None or not self.save_unsaved():
+            return
+        self._guard(lambda: self.store.show_version(self.current.id, after_id, ordinal))
+        self.conversation_opened.emit(self.current, self.turns())
+        self._measure()
 
     def stop(self) -> None:
         if self._reply is not None:

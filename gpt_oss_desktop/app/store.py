@@ -231,7 +231,8 @@ class Store:
         return [
             _message(row)
             for row in self._read(
-                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY position",
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND version_id IS NULL "
+                "ORDER BY position",
                 (conversation_id,),
             )
         ]
@@ -295,10 +296,84 @@ class Store:
         with self._transaction() as db:
             db.execute("DELETE FROM messages WHERE id = ?", (message_id,))
 
-    def truncate_conversation(self, conversation_id: int, position: int) -> None:
-        """Drop the messages at `position` and after (to edit a message or regenerate a reply)."""
+    def keep_version(self, conversation_id: int, position: int) -> None:
+        """Put the shown messages at `position` and after aside as a version of this point of the
+        chat (to regenerate a reply or edit a message without losing what was there); what is
+        added next is the newest version, shown."""
         with self._transaction() as db:
-            db.execute("DELETE FROM messages WHERE conversation_id = ? AND position >= ?", (conversation_id, position))
+            after_id = self._shown_before(db, conversation_id, position)
+            self._put_aside(db, conversation_id, after_id, position, self._shown_ordinal(db, conversation_id, after_id))
+
+    def versions(self, conversation_id: int) -> dict[int | None, tuple[int, int]]:
+        """For every point of the shown chat with kept versions (the id of the shown message the
+        versions follow, None for the chat's start): (the shown version's number from 1, how many)."""
+        counts: dict[int | None, tuple[int, int]] = {}
+        rows = self._read(
+            "SELECT after_id, COUNT(*) FROM versions WHERE conversation_id = ? AND parent_id IS NULL "
+            "AND (after_id IS NULL OR after_id IN (SELECT id FROM messages WHERE version_id IS NULL)) "
+            "GROUP BY after_id",
+            (conversation_id,),
+        )
+        for after_id, hidden in rows:
+            counts[after_id] = (self._shown_ordinal(self._db, conversation_id, after_id), hidden + 1)
+        return counts
+
+    def show_version(self, conversation_id: int, after_id: int | None, ordinal: int) -> None:
+        """Show version `ordinal` of what follows message `after_id`; the shown one is kept aside."""
+        with self._transaction() as db:
+            target = db.execute(
+                "SELECT id FROM versions WHERE conversation_id = ? AND after_id IS ? AND parent_id IS NULL AND ordinal = ?",
+                (conversation_id, after_id, ordinal),
+            ).fetchone()
+            if target is None:
+                return  # the shown one, or no such version
+            position = db.execute(
+                "SELECT COALESCE(MIN(position), -1) FROM messages WHERE conversation_id = ? AND version_id IS NULL "
+                "AND position > COALESCE((SELECT position FROM messages WHERE id = ?), -1)",
+                (conversation_id, after_id),
+            ).fetchone()[0]
+            if position >= 0:
+                self._put_aside(db, conversation_id, after_id, position, self._shown_ordinal(db, conversation_id, after_id))
+            db.execute("UPDATE messages SET version_id = NULL WHERE version_id = ?", target)
+            db.execute("UPDATE versions SET parent_id = NULL WHERE parent_id = ?", target)
+            db.execute("DELETE FROM versions WHERE id = ?", target)
+
+    @staticmethod
+    def _shown_before(db: sqlite3.Connection, conversation_id: int, position: int) -> int | None:
+        row = db.execute(
+            "SELECT id FROM messages WHERE conversation_id = ? AND version_id IS NULL AND position < ? "
+            "ORDER BY position DESC LIMIT 1",
+            (conversation_id, position),
+        ).fetchone()
+        return row[0] if row else None
+
+    @staticmethod
+    def _shown_ordinal(db: sqlite3.Connection, conversation_id: int, after_id: int | None) -> int:
+        """The shown version's number: the one the kept versions at this point do not have."""
+        taken = {ordinal for (ordinal,) in db.execute(
+            "SELECT ordinal FROM versions WHERE conversation_id = ? AND after_id IS ? AND parent_id IS NULL",
+            (conversation_id, after_id),
+        )}
+        return next(number for number in range(1, len(taken) + 2) if number not in taken)
+
+    @staticmethod
+    def _put_aside(db: sqlite3.Connection, conversation_id: int, after_id: int | None, position: int,
+                   ordinal: int) -> None:
+        """The shown messages from `position` on become version `ordinal`, with the points inside
+        them that have versions of their own."""
+        kept = db.execute(
+            "INSERT INTO versions (conversation_id, after_id, ordinal) VALUES (?, ?, ?)",
+            (conversation_id, after_id, ordinal),
+        ).lastrowid
+        inside = "SELECT id FROM messages WHERE conversation_id = ? AND version_id IS NULL AND position >= ?"
+        db.execute(
+            f"UPDATE versions SET parent_id = ? WHERE conversation_id = ? AND parent_id IS NULL AND after_id IN ({inside})",
+            (kept, conversation_id, conversation_id, position),
+        )
+        db.execute(
+            "UPDATE messages SET version_id = ? WHERE conversation_id = ? AND version_id IS NULL AND position >= ?",
+            (kept, conversation_id, position),
+        )
 
     def mark_interrupted_replies(self, cause: str | None = None) -> int:
         """Replies still streaming when the app last stopped: mark them interrupted (their text
@@ -323,7 +398,7 @@ class Store:
             matches = self._read(
                 "SELECT m.conversation_id, snippet(message_search, -1, '', '', '…', 10) "
                 "FROM message_search JOIN messages m ON m.id = message_search.rowid "
-                "WHERE message_search MATCH ? ORDER BY m.started_at DESC",
+                "WHERE message_search MATCH ? AND m.version_id IS NULL ORDER BY m.started_at DESC",
                 (" ".join(f'"{word}"*' for word in words),),
             )
         else:
@@ -332,7 +407,8 @@ class Store:
             matches = [
                 (conversation_id, _snippet(content or reasoning, words[0]))
                 for conversation_id, content, reasoning in self._read(
-                    f"SELECT conversation_id, content, reasoning FROM messages WHERE {clauses} ORDER BY started_at DESC",
+                    f"SELECT conversation_id, content, reasoning FROM messages WHERE version_id IS NULL AND {clauses} "
+                    "ORDER BY started_at DESC",
                     parameters,
                 )
             ]

@@ -110,6 +110,10 @@ class Turn:
 
     role: str
     records: list[MessageRecord] = field(default_factory=list)
+    # Kept versions of this turn and what follows it: (the shown one's number, how many), and
+    # the message they follow (None: the chat's start); see Store.versions.
+    versions: tuple[int, int] | None = None
+    version_after: int | None = None
 
     @property
     def first_id(self) -> int:
@@ -163,10 +167,16 @@ class Turn:
                 for mime, data in (r.attachments or {}).get("images", [])]
 
 
-def group_turns(records: list[MessageRecord]) -> list[Turn]:
+def group_turns(records: list[MessageRecord], versions: dict[int | None, tuple[int, int]] | None = None) -> list[Turn]:
+    """Stored messages as turns; `versions` (Store.versions) marks the turns that have kept
+    versions (a version begins at a turn: the reply regenerated, the message edited)."""
     turns: list[Turn] = []
     for record in records:
         if record.role == "user" or not turns or turns[-1].role == "user":
             turns.append(Turn("user" if record.role == "user" else "assistant"))
         turns[-1].records.append(record)
+    for index, turn in enumerate(turns):
+        after = turns[index - 1].records[-1].id if index else None
+        if versions and after in versions:
+            turn.versions, turn.version_after = versions[after], after
     return turns

@@ -344,6 +344,7 @@ class MainWindow(QMainWindow):
         session.error.connect(self.banner.show_message)
         session.error_resolved.connect(self.banner.clear_message)
         session.turns_saved.connect(self._show_saved)
+        chat.version_chosen.connect(session.show_version)
         model = self.model
         model.context_measured.connect(self.status.show_context)
         model.memory_measured.connect(self.status.show_memory)

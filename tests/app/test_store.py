@@ -71,14 +71,6 @@ def test_messages_keep_order_reasoning_level_timings_and_stats(store):
     assert reply.started_at == pytest.approx(time.time(), abs=5)
 
 
-def test_truncate_drops_a_message_and_everything_after_it(store):
-    chat = store.create_conversation()
-    for text in ("one", "two", "three"):
-        store.add_message(chat.id, role="user", content=text)
-    store.truncate_conversation(chat.id, 1)
-    assert [m.content for m in store.messages(chat.id)] == ["one"]
-
-
 @pytest.mark.parametrize("full_text_search", [True, False], ids=["fts5", "like"])
 def test_search_finds_words_across_all_chats_in_titles_messages_and_reasoning(tmp_path, full_text_search):
     store = Store(tmp_path / "chats.sqlite3", full_text_search=full_text_search)
@@ -234,3 +226,47 @@ def test_a_reply_killed_mid_stream_keeps_every_committed_write_and_is_marked_int
     assert reply.status == "interrupted" and "stopped before this reply finished" in reply.detail
     assert store.mark_interrupted_replies() == 0
     store.close()
+
+
+def test_kept_versions_are_shown_one_at_a_time_with_what_followed_each(store):
+    """Regenerate keeps the reply it replaces; edit keeps the message and all after it; a
+    version inside a version (a regenerate after an edit) comes back with it."""
+    chat = store.create_conversation()
+    question = store.add_message(chat.id, role="user", content="2+2?")
+    store.add_message(chat.id, role="assistant", channel="final", content="Four.")
+
+    def shown() -> list[str]:
+        return [m.content for m in store.messages(chat.id)]
+
+    store.keep_version(chat.id, store.messages(chat.id)[1].position)  # regenerate
+    store.add_message(chat.id, role="assistant", channel="final", content="4")
+    assert shown() == ["2+2?", "4"] and store.versions(chat.id) == {question.id: (2, 2)}
+    store.show_version(chat.id, question.id, 1)
+    assert shown() == ["2+2?", "Four."] and store.versions(chat.id) == {question.id: (1, 2)}
+
+    store.keep_version(chat.id, question.position)  # edit the first message
+    store.add_message(chat.id, role="user", content="3+3?")
+    store.add_message(chat.id, role="assistant", channel="final", content="Six.")
+    assert shown() == ["3+3?", "Six."] and store.versions(chat.id) == {None: (2, 2)}
+    assert store.search("four") == [], "search reads the shown version"
+    store.show_version(chat.id, None, 1)
+    assert shown() == ["2+2?", "Four."]
+    assert store.versions(chat.id) == {None: (1, 2), question.id: (1, 2)}, "the inner versions came back with it"
+    store.show_version(chat.id, question.id, 2)
+    assert shown() == ["2+2?", "4"]
+
+
+def test_a_database_from_before_versions_opens_with_its_chats_shown(tmp_path):
+    import sqlite3
+
+    from gpt_oss_desktop.app.migrations import MIGRATIONS, migrate
+
+    path = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(path, isolation_level=None)
+    migrate(old, MIGRATIONS[:2])  # the schema before versions
+    old.execute("INSERT INTO conversations (title, created_at, updated_at, start_date) VALUES ('Old', 0, 0, '2025-01-01')")
+    old.execute("INSERT INTO messages (conversation_id, position, role, content, started_at) VALUES (1, 0, 'user', 'Hi', 0)")
+    old.close()
+    reopened = Store(path)
+    assert [m.content for m in reopened.messages(1)] == ["Hi"] and reopened.versions(1) == {}
+    reopened.close()

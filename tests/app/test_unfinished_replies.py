@@ -172,3 +172,36 @@ def test_after_a_failed_open_the_status_shows_the_model_still_answering_and_a_la
     with app.qtbot.waitSignal(app.session.model.model_loaded, timeout=REPLY_TIMEOUT_MS):
         app.window.open_model(str(harmony_model_dir))
     assert app.window.banner.isHidden(), "the error went with its cause"
+
+
+def test_regenerate_and_edit_keep_versions_to_step_through_and_the_prompt_reads_the_shown_one(start_app, store):
+    app = start_app(store)
+    chat_id = app.open_new_chat("medium")
+    stop_after_first_answer_text(app)
+    cut = store.messages(chat_id)[-1].content
+    with app.qtbot.waitSignal(app.session.reply_finished, timeout=REPLY_TIMEOUT_MS):
+        app.window.regenerate_action.trigger()
+
+    reply = app.window.chat.bubbles[-1]
+    assert reply.view.toPlainText().strip() == SUM.final
+    assert reply.versions.isVisible() and reply.versions.label.text() == "2/2"
+    app.qtbot.mouseClick(reply.versions.previous, Qt.MouseButton.LeftButton)
+    reply = app.window.chat.bubbles[-1]
+    assert reply.view.toPlainText().strip() == cut and reply.status.text() == "Stopped."
+    assert reply.versions.label.text() == "1/2" and not reply.versions.previous.isEnabled()
+    conversation = store.conversation(chat_id)
+    markdown = chat_markdown(conversation, store.messages(chat_id))
+    assert cut in markdown and SUM.final not in markdown, "the export is the shown version"
+
+    app.send(COLOUR.question)
+    assert cut + INCOMPLETE_NOTE in app.last_prompt() and SUM.final not in app.last_prompt()
+
+    question = app.window.chat.bubbles[0]
+    with app.qtbot.waitSignal(app.session.reply_finished, timeout=REPLY_TIMEOUT_MS):
+        app.session.edit_and_resend(question.first_id, COLOUR.question)
+    bubbles = app.window.chat.bubbles
+    assert [b.role for b in bubbles] == ["user", "assistant"] and bubbles[0].versions.label.text() == "2/2"
+    app.qtbot.mouseClick(bubbles[0].versions.previous, Qt.MouseButton.LeftButton)
+    texts = [b.view.toPlainText().strip() for b in app.window.chat.bubbles]
+    assert len(texts) == 4 and texts[:3] == [SUM.question, cut, COLOUR.question]
+    assert app.window.chat.bubbles[1].versions.label.text() == "1/2", "the inner versions came back with it"
