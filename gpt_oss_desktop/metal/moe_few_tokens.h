@@ -1,6 +1,7 @@
-// Shared by the few-token expert kernels (decode of 2 to 31 tokens): the (token, expert) pairs
-// are sorted by expert, and one threadgroup handles one expert that has pairs, for all of them,
-// so each of the expert's weight rows is read once however many of the tokens chose it.
+// Shared by the few-token expert kernels (decode of 2 tokens up to the grouped threshold of
+// kernels/moe_cost.py): the (token, expert) pairs are sorted by expert, and one threadgroup
+// handles one expert that has pairs, for all of them, so each of the expert's weight rows is
+// read once however many of the tokens chose it.
 //
 // The grid's y axis has one slot per expert that can have pairs, min(E, P): slot a is the expert
 // active_experts[a] (the experts with pairs in ascending order, then E for unused slots), whose

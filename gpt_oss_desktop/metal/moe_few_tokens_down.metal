@@ -1,7 +1,7 @@
-// Expert decode of a few tokens (2 to 31), second projection: for each expert that some tokens
-// chose, the MXFP4 GEMV of its down rows with the SwiGLU activations of every one of its
-// (token, expert) pairs, the bias and the routing weight. Each weight word is read and decoded
-// once and applied to all of the expert's pairs.
+// Expert decode of a few tokens (2 up to the grouped threshold of kernels/moe_cost.py), second
+// projection: for each expert that some tokens chose, the MXFP4 GEMV of its down rows with the
+// SwiGLU activations of every one of its (token, expert) pairs, the bias and the routing weight.
+// Each weight word is read and decoded once and applied to all of the expert's pairs.
 //
 // Inputs: activations [P, I] (pair order, from moe_few_tokens_gate_up_swiglu); sorted_pairs [P];
 // row_offsets [E + 1]; active_experts [min(E, P)] (see moe_few_tokens.h); routing_weights [P]

@@ -1,7 +1,8 @@
-// Expert decode of a few tokens (2 to 31), first projection: for each expert that some tokens
-// chose, the MXFP4 GEMV of its interleaved gate/linear rows with every one of those tokens, the
-// bias and the clamped SwiGLU. Each weight word is read and decoded once and applied to all of
-// the expert's tokens, where the one-token kernel would read it once per token.
+// Expert decode of a few tokens (2 up to the grouped threshold of kernels/moe_cost.py), first
+// projection: for each expert that some tokens chose, the MXFP4 GEMV of its interleaved
+// gate/linear rows with every one of those tokens, the bias and the clamped SwiGLU. Each weight
+// word is read and decoded once and applied to all of the expert's tokens, where the one-token
+// kernel would read it once per token.
 //
 // Inputs: x [T, H]; sorted_pairs [P] (the P = T · top_k pairs, each token · top_k + slot,
 // sorted by expert); row_offsets [E + 1]; active_experts [min(E, P)] (see moe_few_tokens.h);
