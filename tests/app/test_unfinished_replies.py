@@ -11,8 +11,10 @@ import json
 import os
 import shutil
 import sqlite3
+import subprocess
 import threading
 
+import pytest
 from PySide6.QtCore import Qt
 from support.harmony_model import EXCHANGES
 from test_app_with_engine import REPLY_TIMEOUT_MS, App, greedy, start_app  # noqa: F401 - fixtures used by name
@@ -205,3 +207,49 @@ def test_regenerate_and_edit_keep_versions_to_step_through_and_the_prompt_reads_
     texts = [b.view.toPlainText().strip() for b in app.window.chat.bubbles]
     assert len(texts) == 4 and texts[:3] == [SUM.question, cut, COLOUR.question]
     assert app.window.chat.bubbles[1].versions.label.text() == "1/2", "the inner versions came back with it"
+
+
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """An 8 MiB tmpfs, where this machine lets the tests mount one (root on Linux); else skipped."""
+    folder = tmp_path / "small-disk"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small filesystem here: {mounted.stderr.decode().strip()}")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill(folder) -> object:
+    """Take every free byte of the filesystem holding `folder`; returns the filler file."""
+    filler = folder / "filler"
+    with open(filler, "wb", buffering=0) as sink:
+        try:
+            while True:
+                sink.write(b"\0" * 4096)
+        except OSError:
+            pass
+    return filler
+
+
+def test_on_a_real_full_disk_the_reply_is_kept_and_written_once_space_is_freed(start_app, small_filesystem):
+    store = Store(small_filesystem / "chats.sqlite3")
+    try:
+        app = start_app(store)
+        chat_id = app.open_new_chat("medium")
+        fillers = []
+        app.session.reply_started.connect(lambda _level: fillers.append(fill(small_filesystem)))
+
+        app.send(SUM.question)
+
+        bubble = app.window.chat.bubbles[-1]
+        assert bubble.view.toPlainText().strip() == SUM.final
+        assert "disk is full" in bubble.status.text() and not app.window.banner.isHidden()
+        fillers[0].unlink()  # the user frees some space
+        app.qtbot.waitUntil(lambda: app.window.banner.isHidden(), timeout=RETRY_SAVE_MS * 3)
+        _, reply = store.messages(chat_id)
+        assert (reply.content, reply.status) == (SUM.final, "complete")
+    finally:
+        app.close()
+        store.close()
