@@ -410,7 +410,7 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextI
         conversation.add_user(text)
         if args.raw:  # what the model reads this turn beyond what its cache already holds
             prompt = engine.prompt_tokens(conversation)
-            printer.token(engine.tokenizer.decode(prompt[engine.cache.reusable_prefix(prompt):]))
+            printer.token(engine.tokenizer.decode(prompt[engine.caches.reusable_prefix(prompt):]))
         printer.reset()
         on_token = (lambda token_id: printer.token(engine.tokenizer.decode([token_id]))) if args.raw else None
         cancel = threading.Event()

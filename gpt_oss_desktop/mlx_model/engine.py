@@ -2,11 +2,12 @@
 events out, with the KV cache reused across turns.
 
 A reply is a few separate steps: render the chat once (`prompt.RenderedChat`), fit it to the
-context (`_fit_to_context`) or continue a tool call verbatim (`_ToolContinuation`), prefill
-(`forward.ForwardPass`), decode (`decode.DecodeLoop`, where logits processors hook in), parse
+context (`_fit_to_context`) or continue a tool call verbatim (`prompt.ToolContinuation`), pick
+the prompt cache that reuses most of it (`cache_pool.CachePool`: several conversations keep
+their KV state), prefill (`forward.ForwardPass`), decode (`decode.DecodeLoop`, where logits processors hook in), parse
 (`harmony.StreamParser`), and time it all (`_ReplyClock` → `Stats`).
 
-One engine owns one model and its cache and is driven from one thread (MLX arrays belong to the
+One engine owns one model and its caches and is driven from one thread (MLX arrays belong to the
 stream that made them); the app gives it a worker thread of its own. Cancelling is checked
 between prefill chunks and between tokens, and leaves the cache holding exactly the tokens it
 records, so the next turn continues from a consistent state.
@@ -24,6 +25,7 @@ from typing import Literal
 import mlx.core as mx
 
 from . import kernels
+from .cache_pool import CachePool
 from .chat import Chat
 from .config import ModelConfig
 from .decode import DecodeLoop, LogitsProcessor
@@ -31,9 +33,9 @@ from .events import Done, Event, ExpertPaging, Stats
 from .forward import Cancelled, ForwardPass, PrefillResult
 from .harmony import StreamParser
 from .loader import LoadOptions, load
-from .memory import default_context_length, resident_bytes
+from .memory import default_context_length, kv_bytes, resident_bytes
 from .offload import PagedExperts
-from .prompt import RenderedChat
+from .prompt import RenderedChat, ToolContinuation
 from .prompt_cache import PromptCache
 from .sampling import Sampler, SamplingSettings
 from .structured import (
@@ -96,26 +98,6 @@ class ModelInfo:
     kernel_check: kernels.KernelCheck | None = None
 
 
-@dataclass(frozen=True)
-class _ToolContinuation:
-    """After a reply that ended in a tool call: the chat as rendered then, and the tokens the
-    model actually read and wrote, so the next prompt continues them verbatim (cache fully
-    reused) when what follows is only tool results."""
-
-    message_count: int  # body messages up to the call
-    context: list[int]  # those messages as rendered
-    written: list[int]  # the prompt then and the generated tokens
-
-    def prompt(self, rendered: RenderedChat) -> list[int] | None:
-        """The continued prompt for `rendered`, or None when it is not this chat continued."""
-        body = rendered.body
-        if len(body) <= self.message_count or any(m.get("role") != "tool" for m in body[self.message_count :]):
-            return None
-        if rendered.context(0, self.message_count) != self.context:
-            return None
-        return rendered.continued(self.written, self.message_count)
-
-
 @dataclass
 class _ReplyClock:
     """When a reply's stages happened, and the figures they make."""
@@ -141,9 +123,12 @@ class Engine:
         options: LoadOptions = LoadOptions(),
         overflow: OverflowPolicy = "drop_oldest",
         chunk_size: int = 512,
+        cache_budget_bytes: int | None = None,
     ) -> None:
         """`options` are those `model` was loaded with: the automatic context fits the KV cache
-        beside what they keep in memory, not beside the whole checkpoint."""
+        beside what they keep in memory, not beside the whole checkpoint. The prompt caches of
+        several conversations share `cache_budget_bytes` (default: one full context's KV cache,
+        the memory the context length was chosen to fit)."""
         self.model = model
         self.tokenizer = tokenizer
         self.config: ModelConfig = model.config
@@ -159,10 +144,15 @@ class Engine:
         )
         self.overflow = overflow
         self._weight_files = [_FileStamp.of(shard) for shard in sorted(path.glob("*.safetensors"))]
-        self.cache = PromptCache(model)
-        self.forward = ForwardPass(model, self.cache, chunk_size)
-        self._continuation: _ToolContinuation | None = None
+        self.chunk_size = chunk_size
+        activations = model.model.norm.weight.dtype  # what the keys and values are held in
+        self.caches = CachePool(model, cache_budget_bytes or kv_bytes(self.config, limit, activations.size))
         self.last_prompt: list[int] = []
+
+    @property
+    def cache(self) -> PromptCache:
+        """The prompt cache the last reply used."""
+        return self.caches.current.cache
 
     @classmethod
     def load(
@@ -174,6 +164,7 @@ class Engine:
         options: LoadOptions = LoadOptions(),
         overflow: OverflowPolicy = "drop_oldest",
         progress: Callable[[str, float], None] | None = None,
+        cache_budget_bytes: int | None = None,
     ) -> "Engine":
         """Load a model folder (weights and tokenizer). Blocking: call it off the GUI thread.
 
@@ -191,7 +182,8 @@ class Engine:
         check = kernels.self_check()
         if progress:
             progress("Ready", 1.0)
-        engine = cls(model, tokenizer, folder, context_length=context_length, options=options, overflow=overflow)
+        engine = cls(model, tokenizer, folder, context_length=context_length, options=options, overflow=overflow,
+                     cache_budget_bytes=cache_budget_bytes)
         engine.info = replace(engine.info, kernel_check=check)
         return engine
 
@@ -221,7 +213,7 @@ class Engine:
 
     def _prompt(self, rendered: RenderedChat) -> list[int]:
         """The whole chat's prompt, continuing a tool-call turn with the tokens the model wrote."""
-        continued = self._continuation.prompt(rendered) if self._continuation else None
+        continued = self.caches.continued_prompt(rendered)
         return continued if continued is not None else rendered.prompt()
 
     def _fit_to_context(self, rendered: RenderedChat, reserve: int) -> tuple[list[int], int] | str:
@@ -333,18 +325,22 @@ class Engine:
             return
         prompt, dropped = fitted
         self.last_prompt = prompt
+        pooled = self.caches.take(prompt)
+        forward = ForwardPass(self.model, pooled.cache, self.chunk_size)
 
         try:
             prefill_started = time.perf_counter()
-            prefilled = self.forward.prefill(prompt, rendered.header_edges, cancel)
+            prefilled = forward.prefill(prompt, rendered.header_edges, cancel)
             clock.prefill_seconds = time.perf_counter() - prefill_started
         except Cancelled:
+            pooled.history = min(pooled.history, len(pooled.cache.tokens))
             yield self._stats(clock, prompt, None, [], dropped, len(self._prompt(rendered)))
             yield Done("cancelled")
             return
+        pooled.history = len(prompt)
 
         parser = StreamParser(self.tokenizer)
-        decoder = DecodeLoop(self.forward, Sampler(sampling), logits_processors)
+        decoder = DecodeLoop(forward, Sampler(sampling), logits_processors)
         failure = None
         try:
             for token_id in decoder.tokens(prefilled.logits, max_new_tokens=sampling.max_new_tokens,
@@ -369,12 +365,13 @@ class Engine:
         chat.messages.extend(new_messages)
         rendered.extend(new_messages)  # only the new messages are rendered
         if reason == "call":
-            self._continuation = _ToolContinuation(
+            pooled.continuation = ToolContinuation(
                 len(rendered.body), rendered.context(0, len(rendered.body)), prompt + decoder.generated
             )
         else:
-            self._continuation = None
+            pooled.continuation = None
             if reason == "return":
-                self.cache.checkpoint_before_last_step()
+                pooled.cache.checkpoint_before_last_step()
+        self.caches.settle(pooled)
         yield self._stats(clock, prompt, prefilled, decoder.generated, dropped, len(rendered.prompt()))
         yield Done(reason, detail, tuple(new_messages))

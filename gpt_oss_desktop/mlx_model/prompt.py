@@ -13,6 +13,7 @@ shortened prompt is token-identical with rendering the shortened chat.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .harmony import render_message
@@ -86,3 +87,23 @@ class RenderedChat:
         """The prompt that continues `written`, the tokens the model read and wrote for
         body[:upto], with what came after (tool results) rendered as usual."""
         return written + self._kept(upto, len(self.body)) + self._suffix
+
+
+@dataclass(frozen=True)
+class ToolContinuation:
+    """After a reply that ended in a tool call: the chat as rendered then, and the tokens the
+    model actually read and wrote, so the next prompt continues them verbatim (cache fully
+    reused) when what follows is only tool results."""
+
+    message_count: int  # body messages up to the call
+    context: list[int]  # those messages as rendered
+    written: list[int]  # the prompt then and the generated tokens
+
+    def prompt(self, rendered: RenderedChat) -> list[int] | None:
+        """The continued prompt for `rendered`, or None when it is not this chat continued."""
+        body = rendered.body
+        if len(body) <= self.message_count or any(m.get("role") != "tool" for m in body[self.message_count :]):
+            return None
+        if rendered.context(0, self.message_count) != self.context:
+            return None
+        return rendered.continued(self.written, self.message_count)

@@ -49,6 +49,7 @@ class PromptCache:
     """Owns the per-layer caches and the token ids they hold, and keeps them consistent."""
 
     def __init__(self, model: Model) -> None:
+        self._model = model
         self.layers = model.make_cache()
         self.tokens: list[int] = []
         self._checkpoints: dict[int, Checkpoint] = {}
@@ -102,6 +103,27 @@ class PromptCache:
             self._rewind(start)
         return ResumePoint(start, self._checkpoints[start].logits if stored else None)
 
+    def fork(self, tokens: list[int]) -> "PromptCache":
+        """A new cache holding this one's longest reusable prefix of `tokens`, ready to prefill the
+        rest, while this one keeps all it holds.
+
+        Nothing is copied: window snapshots are never changed in place, and each full-attention
+        buffer is sliced into a new array, so the first append to either cache writes a buffer of
+        its own (MLX does not write into an array another one still reads)."""
+        position = self._resume_point(tokens)[0]
+        twin = PromptCache(self._model)
+        checkpoint = self._checkpoints[position]
+        for mine, theirs, snapshot in zip(self.layers, twin.layers, checkpoint.windows):
+            if isinstance(mine, FullCache):
+                if mine.keys is not None and position:
+                    theirs.keys, theirs.values = mine.keys[:, :, :position], mine.values[:, :, :position]
+                theirs.offset = position
+            else:
+                theirs.restore(snapshot)
+        twin.tokens = self.tokens[:position]
+        twin._checkpoints = {p: c for p, c in self._checkpoints.items() if p <= position}
+        return twin
+
     def remember_before_step(self) -> None:
         """Keep (references to) the state before the token about to be fed, for
         `checkpoint_before_last_step`."""
@@ -122,4 +144,11 @@ class PromptCache:
 
     @property
     def nbytes(self) -> int:
-        return sum(layer.nbytes for layer in self.layers)
+        """The memory this cache keeps alive: the layers' keys and values and the window
+        snapshots (an array shared by several is counted once)."""
+        arrays = {id(a): a for a in self.state()}
+        for checkpoint in self._checkpoints.values():
+            for snapshot in checkpoint.windows:
+                if snapshot is not None and snapshot.keys is not None:
+                    arrays.update({id(snapshot.keys): snapshot.keys, id(snapshot.values): snapshot.values})
+        return sum(array.nbytes for array in arrays.values())

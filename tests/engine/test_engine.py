@@ -66,18 +66,18 @@ def test_reply_streams_reasoning_then_answer(engine: Engine) -> None:
     assert stats.ttft_s > 0 and stats.tokens_per_s > 0 and stats.peak_memory_bytes > 0
 
 
-def test_cached_turns_equal_a_cold_prefill(engine: Engine) -> None:
+def test_cached_turns_equal_a_cold_prefill(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """Over several turns, with each earlier chain of thought dropped from the history, the
     logits the cache-reusing prefill returns equal a cold prefill of the same prompt."""
     captured: list[tuple[list[int], mx.array, int]] = []
-    warm_prefill = engine.forward.prefill
+    warm_prefill = ForwardPass.prefill
 
-    def spy(tokens, *args, **kwargs):
-        result = warm_prefill(tokens, *args, **kwargs)
+    def spy(self, tokens, *args, **kwargs):
+        result = warm_prefill(self, tokens, *args, **kwargs)
         captured.append((list(tokens), result.logits, result.reused_tokens))
         return result
 
-    engine.forward.prefill = spy  # type: ignore[method-assign]
+    monkeypatch.setattr(ForwardPass, "prefill", spy)
     conversation = chat("low")
     for exchange in (EXCHANGES["sum"], EXCHANGES["colour"], EXCHANGES["sum"]):
         conversation.add_user(exchange.question)
