@@ -22,6 +22,7 @@ from .store import MessageRecord, Store, StoreError
 from .transcript import stored_fields
 
 FLUSH_INTERVAL_S = 0.25
+_FIXED = frozenset({"role", "author_name"})  # set when a row is inserted, never updated
 
 
 @dataclass
@@ -98,9 +99,11 @@ class ReplyRecorder:
             detail = " ".join(part for part in (fields.get("detail"), note) if part) or None
             records.append(MessageRecord(
                 id=row.id if row.id is not None else -(index + 1), conversation_id=self.conversation_id,
-                position=after_position + 1 + index, role="assistant", author_name=None,
+                position=after_position + 1 + index, role=fields.get("role", "assistant"),
+                author_name=fields.get("author_name"), attachments=fields.get("attachments"),
                 channel=fields["channel"], recipient=fields["recipient"], content_type=fields["content_type"],
-                content=fields["content"], reasoning=fields["reasoning"], reasoning_level=self._level,
+                content=fields["content"], reasoning=fields["reasoning"],
+                reasoning_level=self._level if fields.get("role", "assistant") == "assistant" else None,
                 started_at=row.started_at, thought_seconds=fields["thought_seconds"], stats=fields.get("stats"),
                 status=fields["status"], detail=detail,
             ))
@@ -155,6 +158,20 @@ class ReplyRecorder:
             self._shown.append(self.content)
         self._current = None
 
+    def add_tool_result(self, *, author_name: str, channel: str | None, recipient: str, content: str,
+                        stats: dict[str, Any], attachments: dict[str, Any] | None) -> None:
+        """A tool answered a call of this reply: a complete row of its own, after the call's."""
+        if self._current is not None:  # what was open (never the call, which ended its row) stays before it
+            self._stage(status="streaming")
+            self._current = None
+        fields = {"role": "tool", "author_name": author_name, "channel": channel, "recipient": recipient,
+                  "content_type": None, "content": content, "reasoning": "", "thought_seconds": None,
+                  "status": "complete", "stats": stats}
+        if attachments:
+            fields["attachments"] = attachments
+        self._rows.append(_Row(fields, started_at=time.time()))
+        self.sync()
+
     def flush_if_due(self) -> bool:
         if self._dirty and self._current is not None and self._clock() - self._last_flush >= self._interval_s:
             self._write(status="streaming")
@@ -178,8 +195,14 @@ class ReplyRecorder:
         if self._rows:
             last = self._rows[-1]
             last.fields["status"] = status
-            last.fields.update({name: value for name, value in (("detail", detail), ("stats", stats)) if value is not None})
+            if detail is not None:
+                last.fields["detail"] = detail
             last.dirty = True
+            if stats is not None:  # the reply's figures, never over a tool result's own
+                answered = next((row for row in reversed(self._rows) if row.fields.get("role", "assistant") == "assistant"),
+                                last)
+                answered.fields["stats"] = stats
+                answered.dirty = True
             for row in self._rows[:-1]:
                 if row.fields["status"] != "complete":
                     row.fields["status"] = "complete"
@@ -194,11 +217,12 @@ class ReplyRecorder:
                 self._dropped.pop(0)
             for row in self._rows:
                 if row.id is None:
-                    row.id = self._store.add_message(
-                        self.conversation_id, role="assistant", reasoning_level=self._level, **row.fields
-                    ).id
+                    fields = {"role": "assistant", "reasoning_level": self._level, **row.fields}
+                    if fields["role"] == "tool":
+                        fields["reasoning_level"] = None
+                    row.id = self._store.add_message(self.conversation_id, **fields).id
                 elif row.dirty:
-                    self._store.update_message(row.id, **row.fields)
+                    self._store.update_message(row.id, **{k: v for k, v in row.fields.items() if k not in _FIXED})
                 row.dirty = False
         except StoreError as error:
             self.error = str(error)

@@ -442,12 +442,13 @@ class ChatSession(QObject):
 
     def _store_tool_result(self, reply: _Reply, result: ToolResult) -> None:
         """A tool's reply, stored as the message the model read (its author, channel), with its
-        duration and whether it worked, and the images it made."""
+        duration and whether it worked, and the images it made; through the reply's recorder,
+        so it keeps its place among the reply's rows and waits with them when the disk is full."""
         message = result.message
-        self.store.add_message(
-            reply.conversation_id, role="tool", author_name=message.get("name") or result.recipient,
-            channel=message.get("channel"), recipient=message.get("recipient") or "assistant",
-            content=result.text, stats={"seconds": result.seconds, "ok": result.ok},
+        reply.recorder.add_tool_result(
+            author_name=message.get("name") or result.recipient, channel=message.get("channel"),
+            recipient=message.get("recipient") or "assistant", content=result.text,
+            stats={"seconds": result.seconds, "ok": result.ok},
             attachments={"images": [list(image) for image in result.images]} if result.images else None,
         )
         if self._live():

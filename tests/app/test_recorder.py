@@ -178,3 +178,43 @@ def test_a_message_the_engine_closed_as_incomplete_keeps_its_row_for_the_stop(st
     recorder.finish("cancelled")
     (reply,) = store.messages(chat.id)[1:]
     assert (reply.content, reply.status) == ("The answer is", "cancelled")
+
+
+def call_then_answer(recorder) -> None:
+    recorder.start_message("commentary", "functions.get_weather", "<|constrain|>json")
+    recorder.add_text("commentary", '{"city": "Paris"}')
+    recorder.finish_message({**final('{"city": "Paris"}'), "channel": "commentary", "recipient": "functions.get_weather",
+                             "content_type": "<|constrain|>json"})
+    recorder.add_tool_result(author_name="functions.get_weather", channel="commentary", recipient="assistant",
+                             content='{"sunny": true}', stats={"seconds": 0.5, "ok": True}, attachments=None)
+    recorder.start_message("final", None, None)
+    recorder.add_text("final", "Sunny.")
+    recorder.finish_message(final("Sunny."))
+    recorder.finish("complete", stats={"new_tokens": 9})
+
+
+def test_a_tool_result_keeps_its_place_and_its_own_figures_among_the_replys_rows(store, chat):
+    call_then_answer(ReplyRecorder(store, chat.id, "medium", clock=Clock()))
+    call, result, answer = store.messages(chat.id)[1:]
+    assert (call.recipient, result.role, result.author_name, answer.content) == (
+        "functions.get_weather", "tool", "functions.get_weather", "Sunny.")
+    assert result.stats == {"seconds": 0.5, "ok": True} and answer.stats == {"new_tokens": 9}
+    assert result.reasoning_level is None and {call.status, result.status, answer.status} == {"complete"}
+
+
+def test_with_the_disk_full_the_tool_result_waits_with_the_reply_and_goes_in_in_order(store, chat):
+    clock = Clock()
+    recorder = ReplyRecorder(store, chat.id, "medium", clock=clock)
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+    store._db.execute("PRAGMA max_page_count = " + str(pages))
+    big = "x" * 200_000  # more than the free pages hold
+    recorder.start_message("commentary", None, None)  # a long preamble, then the call
+    clock.now += 1
+    recorder.add_text("commentary", big)
+    assert "disk is full" in recorder.error
+    recorder.finish_message({**final(big), "channel": "commentary"})
+    call_then_answer(recorder)
+    assert [r.role for r in recorder.records(after_position=0)][-3:] == ["assistant", "tool", "assistant"]
+    store._db.execute("PRAGMA max_page_count = 1073741823")
+    assert recorder.sync() and recorder.saved
+    assert [m.role for m in store.messages(chat.id)] == ["user", "assistant", "assistant", "tool", "assistant"]
