@@ -52,28 +52,36 @@ def moe(
     swiglu_limit: float,
     swiglu_alpha: float,
 ) -> mx.array:
-    """Σ_k weights[t,k] · (W_down · SwiGLU(W_gate_up · x_t + b_gate_up) + b_down) for [T, H] x."""
+    """Σ_k weights[t,k] · (W_down · SwiGLU(W_gate_up · x_t + b_gate_up) + b_down) for [T, H] x.
+
+    Computed in float32 whatever x's dtype, rounding to x's dtype only what the Metal kernels
+    store (the SwiGLU activations, the output), so the twin keeps their numerics. Off Metal this
+    is also what makes it fast: MLX's CPU gather_qmm multiplies in the activations' dtype, one
+    scalar at a time, and bfloat16 arithmetic there rounds in software after every operation
+    (measured: 10-15x slower than float32 at gpt-oss's shapes, and it sums in bfloat16).
+    """
     tokens, top_k = indices.shape
     do_sort = indices.size >= _SORT_THRESHOLD
+    x32 = x.astype(mx.float32)
     if do_sort:
         flat = indices.flatten()
         order = mx.argsort(flat)
         restore = mx.argsort(order)
-        rows = x[order // top_k][:, None, :]  # [T*k, 1, H], grouped by expert
+        rows = x32[order // top_k][:, None, :]  # [T*k, 1, H], grouped by expert
         expert_ids = flat[order]
     else:
-        rows = x[:, None, None, :]  # [T, 1, 1, H] broadcasts against [T, k]
+        rows = x32[:, None, None, :]  # [T, 1, 1, H] broadcasts against [T, k]
         expert_ids = indices
 
     gate_up = _mxfp4_gather_matmul(rows, experts.gate_up_blocks, experts.gate_up_scales, expert_ids, do_sort)
-    gate_up = gate_up.squeeze(-2) + experts.gate_up_bias[expert_ids].astype(gate_up.dtype)
-    hidden = swiglu(gate_up, swiglu_limit, swiglu_alpha)
+    gate_up = gate_up.squeeze(-2) + experts.gate_up_bias[expert_ids].astype(mx.float32)
+    hidden = swiglu(gate_up, swiglu_limit, swiglu_alpha).astype(x.dtype).astype(mx.float32)
     down = _mxfp4_gather_matmul(hidden[..., None, :], experts.down_blocks, experts.down_scales, expert_ids, do_sort)
-    down = down.squeeze(-2) + experts.down_bias[expert_ids].astype(down.dtype)
+    down = down.squeeze(-2) + experts.down_bias[expert_ids].astype(mx.float32)
 
     if do_sort:
         down = down[restore].reshape(tokens, top_k, -1)
-    return (down * weights[..., None].astype(down.dtype)).sum(axis=1)
+    return (down * weights[..., None].astype(mx.float32)).sum(axis=1).astype(x.dtype)
 
 
 def window_mask(queries: int, keys: int, window: int | None) -> mx.array | str | None:
