@@ -74,6 +74,22 @@ def _combo(names: dict) -> QComboBox:
     return combo
 
 
+def _context_label(tokens: int, needed_bytes: int | None = None) -> str:
+    if not tokens:
+        return "Automatic (what fits this Mac)"
+    return f"{tokens:,} tokens" + (f" (needs {format_bytes(needed_bytes)})" if needed_bytes is not None else "")
+
+
+def _longest_context_note(plan: LoadPlan) -> str:
+    trained = plan.config.max_position_embeddings
+    if plan.longest_context >= trained:
+        return f" The model's whole {trained:,}-token context fits."
+    if not plan.longest_context:
+        return ""
+    return (f" Up to {plan.longest_context:,} tokens of context fit; {trained:,} would need about "
+            f"{format_bytes(plan.needed_bytes_at(trained))}.")
+
+
 class SettingsDialog(QDialog):
     def __init__(self, settings: Settings, models_dir: Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -96,7 +112,7 @@ class SettingsDialog(QDialog):
 
         self.context = QComboBox()
         for tokens in CONTEXT_CHOICES:
-            self.context.addItem("Automatic (what fits this Mac)" if tokens == 0 else f"{tokens:,} tokens", tokens)
+            self.context.addItem(_context_label(tokens), tokens)
         self.context.setCurrentIndex(max(0, self.context.findData(settings.value(Key.CONTEXT_LENGTH))))
         self.temperature = QDoubleSpinBox()
         self.temperature.setRange(0.0, 2.0)
@@ -255,7 +271,12 @@ class SettingsDialog(QDialog):
         self.memory_estimate.setText(
             f"{chosen} needs about {format_bytes(plan.engine_needed_bytes)} at {plan.engine_context_length:,} "
             f"tokens of context{automatic_context}. This Mac's GPU can use {format_bytes(plan.budget_bytes)}."
+            f"{_longest_context_note(plan)}"
         )
+        for index in range(self.context.count()):  # a length that does not fit says what it would take
+            tokens = int(self.context.itemData(index))
+            too_long = bool(tokens) and tokens > plan.longest_context
+            self.context.setItemText(index, _context_label(tokens, plan.needed_bytes_at(tokens) if too_long else None))
 
     def _choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose a Model Folder")

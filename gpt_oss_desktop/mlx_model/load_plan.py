@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import memory
+from .config import ModelConfig
 from .loader import LoadOptions
 from .memory import MemoryEstimate, ModelSource
 from .units import GIB, format_bytes
@@ -40,6 +41,16 @@ class LoadPlan:
     # and the memory that takes once the context is full: what Settings shows.
     engine_context_length: int = 0
     engine_needed_bytes: int = 0
+    # The longest context whose KV cache fits the GPU budget beside these options' weights (0:
+    # none), and the model's config, so a longer context's cost can be stated (`needed_bytes_at`).
+    longest_context: int = 0
+    config: ModelConfig | None = None
+
+    def needed_bytes_at(self, context_length: int) -> int:
+        """The memory these options take with `context_length` tokens of context in use."""
+        if self.config is None:
+            raise ValueError("this plan was made without the model's config")
+        return self.estimate.weights_bytes + memory.kv_bytes(self.config, context_length) + self.estimate.overhead_bytes
 
     @property
     def needed_bytes(self) -> int:
@@ -135,9 +146,8 @@ def plan_load(
     if options is None:
         options = memory.fitting_options(tensors, context, budget) or LoadOptions()
     estimate = memory.estimate(tensors, context, options)
-    engine_context = context_length or memory.default_context_length(
-        tensors.config, memory.resident_bytes(tensors, options), budget
-    )
+    weights = memory.resident_bytes(tensors, options)
+    engine_context = context_length or memory.default_context_length(tensors.config, weights, budget)
     engine_estimate = estimate if engine_context == context else memory.estimate(tensors, engine_context, options)
     return LoadPlan(
         name=name,
@@ -150,4 +160,6 @@ def plan_load(
         budget_bytes=budget,
         total_ram_bytes=total_ram,
         automatic=manual is None,
+        longest_context=memory.longest_context(tensors.config, weights, budget),
+        config=tensors.config,
     )

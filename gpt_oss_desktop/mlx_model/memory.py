@@ -18,7 +18,7 @@ from .units import GIB
 # Buffers besides weights and KV: one prefill chunk's activations, the logits, MLX's allocator
 # slack. Measured peaks on the tiny and 20b shapes sit well under this (see bench/memory.py).
 RUNTIME_OVERHEAD_BYTES = GIB // 2
-MIN_CONTEXT, MAX_DEFAULT_CONTEXT = 4096, 32768
+MIN_CONTEXT = 4096
 # macOS lets the GPU wire about 2/3 of RAM up to 36 GB and about 3/4 above; use the same share.
 _GPU_SHARE_SMALL, _GPU_SHARE_LARGE = 0.67, 0.75
 EXACT_PAGING_MIN_SHARE = 0.5
@@ -173,11 +173,19 @@ def usable_memory_bytes(total: int | None = None) -> int:
     return int(total * share)
 
 
-def default_context_length(config: ModelConfig, weights: int, usable: int | None = None) -> int:
-    """The longest context (a multiple of 1024, between 4k and 32k) whose KV cache fits beside
-    the weights; 4k when even that does not fit (the fit check then warns)."""
-    usable = usable_memory_bytes() if usable is None else usable
+def longest_context(config: ModelConfig, weights: int, usable: int) -> int:
+    """The longest context (a multiple of 1024, at most the model's trained length) whose KV
+    cache fits beside `weights` and the runtime overhead in `usable` bytes; 0 when none does."""
     spare = usable - weights - RUNTIME_OVERHEAD_BYTES
-    fitting = spare // kv_bytes_per_token(config)
-    context = min(MAX_DEFAULT_CONTEXT, config.max_position_embeddings, fitting)
-    return max(MIN_CONTEXT, int(context) // 1024 * 1024)
+    low, high = 0, config.max_position_embeddings // 1024
+    while low < high:  # kv_bytes grows with the context: the last multiple of 1024 that fits
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if kv_bytes(config, middle * 1024) <= spare else (low, middle - 1)
+    return low * 1024
+
+
+def default_context_length(config: ModelConfig, weights: int, usable: int | None = None) -> int:
+    """The longest context up to the model's trained length (131,072 for gpt-oss) whose KV cache
+    fits beside the weights; 4k when even that does not fit (the fit check then warns)."""
+    usable = usable_memory_bytes() if usable is None else usable
+    return max(min(MIN_CONTEXT, config.max_position_embeddings), longest_context(config, weights, usable))

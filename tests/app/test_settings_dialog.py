@@ -3,6 +3,7 @@ the estimate it shows for the chosen model folder."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,35 @@ def test_the_estimate_follows_the_chosen_options_and_context(open_dialog, settin
 def test_without_a_model_on_this_mac_the_estimate_says_what_to_do(open_dialog, settings):
     settings.set_value(Key.MODEL, "openai/not-downloaded-here")
     assert open_dialog().memory_estimate.text().startswith("Choose a model folder or a downloaded model")
+
+
+def test_context_lengths_that_do_not_fit_say_what_they_would_take(open_dialog, settings, tmp_path, monkeypatch,
+                                                                 harmony_model_dir):
+    """gpt-oss-20b (the real shapes, a sparse checkpoint) with its embedding resident on a 24 GB
+    Mac: 65,536 tokens of context fit beside the weights, the trained 131,072 do not."""
+    from gpt_oss_desktop.mlx_model.checkpoint_writer import write_sparse_checkpoint
+    from gpt_oss_desktop.mlx_model.config import PUBLISHED
+
+    config = PUBLISHED["openai/gpt-oss-20b"]
+    folder = write_sparse_checkpoint(tmp_path / "gpt-oss-20b", config, shards=3)
+    shutil.copy(harmony_model_dir / "tokenizer.json", folder)  # a model folder has its tokenizer
+    monkeypatch.setattr(memory, "total_memory_bytes", lambda: 24 * GIB)
+    settings.set_value(Key.MODEL, str(folder))
+    dialog = open_dialog()
+    choose(dialog.memory_mode, "manual")
+    choose(dialog.embedding, "resident")
+    options = LoadOptions(embedding="resident")
+    weights, usable = memory.resident_bytes(folder, options), memory.usable_memory_bytes(24 * GIB)
+    longest = memory.longest_context(config, weights, usable)
+    assert 65536 <= longest < 131072
+    needed = weights + memory.kv_bytes(config, 131072) + memory.RUNTIME_OVERHEAD_BYTES
+    assert needed > usable
+    assert (f"Up to {longest:,} tokens of context fit; 131,072 would need about {format_bytes(needed)}."
+            in dialog.memory_estimate.text())
+    labels = {dialog.context.itemData(i): dialog.context.itemText(i) for i in range(dialog.context.count())}
+    assert labels[65536] == "65,536 tokens"
+    assert labels[131072] == f"131,072 tokens (needs {format_bytes(needed)})"
+
+    choose(dialog.embedding, "mapped")  # 1.16 GB less: now the whole trained context fits
+    assert "The model's whole 131,072-token context fits." in dialog.memory_estimate.text()
+    assert dialog.context.itemText(dialog.context.findData(131072)) == "131,072 tokens"

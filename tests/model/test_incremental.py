@@ -72,3 +72,25 @@ def test_full_cache_refuses_to_trim_beyond_its_length() -> None:
     cache.update(mx.zeros((1, 1, 3, 2)), mx.zeros((1, 1, 3, 2)))
     with pytest.raises(ValueError, match="cannot trim"):
         cache.trim_to(5)
+
+
+@pytest.mark.slow
+def test_a_prompt_far_beyond_the_window_and_4k_prefills_as_one_forward(tiny_checkpoint: Path) -> None:
+    """4,200 tokens (262 windows of 16, past 4k) in 512-token chunks, then decoded tokens: the
+    positions, masks and caches agree with one forward pass over the whole sequence."""
+    from gpt_oss_desktop.mlx_model.forward import ForwardPass
+    from gpt_oss_desktop.mlx_model.prompt_cache import PromptCache
+
+    model = load(tiny_checkpoint, dtype=mx.float32)
+    tokens = np.random.default_rng(11).integers(0, 200_000, size=4203).tolist()
+    full = model(mx.array(tokens)[None])[0]
+    cache = PromptCache(model)
+    forward = ForwardPass(model, cache, chunk_size=512)
+    logits = [forward.prefill(tokens[:4200]).logits]
+    logits += [forward.step(mx.array(token)) for token in tokens[4200:]]
+    for offset, row in enumerate(logits):
+        expected = full[4199 + offset]
+        assert mx.abs(row - expected).max().item() <= 1e-4 * mx.abs(expected).max().item()
+    assert all(layer.offset == 4203 for layer in cache.layers)
+    windows = [layer for layer in cache.layers if isinstance(layer, WindowCache)]
+    assert windows and all(layer.keys.shape[2] == layer.window - 1 for layer in windows)  # the window layers stay small

@@ -91,3 +91,32 @@ def test_rounding_comes_in_only_when_paging_would_keep_under_half_the_experts() 
 
 def test_nothing_fits_when_not_even_one_token_of_experts_does() -> None:
     assert memory.fitting_options(PUBLISHED["openai/gpt-oss-120b"], 8192, usable(4)) is None
+
+
+@pytest.mark.parametrize(("repo", "per_token_kib"), [("openai/gpt-oss-20b", 24), ("openai/gpt-oss-120b", 36)])
+def test_a_token_of_context_costs_the_full_layers_keys_and_values(repo: str, per_token_kib: int) -> None:
+    assert memory.kv_bytes_per_token(PUBLISHED[repo]) == per_token_kib * 1024
+
+
+@pytest.mark.parametrize(("repo", "mac_gib", "expected"), [
+    ("openai/gpt-oss-20b", 16, 4096),  # 10.7 GB usable: the weights alone leave no room, the fit check warns
+    ("openai/gpt-oss-20b", 24, 131072),  # 16 GB usable: 12.8 GiB + 3 GiB of KV at 128k fits
+    ("openai/gpt-oss-120b", 64, 4096),
+    ("openai/gpt-oss-120b", 96, 131072),
+])
+def test_the_automatic_context_reaches_the_trained_length_where_its_cache_fits(
+    repo: str, mac_gib: int, expected: int
+) -> None:
+    config = PUBLISHED[repo]
+    weights = memory.resident_bytes(config, LoadOptions())
+    assert memory.default_context_length(config, weights, memory.usable_memory_bytes(mac_gib * GIB)) == expected
+
+
+def test_the_automatic_context_is_the_longest_whose_cache_fits() -> None:
+    config = PUBLISHED["openai/gpt-oss-20b"]
+    weights = memory.resident_bytes(config, LoadOptions())
+    for context in (8192, 40960, 65536, 99328):  # beyond the old 32k cap too
+        usable = weights + memory.RUNTIME_OVERHEAD_BYTES + memory.kv_bytes(config, context) + 1023
+        assert memory.default_context_length(config, weights, usable) == context
+        assert memory.default_context_length(config, weights, usable - 1024) == context - 1024
+    assert memory.default_context_length(config, 0, 1 << 50) == config.max_position_embeddings

@@ -66,3 +66,20 @@ def test_rope_rotates_half_split_pairs_with_concentration_on_cos_and_sin() -> No
     x1, x2 = np.split(np.array(x), 2, axis=-1)
     expected = np.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
     np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("offset", [32_765, 131_067])
+def test_rope_holds_to_the_trained_length(offset: int) -> None:
+    """Past 32k up to the trained 131,072 positions the rotation follows the reference, which
+    computes its angles as float32 position × float32 frequency (gpt_oss/torch/model.py): at
+    131k those angles are themselves ~8e-3 from exact, and ours stay within 2e-3 of them."""
+    config = ModelConfig(head_dim=64)
+    x = mx.random.normal((1, 2, 5, 64), key=mx.random.key(1))
+    ours = np.array(YarnRoPE(config)(x, offset))
+    inverse, concentration = yarn_inverse_frequencies(config)
+    positions = np.float32(offset) + np.arange(5, dtype=np.float32)
+    angles = (positions[:, None] * np.array(inverse, dtype=np.float32)[None, :]).astype(np.float64)
+    cos, sin = np.cos(angles) * concentration, np.sin(angles) * concentration
+    x1, x2 = np.split(np.array(x), 2, axis=-1)
+    expected = np.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=2e-3)
