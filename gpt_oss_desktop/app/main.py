@@ -123,8 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     session = ChatSession(store, settings, engine, ModelSession(settings, engine, models_dir=models_dir()))
     window = MainWindow(session, settings, models_dir())
     window.show()
-    if cause and cause.startswith("The app crashed"):
-        window.banner.show_message(cause.replace("before this reply finished", "the last time it ran"))
+    if (notice := record.crash_notice()) is not None:
+        log.warning("%s", notice)
+        window.banner.show_message(notice)
     # A reply the store cannot take yet is noted, so a kill before it is written is named right.
     session.error.connect(lambda _message: record.note_unsaved(session.unsaved_reason))
     session.error_resolved.connect(lambda _message: record.note_unsaved(session.unsaved_reason))

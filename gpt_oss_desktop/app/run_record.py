@@ -32,6 +32,7 @@ class RunRecord:
         self.path = data_dir / RECORD_NAME
         self.crash_path = data_dir / CRASH_LOG_NAME
         self._crash_file: IO[str] | None = None
+        self.crash: str | None = None  # what the last run's crash report says (its first line), if it crashed
 
     def begin(self) -> str | None:
         """Record this run and arm the crash report; returns why the previous run ended without
@@ -53,14 +54,20 @@ class RunRecord:
         except (OSError, ValueError):
             record = None
         if crash:
-            first = crash.splitlines()[0].removeprefix("Fatal Python error: ")
-            hint = _MODEL_FILES_HINT if "Bus error" in first else ""
-            return f"The app crashed ({first}) before this reply finished.{hint}"
+            self.crash = crash.splitlines()[0].removeprefix("Fatal Python error: ")
+            return f"The app crashed ({self.crash}) before this reply finished.{self._hint()}"
         if isinstance(record, dict) and record.get("unsaved"):
             return f"This reply could not be saved before the app quit: {record['unsaved']}"
         if record is not None:
             return "The app was killed, or the computer shut down, before this reply finished."
         return None
+
+    def crash_notice(self) -> str | None:
+        """What to tell the user at this start when the last run crashed (read by `begin`)."""
+        return f"gpt-oss quit unexpectedly the last time it ran ({self.crash}).{self._hint()}" if self.crash else None
+
+    def _hint(self) -> str:
+        return _MODEL_FILES_HINT if self.crash and "Bus error" in self.crash else ""
 
     def note_unsaved(self, reason: str | None) -> None:
         """A reply could not be written (or is written now): kept for the next start. Best effort:

@@ -44,3 +44,30 @@ def test_a_damaged_database_is_left_alone_when_the_user_declines(qapp, data_dir,
     monkeypatch.setattr(QMessageBox, "warning", lambda *args, **kwargs: QMessageBox.StandardButton.Cancel)
     assert open_store() is None
     assert path.read_bytes() == b"garbage" * 512
+
+
+def test_a_bus_error_in_the_running_app_is_named_at_its_next_start(data_dir, harmony_model_dir):
+    """A real SIGBUS (what a model shard truncated under its memory map raises) kills the app;
+    the next start says what happened and why, instead of a silent vanish."""
+    import os
+    import signal
+    import time
+
+    command = [sys.executable, "-m", "gpt_oss_desktop.app", "--model", str(harmony_model_dir)]
+    running = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (data_dir / "running.json").exists() and running.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1)  # the window is up and the model loading
+        os.kill(running.pid, signal.SIGBUS)
+        running.wait(60)
+    finally:
+        running.kill()
+    assert running.returncode == -signal.SIGBUS
+    assert "Bus error" in (data_dir / "crash.log").read_text()
+
+    again = subprocess.run([*command, "--quit-after-load"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "gpt-oss quit unexpectedly the last time it ran (Bus error)" in again.stderr
+    assert "loaded model's files are changed or removed" in again.stderr

@@ -46,5 +46,6 @@ def test_a_bus_error_is_a_clear_message_at_the_next_start(tmp_path):
     cause = record.previous_end()
     assert cause.startswith("The app crashed (Bus error)") and "model's files are changed" in cause
     assert record.begin() == cause  # read once more at this start, then the new run begins
+    assert record.crash_notice().startswith("gpt-oss quit unexpectedly the last time it ran (Bus error).")
     record.end(unsaved=None)
     assert record.previous_end() is None
