@@ -83,6 +83,8 @@ __all__ = [
     "ToolResult", "Toolbox", "FunctionTool", "ToolOutcome", "Citation", "Limits", "SandboxUnavailable",
     "McpConfigError", "ServerStatus", "ApprovalRequest", "declare_tools", "reply_with_tools", "MAX_TOOL_ROUNDS",
     "SearxngSearch", "sandbox_problem", "load_mcp_config",
+    # the local OpenAI-compatible server, on an engine the caller's thread drives
+    "start_server", "ServerHandle", "ServerSettings", "check_exposure", "is_loopback",
 ]
 
 _TOOL_NAMES = {
@@ -91,11 +93,14 @@ _TOOL_NAMES = {
     "ApprovalRequest": "tool_loop", "declare_tools": "tool_loop", "reply_with_tools": "tool_loop",
     "MAX_TOOL_ROUNDS": "tool_loop", "SearxngSearch": "tools.browser.web",
     "sandbox_problem": "tools", "load_mcp_config": "tools",
+    "start_server": "server", "ServerHandle": "server", "ServerSettings": "server", "check_exposure": "server",
+    "is_loopback": "server",
 }
 
 
 def __getattr__(name: str):
-    """The tool names, imported on first use: HTML, PDF and MCP libraries need not load with the engine."""
+    """The tool and server names, imported on first use: HTML, PDF and MCP libraries, Starlette
+    and uvicorn need not load with the engine."""
     if name in _TOOL_NAMES:
         import importlib
 

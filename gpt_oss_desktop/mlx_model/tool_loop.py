@@ -55,12 +55,14 @@ def reply_with_tools(
     max_rounds: int = MAX_TOOL_ROUNDS,
     on_token: Callable[[int], None] | None = None,
     response_format: ResponseFormat | None = None,
+    only_own_calls: bool = False,
 ) -> Iterator[Event]:
     """`Engine.reply`'s events for every round, with a ToolResult after each call it answers
     (the answer that ends the turn held to `response_format`).
 
     Every round ends with its Stats and Done; a Done with reason "call" followed by a ToolResult
-    means the reply goes on, the last Done ends it.
+    means the reply goes on, the last Done ends it. With `only_own_calls` a call to a tool the
+    toolbox does not have ends the reply instead (a server's client runs its own functions).
     """
     cancel = cancel or threading.Event()
     rounds = 0
@@ -73,7 +75,7 @@ def reply_with_tools(
         if done is None or done.reason != "call" or cancel.is_set():
             return
         call = next((m for m in reversed(done.messages) if m.get("recipient")), None)
-        if call is None:
+        if call is None or (only_own_calls and not toolbox.handles(call["recipient"])):
             return
         if rounds > max_rounds:
             return  # the model was told to stop calling tools and called one anyway

@@ -68,3 +68,22 @@ def test_disconnect_mid_stream_cancels_at_the_next_token(served: Served, client:
     again = client.responses.create(model=MODEL_ID, input=EXCHANGES["sum"].question, temperature=0)
     assert again.output_text == EXCHANGES["sum"].final
     assert again.usage.input_tokens_details.cached_tokens > 0
+
+
+def test_two_clients_taking_turns_each_reuse_their_own_history(served: Served) -> None:
+    """The engine's cache pool keeps both conversations: neither re-prefills the other's."""
+    first_a = served.client().responses.create(model=MODEL_ID, input=EXCHANGES["sum"].question, temperature=0,
+                                               reasoning={"effort": "low"})
+    chat_b = [{"role": "user", "content": EXCHANGES["colour"].question}]
+    first_b = served.client().chat.completions.create(model=MODEL_ID, messages=chat_b, temperature=0,
+                                                      reasoning_effort="medium")
+    second_a = served.client().responses.create(model=MODEL_ID, previous_response_id=first_a.id, temperature=0,
+                                                input=EXCHANGES["colour"].question, reasoning={"effort": "low"})
+    chat_b += [{"role": "assistant", "content": first_b.choices[0].message.content},
+               {"role": "user", "content": EXCHANGES["sum"].question}]
+    second_b = served.client().chat.completions.create(model=MODEL_ID, messages=chat_b, temperature=0,
+                                                       reasoning_effort="medium")
+    assert second_a.output_text == EXCHANGES["colour"].final and second_b.choices[0].message.content == \
+        EXCHANGES["sum"].final
+    assert second_a.usage.input_tokens_details.cached_tokens == first_a.usage.input_tokens
+    assert second_b.usage.prompt_tokens_details.cached_tokens == first_b.usage.prompt_tokens

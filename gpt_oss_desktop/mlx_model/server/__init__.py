@@ -4,9 +4,10 @@ Qt-free, so `gpt-oss-serve` and the app's Settings › Local server run the same
 """
 
 from .app import ServerSettings, create_app
-from .runner import EngineThread, QueueFull
+from .handle import ServerHandle, start_server
+from .runner import EngineRunner, EngineThread, QueueFull
 from .serving import RunningServer, check_exposure, is_loopback
 from .store import ResponseStore
 
-__all__ = ["EngineThread", "QueueFull", "ResponseStore", "RunningServer", "ServerSettings", "check_exposure",
-           "create_app", "is_loopback"]
+__all__ = ["EngineRunner", "EngineThread", "QueueFull", "ResponseStore", "RunningServer", "ServerHandle", "ServerSettings",
+           "check_exposure", "create_app", "is_loopback", "start_server"]

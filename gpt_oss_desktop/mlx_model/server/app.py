@@ -29,8 +29,9 @@ from ..events import Done, Event
 from . import chat_api, responses_api
 from .errors import ApiError, bad_request, context_exceeded, not_found
 from .fields import Fields
+from .hosted_tools import ServerTools
 from .prompting import sampling
-from .runner import EngineThread, Failure, Generation, QueueFull, ReplyStream
+from .runner import EngineRunner, Failure, Generation, QueueFull, ReplyStream
 from .store import ResponseStore, StoredResponse
 
 log = logging.getLogger(__name__)
@@ -46,9 +47,10 @@ class ServerSettings:
     api_key: str | None = None
     start_date: Callable[[], str] = lambda: datetime.date.today().isoformat()
     max_body_bytes: int = MAX_BODY_BYTES
+    tools: ServerTools | None = None  # the model's own tools, run here for every request
 
 
-def create_app(runner: EngineThread, store: ResponseStore, settings: ServerSettings) -> Starlette:
+def create_app(runner: EngineRunner, store: ResponseStore, settings: ServerSettings) -> Starlette:
     api = _Api(runner, store, settings)
     routes = [
         Route("/health", api.health, methods=["GET"]),
@@ -98,14 +100,22 @@ def _handler(method):
 
 
 class _Api:
-    def __init__(self, runner: EngineThread, store: ResponseStore, settings: ServerSettings) -> None:
+    def __init__(self, runner: EngineRunner, store: ResponseStore, settings: ServerSettings) -> None:
         self.runner = runner
         self.store = store
         self.settings = settings
-        self.engine = runner.engine
         self.created = int(time.time())
 
     # -- plumbing ------------------------------------------------------------------------------
+
+    @property
+    def engine(self):
+        """The engine now loaded (in the app the user may be loading another, or none)."""
+        engine = self.runner.engine
+        if engine is None:
+            raise ApiError(503, "No model is loaded; open one in the app and try again.", kind="server_error",
+                           code="model_not_loaded")
+        return engine
 
     def _authorise(self, request: Request) -> None:
         key = self.settings.api_key
@@ -164,13 +174,28 @@ class _Api:
             raise bad_request(event.detail)  # format or a strict tool cannot be enforced
         return event
 
+    def _tools_for(self, conversation, tools_visible: bool) -> ServerTools | None:
+        """The server's tools for this request (none when the client asked for no tools)."""
+        tools = self.settings.tools
+        if tools is None or not tools_visible:
+            return None
+        tools.declare(conversation)
+        return tools
+
     def _count_tokens(self, text: str) -> int:
         return len(self.engine.tokenizer.encode(text))
 
-    def _remember_reasoning(self, reader) -> None:
+    def _remember_reasoning(self, reader, item_ids: dict[int, str] | None = None) -> None:
+        """What a client will not send back in full: the reasoning behind its function calls,
+        and the calls the server's tools answered (by item id, and before the client's call)."""
         calls = [part.call_id for part in reader.calls]
         if calls and reader.reasoning:
             self.store.remember_reasoning(calls, reader.reasoning)
+        if calls and reader.tool_rounds:
+            self.store.remember_tool_rounds(calls[0], reader.tool_rounds)
+        for part in reader.parts:
+            if item_ids and part.round_messages:
+                self.store.remember_tool_rounds(item_ids[part.index], part.round_messages)
 
     # -- routes --------------------------------------------------------------------------------
 
@@ -216,14 +241,15 @@ class _Api:
         items = chain + parsed.input_items
         conversation = responses_api.conversation_for(items, parsed, start_date, self.store)
         settings = sampling(body, ("max_output_tokens",), self.engine.info.context_limit)
-        builder = responses_api.ResponseBuilder(parsed, self.settings.model_id, self._count_tokens)
+        tools = self._tools_for(conversation, parsed.choice.tools_visible)
+        builder = responses_api.ResponseBuilder(parsed, self.settings.model_id, self._count_tokens, tools)
         stream = self._generate(Generation(conversation, settings, response_format=parsed.response_format,
-                                           tool_choice=parsed.choice.engine))
+                                           tool_choice=parsed.choice.engine, tools=tools))
         first = await self._first_event(request, stream)
 
         def finish() -> list[dict[str, Any]]:
             closing = builder.closing()
-            self._remember_reasoning(builder.reader)
+            self._remember_reasoning(builder.reader, builder.item_ids)
             if parsed.store and builder.response["status"] in ("completed", "incomplete"):
                 self.store.save(StoredResponse(builder.response, items, start_date))
             return closing
@@ -258,9 +284,10 @@ class _Api:
         parsed = chat_api.read_request(body)
         conversation = chat_api.conversation_for(parsed, self.settings.start_date(), self.store)
         settings = sampling(body, ("max_completion_tokens", "max_tokens"), self.engine.info.context_limit)
-        builder = chat_api.CompletionBuilder(self.settings.model_id, self._count_tokens)
+        tools = self._tools_for(conversation, parsed.choice.tools_visible)
+        builder = chat_api.CompletionBuilder(self.settings.model_id, self._count_tokens, tools.runs if tools else None)
         stream = self._generate(Generation(conversation, settings, response_format=parsed.response_format,
-                                           tool_choice=parsed.choice.engine))
+                                           tool_choice=parsed.choice.engine, tools=tools))
         first = await self._first_event(request, stream)
 
         if not parsed.stream:

@@ -10,6 +10,7 @@ and rendered as the analysis of the turn in progress.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,6 +102,8 @@ def conversation_for(request: ChatRequest, start_date: str, store: ResponseStore
         else:
             calls = message.objects("tool_calls")
             reasoning = next((message.get(key, str) for key in REASONING_FIELDS if message.has(key)), None)
+            if calls:  # the calls the server's own tools answered before the client's
+                messages += store.tool_rounds(calls[0].require("id", str))
             if reasoning is None and calls:
                 reasoning = store.reasoning_for(calls[0].require("id", str))
             if reasoning:
@@ -119,8 +122,8 @@ def conversation_for(request: ChatRequest, start_date: str, store: ResponseStore
 class CompletionBuilder:
     """Engine events in; Chat Completions chunks, or the completion, out."""
 
-    def __init__(self, model: str, count_tokens) -> None:
-        self.reader = ReplyReader()
+    def __init__(self, model: str, count_tokens, hosted: Callable[[str], bool] | None = None) -> None:
+        self.reader = ReplyReader(hosted) if hosted else ReplyReader()
         self._count_tokens = count_tokens
         self.id = new_id("chatcmpl")
         self.created = int(time.time())
@@ -143,7 +146,7 @@ class CompletionBuilder:
                 chunks.append(self._chunk({"tool_calls": [{
                     "index": self._call_index(part), "id": part.call_id, "type": "function",
                     "function": {"name": part.name, "arguments": ""}}]}))
-            elif isinstance(part_event, PartDelta):
+            elif isinstance(part_event, PartDelta) and part_event.part.kind != "hosted":  # tools run here
                 chunks.append(self._chunk(self._delta(part_event.part, part_event.text)))
         return chunks
 

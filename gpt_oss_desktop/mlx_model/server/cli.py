@@ -8,11 +8,13 @@ import sys
 from typing import TextIO
 
 from .. import hub, paths
-from ..cli import resolve_model
+from ..cli import find_or_download_model
 from ..config import ModelFolderError
 from ..engine import Engine, EngineError
 from ..tokenizer import TokenizerFileError
+from ..tools import McpConfigError, Toolbox
 from .app import ServerSettings, create_app
+from .hosted_tools import ServerTools
 from .runner import EngineThread
 from .serving import RunningServer, check_exposure
 from .store import ResponseStore
@@ -26,22 +28,55 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on every request")
     parser.add_argument("--context", type=int, default=None, help="context length (default: what fits in memory)")
     parser.add_argument("--max-queue", type=int, default=32, help="requests that may wait; more get HTTP 429")
-    return parser.parse_args(argv)
+    tools = parser.add_argument_group("the model's own tools, run in the server for every request (README: Tools)")
+    tools.add_argument("--tools", default="", help="browser and/or python, e.g. browser,python (python runs "
+                       "model-written code in the sandbox for any client: list it only if you mean that)")
+    tools.add_argument("--library", action="append", default=[], metavar="PATH",
+                       help="a folder of documents the browser searches (repeatable)")
+    tools.add_argument("--web", action="store_true", help="let the browser fetch web pages (off by default)")
+    tools.add_argument("--mcp", default=None, metavar="FILE", help="an mcp.json with mcpServers")
+    tools.add_argument("--approve", choices=("never", "always"), default="never",
+                       help="MCP tools that may change something: refused (default) or always run")
+    args = parser.parse_args(argv)
+    unknown = set(filter(None, args.tools.split(","))) - {"browser", "python"}
+    if unknown:
+        parser.error(f"--tools takes browser and python, not {', '.join(sorted(unknown))}")
+    return args
+
+
+def server_tools(args: argparse.Namespace) -> ServerTools | None:
+    """The tools the flags ask for, or None."""
+    wanted = set(filter(None, args.tools.split(",")))
+    if args.library or args.web:
+        wanted.add("browser")
+    if not wanted and not args.mcp:
+        return None
+    if "browser" in wanted and not (args.library or args.web):
+        raise ValueError("--tools browser needs --library PATH (or --web)")
+    toolbox = Toolbox(library=args.library, web=args.web, python="python" in wanted, mcp_config=args.mcp,
+                      python_folder=paths.data_dir() / "python" / "server")
+    return ServerTools(toolbox, approve_changes=args.approve == "always")
 
 
 def main(argv: list[str] | None = None, stderr: TextIO = sys.stderr) -> int:
     args = parse_arguments(argv)
+    tools = None
     try:
         check_exposure(args.host, args.api_key)
-        folder = resolve_model(args.model, stderr)
+        folder = find_or_download_model(args.model, stderr)
+        tools = server_tools(args)
         store = ResponseStore(paths.data_dir() / "server" / "responses.sqlite3")
         print(f"Loading {folder} …", file=stderr)
         runner = EngineThread(lambda: Engine.load(folder, context_length=args.context, overflow="stop"),
                               max_waiting=args.max_queue)
-        settings = ServerSettings(model_id=args.model, aliases=(folder.name, str(folder)), api_key=args.api_key)
+        settings = ServerSettings(model_id=args.model, aliases=(folder.name, str(folder)), api_key=args.api_key,
+                                  tools=tools)
         server = RunningServer(create_app(runner, store, settings), args.host, args.port)
-    except (ValueError, hub.HubError, ModelFolderError, TokenizerFileError, EngineError, OSError) as error:
+    except (ValueError, hub.HubError, ModelFolderError, TokenizerFileError, EngineError, OSError,
+            McpConfigError) as error:
         print(f"gpt-oss-serve: {error}", file=stderr)
+        if tools is not None:
+            tools.close()
         return 2
     server.start()
     print(f"Serving {args.model} at {server.url} (Ctrl+C stops)", file=stderr)
@@ -55,6 +90,8 @@ def main(argv: list[str] | None = None, stderr: TextIO = sys.stderr) -> int:
         server.stop()
         runner.close()
         store.close()
+        if tools is not None:
+            tools.close()
 
 
 if __name__ == "__main__":

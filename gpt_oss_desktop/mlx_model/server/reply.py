@@ -1,17 +1,20 @@
 """The engine's harmony events read as the pieces both APIs report: reasoning (the analysis
-channel), visible text (final, or a commentary preamble) and function calls (a message with a
-recipient). Harmony markup never reaches a client: only the text inside messages does."""
+channel), visible text (final, or a commentary preamble), function calls (a message with a
+recipient) and calls to the tools the server runs itself (`--tools`: browser, python, MCP),
+which are answered within the same reply. Harmony markup never reaches a client: only the
+text inside messages does."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from ..events import Done, Event, MessageDone, MessageStart, Stats, TextDelta
+from ..events import Done, Event, MessageDone, MessageStart, Stats, TextDelta, ToolResult
 
-PartKind = Literal["reasoning", "text", "call"]
+PartKind = Literal["reasoning", "text", "call", "hosted"]
 FUNCTIONS_PREFIX = "functions."
 
 
@@ -31,6 +34,13 @@ class Part:
     text: str = ""
     call_id: str | None = None
     finished: bool = False
+    result: ToolResult | None = None  # a hosted call's answer, once the tool has run
+    call_message: dict | None = None  # a hosted call as the engine parsed it (harmony message dict)
+
+    @property
+    def round_messages(self) -> list[dict]:
+        """A hosted call and its answer as harmony messages, for rendering the turn again."""
+        return [self.call_message, self.result.message] if self.call_message and self.result else []
 
     @property
     def name(self) -> str:
@@ -56,13 +66,29 @@ class PartDone:
     part: Part
 
 
-PartEvent = PartStarted | PartDelta | PartDone
+@dataclass(frozen=True)
+class PartAnswered:
+    """A hosted call's tool has run (`part.result`)."""
+
+    part: Part
+
+
+PartEvent = PartStarted | PartDelta | PartDone | PartAnswered
+
+
+def _added(total: Stats, more: Stats) -> Stats:
+    """The figures of a reply that took several model calls (one per tool round)."""
+    return dataclasses.replace(more, prompt_tokens=total.prompt_tokens + more.prompt_tokens,
+                               cached_tokens=total.cached_tokens + more.cached_tokens,
+                               new_tokens=total.new_tokens + more.new_tokens, ttft_s=total.ttft_s)
 
 
 class ReplyReader:
-    """Feed engine events; get part events, and at the end the stats and why the reply ended."""
+    """Feed engine events; get part events, and at the end the stats (summed over tool rounds)
+    and why the reply ended. `hosted` says which recipients the server's own tools answer."""
 
-    def __init__(self) -> None:
+    def __init__(self, hosted: Callable[[str], bool] = lambda recipient: False) -> None:
+        self._hosted = hosted
         self.parts: list[Part] = []
         self.stats: Stats | None = None
         self.done: Done | None = None
@@ -70,7 +96,10 @@ class ReplyReader:
 
     def feed(self, event: Event) -> list[PartEvent]:
         if isinstance(event, MessageStart):
-            self._open = Part(len(self.parts), _kind(event), event.channel, event.recipient, event.content_type,
+            kind = _kind(event)
+            if kind == "call" and self._hosted(event.recipient):
+                kind = "hosted"
+            self._open = Part(len(self.parts), kind, event.channel, event.recipient, event.content_type,
                               call_id=new_id("call") if event.recipient else None)
             self.parts.append(self._open)
             return [PartStarted(self._open)]
@@ -81,11 +110,25 @@ class ReplyReader:
             part, self._open = self._open, None
             part.finished = True
             return [PartDone(part)]
-        if isinstance(event, Stats):
-            self.stats = event
+        if isinstance(event, ToolResult):
+            part = next((p for p in reversed(self.parts) if p.kind == "hosted" and p.result is None), None)
+            if part is not None:
+                part.result = event
+                return [PartAnswered(part)]
+        elif isinstance(event, Stats):
+            self.stats = event if self.stats is None else _added(self.stats, event)
         elif isinstance(event, Done):
             self.done = event
+            calls = [m for m in event.messages if m.get("recipient")]
+            hosted = [p for p in self.parts if p.kind == "hosted" and p.call_message is None]
+            if event.reason == "call" and calls and hosted:
+                hosted[-1].call_message = calls[-1]
         return []
+
+    @property
+    def tool_rounds(self) -> list[dict]:
+        """Every hosted call answered in this reply, with its answer, in order."""
+        return [message for part in self.parts for message in part.round_messages]
 
     @property
     def reasoning(self) -> str:

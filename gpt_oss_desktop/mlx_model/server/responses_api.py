@@ -20,6 +20,7 @@ from ..harmony import ReasoningLevel, assistant_message, user_message
 from ..structured import ResponseFormat
 from .errors import bad_request
 from .fields import Fields
+from .hosted_tools import ServerTools
 from .prompting import (
     ReplyChoice,
     call_message,
@@ -32,11 +33,12 @@ from .prompting import (
     text_of_parts,
     tool_choice,
 )
-from .reply import Part, PartDelta, PartDone, PartStarted, ReplyReader, new_id
+from .reply import Part, PartAnswered, PartDelta, PartDone, PartStarted, ReplyReader, new_id
 from .store import ResponseStore
 
 MESSAGE_ROLES = ("user", "assistant", "system", "developer")
 INPUT_TEXT_KINDS = ("input_text", "output_text", "text", "refusal")
+HOSTED_ITEM_TYPES = frozenset({"web_search_call", "code_interpreter_call", "mcp_call"})
 IGNORED_ITEM_TYPES = frozenset({
     # Hosted-tool items a client (Codex) may send back; they carry nothing this model can read.
     "web_search_call", "code_interpreter_call", "file_search_call", "computer_call", "computer_call_output",
@@ -141,6 +143,8 @@ def conversation_for(items: list[dict[str, Any]], request: ResponsesRequest, sta
                                   f"{item.path}.call_id")
             output = text_of_parts(item.data.get("output"), f"{item.path}.output", INPUT_TEXT_KINDS)
             messages.append(result_message(call_names[call_id], output))
+        elif kind in HOSTED_ITEM_TYPES and item.get("id", str):
+            messages += store.tool_rounds(item.get("id", str))  # a call this server's tools answered
         elif kind == "item_reference":
             raise bad_request(f"{item.path}: item_reference is not supported; send the item itself", item.path)
         elif kind not in IGNORED_ITEM_TYPES:
@@ -152,12 +156,13 @@ def conversation_for(items: list[dict[str, Any]], request: ResponsesRequest, sta
 class ResponseBuilder:
     """Engine events in; the response object and its stream events (numbered in order) out."""
 
-    def __init__(self, request: ResponsesRequest, model: str, count_tokens) -> None:
+    def __init__(self, request: ResponsesRequest, model: str, count_tokens, tools: ServerTools | None = None) -> None:
         self.request = request
-        self.reader = ReplyReader()
+        self.tools = tools
+        self.reader = ReplyReader(tools.runs) if tools else ReplyReader()
         self._count_tokens = count_tokens
         self._sequence = 0
-        self._item_ids: dict[int, str] = {}
+        self.item_ids: dict[int, str] = {}
         body = request.body
         self.response: dict[str, Any] = {
             "id": new_id("resp"),
@@ -205,22 +210,32 @@ class ResponseBuilder:
                 out += self._delta(part_event.part, part_event.text)
             elif isinstance(part_event, PartDone):
                 out += self._finished(part_event.part)
+            elif isinstance(part_event, PartAnswered):
+                out += self._answered(part_event.part)
         return out
 
     def _ids(self, part: Part) -> dict[str, Any]:
-        return {"item_id": self._item_ids[part.index], "output_index": part.index}
+        return {"item_id": self.item_ids[part.index], "output_index": part.index}
 
     def _started(self, part: Part) -> list[dict[str, Any]]:
-        self._item_ids[part.index] = new_id({"reasoning": "rs", "text": "msg", "call": "fc"}[part.kind])
+        prefix = {"reasoning": "rs", "text": "msg", "call": "fc"}.get(part.kind)
+        if self.tools is not None and part.kind == "hosted":
+            prefix = {"web_search_call": "ws", "code_interpreter_call": "ci", "mcp_call": "mcp"}[
+                self.tools.item_type(part)]
+        self.item_ids[part.index] = new_id(prefix)
         item = self._item(part, "in_progress")
         self.response["output"].append(item)
         added = self._event("response.output_item.added", output_index=part.index, item=item)
+        if part.kind == "hosted":
+            return [added, *self.tools.started(part, self._ids(part), self._event)]
         if part.kind == "call":
             return [added]
         return [added, self._event("response.content_part.added", **self._ids(part), content_index=0,
                                    part=self._content(part, ""))]
 
     def _delta(self, part: Part, text: str) -> list[dict[str, Any]]:
+        if part.kind == "hosted":
+            return self.tools.delta(part, self._ids(part), text, self._event)
         kind = {"reasoning": "response.reasoning_text.delta", "text": "response.output_text.delta",
                 "call": "response.function_call_arguments.delta"}[part.kind]
         fields = {"content_index": 0} if part.kind != "call" else {}
@@ -229,6 +244,9 @@ class ResponseBuilder:
         return [self._event(kind, **self._ids(part), **fields, delta=text)]
 
     def _finished(self, part: Part) -> list[dict[str, Any]]:
+        if part.kind == "hosted":  # written; the tool runs next, and its answer completes the item
+            self.response["output"][part.index] = self._item(part, "in_progress")
+            return self.tools.called(part, self._ids(part), self._event)
         item = self._item(part, "completed")
         self.response["output"][part.index] = item
         if part.kind == "call":
@@ -242,14 +260,22 @@ class ResponseBuilder:
                                   part=self._content(part, part.text))]
         return events + [self._event("response.output_item.done", output_index=part.index, item=item)]
 
+    def _answered(self, part: Part) -> list[dict[str, Any]]:
+        item = self._item(part, "completed" if part.result.ok else "failed")
+        self.response["output"][part.index] = item
+        return [*self.tools.answered(part, self._ids(part), self._event),
+                self._event("response.output_item.done", output_index=part.index, item=item)]
+
     def _content(self, part: Part, text: str) -> dict[str, Any]:
         if part.kind == "reasoning":
             return {"type": "reasoning_text", "text": text}
         return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
 
     def _item(self, part: Part, status: str) -> dict[str, Any]:
-        item_id = self._item_ids[part.index]
+        item_id = self.item_ids[part.index]
         finished = status != "in_progress"
+        if part.kind == "hosted":
+            return self.tools.item(part, item_id, status)
         if part.kind == "reasoning":
             return {"id": item_id, "type": "reasoning", "summary": [],
                     "content": [self._content(part, part.text)] if finished else [],
@@ -279,6 +305,9 @@ class ResponseBuilder:
         else:
             self.response["status"] = "failed"
             self.response["error"] = {"code": "server_error", "message": done.detail}
+        for part in reader.parts:  # a tool call the reply ended before answering (cancelled, round cap)
+            if part.kind == "hosted" and part.result is None:
+                self.response["output"][part.index] = self._item(part, "incomplete")
         if stats is not None:
             reasoning_tokens = reader.reasoning_tokens(self._count_tokens)
             self.response["usage"] = {

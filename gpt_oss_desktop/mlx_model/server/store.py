@@ -1,7 +1,8 @@
 """Stored responses (`store: true`) in SQLite, so `previous_response_id` chains survive a restart;
 and the chain of thought behind each function call the server reported, so a client that does
 not send reasoning back (most Chat Completions clients) still gets it rendered in the turn in
-progress, as gpt-oss needs."""
+progress, as gpt-oss needs; and the calls the server's own tools answered, which neither API
+carries back in full."""
 
 from __future__ import annotations
 
@@ -27,6 +28,11 @@ CREATE TABLE IF NOT EXISTS call_reasoning (
     call_id TEXT PRIMARY KEY,
     created_at INTEGER NOT NULL,
     reasoning TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tool_rounds (
+    key TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    messages TEXT NOT NULL
 );
 """
 
@@ -83,6 +89,17 @@ class ResponseStore:
         with self._lock:
             row = self._db.execute("SELECT reasoning FROM call_reasoning WHERE call_id = ?", (call_id,)).fetchone()
         return None if row is None else row[0]
+
+    def remember_tool_rounds(self, key: str, messages: list[dict[str, Any]]) -> None:
+        """The harmony messages of tool calls the server ran (call and result), under the id of
+        the item that reports them or of the client's call that followed, so a turn still in
+        progress is rendered again as the model wrote and read it."""
+        self._write("INSERT OR REPLACE INTO tool_rounds VALUES (?, ?, ?)", (key, int(time.time()), json.dumps(messages)))
+
+    def tool_rounds(self, key: str) -> list[dict[str, Any]]:
+        with self._lock:
+            row = self._db.execute("SELECT messages FROM tool_rounds WHERE key = ?", (key,)).fetchone()
+        return [] if row is None else json.loads(row[0])
 
     def close(self) -> None:
         with self._lock:

@@ -180,6 +180,10 @@ class McpServers:
             self.functions()
         return name in self._names
 
+    def origin(self, name: str) -> tuple[str, str] | None:
+        """(server, tool on it) that the function `name` calls, or None."""
+        return self._names[name] if self.has(name) else None
+
     def read_only(self, name: str) -> bool:
         server_name, tool_name = self._names.get(name, ("", ""))
         server = self._servers.get(server_name)

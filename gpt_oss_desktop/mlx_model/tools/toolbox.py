@@ -120,6 +120,30 @@ class Toolbox:
         own = [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in self._functions.values()]
         return own + (self.mcp.functions() if self.mcp else [])
 
+    def handles(self, recipient: str) -> bool:
+        """Whether a call to `recipient` runs here (a function the client of a server defined
+        does not: it is handed back to the client)."""
+        recipient = recipient.strip()
+        if recipient.startswith("browser."):
+            return self.browser is not None
+        if recipient in ("python", "functions.python") and self._kernel is not None:
+            return True
+        name = recipient.removeprefix("functions.")
+        return recipient.startswith("functions.") and (name in self._functions or
+                                                       (self.mcp is not None and self.mcp.has(name)))
+
+    def mcp_origin(self, recipient: str) -> tuple[str, str] | None:
+        """(MCP server, tool on it) a `functions.NAME` call goes to; None when it is no MCP tool."""
+        name = recipient.strip().removeprefix("functions.")
+        if self.mcp is None or name in self._functions or not recipient.strip().startswith("functions."):
+            return None
+        return self.mcp.origin(name)
+
+    def new_browser_session(self) -> None:
+        """Forget the pages opened so far (a server's next request is someone else's)."""
+        if self.browser is not None:
+            self.browser = Browser(self._library, self._web)
+
     def needs_approval(self, recipient: str) -> bool:
         """Whether a call runs code or may change something, so the user should consent first."""
         if recipient in ("python", "functions.python") and self._kernel is not None and "python" not in self._functions:
