@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from gpt_oss_desktop.mlx_model import models_dir
 
 from . import paths, theme
+from .local_server import LocalServer
 from .model_session import ModelSession
 from .run_record import RunRecord
 from .session import ChatSession
@@ -121,7 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings()
     engine = EngineHost()
     session = ChatSession(store, settings, engine, ModelSession(settings, engine, models_dir=models_dir()))
-    window = MainWindow(session, settings, models_dir())
+    local_server = LocalServer(engine, settings)
+    local_server.apply()  # on only if Settings › Local server says so
+    window = MainWindow(session, settings, models_dir(), local_server)
     window.show()
     if (notice := record.crash_notice()) is not None:
         log.warning("%s", notice)
@@ -140,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         window.show_model_dialog(first_run=True)
     code = app.exec()
+    local_server.stop()
     finished = engine.shutdown()
     session.save_unsaved()
     record.end(session.unsaved_reason)

@@ -67,6 +67,11 @@ class Key(Enum):
     PYTHON_CPU_SECONDS = ("tools/python_cpu_seconds", int, 600)
     PYTHON_TIMEOUT_SECONDS = ("tools/python_timeout_seconds", int, 120)
     MCP_DISABLED = ("tools/mcp_disabled", str, "{}")  # JSON: server → null (all off) or its tools off
+    # Settings › Local server: the OpenAI-compatible server on the loaded model (off by default)
+    SERVER_ENABLED = ("server/enabled", bool, False)
+    SERVER_HOST = ("server/host", str, "127.0.0.1")  # anything but loopback needs the key
+    SERVER_PORT = ("server/port", int, 8000)
+    SERVER_API_KEY = ("server/api_key", str, "")
     WINDOW_GEOMETRY = ("window/geometry", bytes, b"")
     WINDOW_STATE = ("window/state", bytes, b"")
 

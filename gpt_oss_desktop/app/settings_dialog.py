@@ -1,5 +1,6 @@
 """Settings (⌘,): the model, sampling, reply length, context length, developer instructions, how
-the weights are held in memory (with the estimate of what the chosen model needs), and the tools."""
+the weights are held in memory (with the estimate of what the chosen model needs), the tools and
+the local server."""
 
 from __future__ import annotations
 
@@ -38,7 +39,9 @@ from gpt_oss_desktop.mlx_model import (
 
 from .chat_view import REASONING_LEVEL_NAMES
 from .fit_check import FitCheck
+from .local_server import LocalServer
 from .model_session import display_name
+from .server_settings import LocalServerGroup
 from .settings import (
     DENSE_BIT_WIDTHS,
     EMBEDDING_PLACES,
@@ -91,7 +94,8 @@ def _longest_context_note(plan: LoadPlan) -> str:
 
 
 class SettingsDialog(QDialog):
-    def __init__(self, settings: Settings, models_dir: Path, parent: QWidget | None = None) -> None:
+    def __init__(self, settings: Settings, models_dir: Path, parent: QWidget | None = None,
+                 local_server: LocalServer | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("SettingsDialog")
         self.setWindowTitle("Settings")
@@ -156,6 +160,9 @@ class SettingsDialog(QDialog):
         fields = QVBoxLayout(page)
         fields.addLayout(form)
         fields.addWidget(self._memory_group())
+        self.server_group = LocalServerGroup(settings, local_server) if local_server is not None else None
+        if self.server_group is not None:
+            fields.addWidget(self.server_group)
         fields.addWidget(note)
         self.tools = ToolsSettings(settings)
         fields.addWidget(self.tools)
@@ -285,6 +292,11 @@ class SettingsDialog(QDialog):
             self._show_memory_estimate()
 
     def accept(self) -> None:
+        problem = self.server_group.problem() if self.server_group is not None else None
+        if problem:
+            self.server_group.status.setText(problem)
+            self.scroll.ensureWidgetVisible(self.server_group)
+            return
         self.settings.set_value(Key.MODEL, self.model.text().strip())
         self.settings.set_value(Key.CONTEXT_LENGTH, int(self.context.currentData()))
         self.settings.set_value(Key.TEMPERATURE, self.temperature.value())
@@ -297,5 +309,7 @@ class SettingsDialog(QDialog):
         self.settings.set_value(Key.DENSE_BITS, self.dense_bits.currentData())
         self.settings.set_value(Key.EXPERT_BUDGET_GIB, self.expert_budget.value())
         self.tools.save()
+        if self.server_group is not None:
+            self.server_group.save()
         self.settings.sync()
         super().accept()

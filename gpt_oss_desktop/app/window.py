@@ -39,6 +39,7 @@ from gpt_oss_desktop.mlx_model import (
 from . import theme
 from .approval_dialog import ApprovalDialog
 from .chat_view import REASONING_LEVEL_NAMES, ChatView
+from .local_server import LocalServer
 from .model_dialog import ModelDialog
 from .reasoning_panel import ReasoningPanel
 from .reasoning_toggle import ReasoningToggle
@@ -99,12 +100,14 @@ class Banner(QFrame):
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, session: ChatSession, settings: Settings, models_dir: Path) -> None:
+    def __init__(self, session: ChatSession, settings: Settings, models_dir: Path,
+                 local_server: LocalServer | None = None) -> None:
         super().__init__()
         self.session = session
         self.model = session.model
         self.settings = settings
         self.models_dir = models_dir
+        self.local_server = local_server
         self.setObjectName("MainWindow")
         self.setWindowIcon(theme.app_icon())
         self.setUnifiedTitleAndToolBarOnMac(True)
@@ -500,7 +503,7 @@ class MainWindow(QMainWindow):
             return settings.value(Key.MODEL), settings.value(Key.CONTEXT_LENGTH), settings.load_options()
 
         before = load_settings()
-        if SettingsDialog(self.settings, self.models_dir, self).exec():
+        if SettingsDialog(self.settings, self.models_dir, self, self.local_server).exec():
             after = load_settings()
             if after[0] and after != before and not self.session.busy:
                 self.open_model(after[0])

@@ -173,6 +173,15 @@ class EngineWorker(QObject):
         self.tools.close(conversation_id)
 
     @Slot(object)
+    def run(self, job: Callable[[Any], None]) -> None:
+        """Run `job(engine)` here (None while no model is loaded): the local server's requests,
+        queued in turn with the chat's replies."""
+        try:
+            job(self._engine)
+        except Exception:  # a job reports its own failures; the thread must survive
+            log.exception("engine job failed")
+
+    @Slot(object)
     def measure(self, chat: Chat) -> None:
         """How much of the context a chat takes (for the status bar)."""
         if self._engine is None:
@@ -202,6 +211,7 @@ class EngineHost(QObject):
     _reply = Signal(int, object, object, object)
     _close_tools = Signal(int)
     _measure = Signal(object)
+    _run = Signal(object)
 
     def __init__(self, worker: EngineWorker | None = None) -> None:
         super().__init__()
@@ -211,6 +221,7 @@ class EngineHost(QObject):
         self._reply.connect(self.worker.reply)
         self._close_tools.connect(self.worker.close_tools)
         self._measure.connect(self.worker.measure)
+        self._run.connect(self.worker.run)
         self.thread = start_in_thread(self.worker, "engine")
         # The chats' kernels and MCP servers stop on the engine thread as it ends (on quit).
         self.thread.finished.connect(self.worker.tools.close_all, Qt.ConnectionType.DirectConnection)
@@ -236,6 +247,10 @@ class EngineHost(QObject):
 
     def measure(self, chat: Chat) -> None:
         self._measure.emit(chat)
+
+    def run(self, job: Callable[[Any], None]) -> None:
+        """Thread-safe: queue `job(engine)` on the engine thread, after what is queued already."""
+        self._run.emit(job)
 
     def shutdown(self, timeout_ms: int = 5000) -> bool:
         """Stop the thread; False if it is still inside a call that cannot be interrupted."""

@@ -1,0 +1,128 @@
+"""Settings › Local server, offscreen, on the real engine over the tiny trained model: turned on,
+the openai client gets answers from the model the app holds while the app's own chat replies
+on the same engine, the dialog shows the requests in flight, and turned off the port closes."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import openai
+import pytest
+from PySide6.QtCore import Qt
+from support.harmony_model import EXCHANGES, START_DATE
+from test_app_with_engine import REPLY_TIMEOUT_MS, App
+
+from gpt_oss_desktop.app.local_server import LocalServer
+from gpt_oss_desktop.app.server_settings import LocalServerGroup
+from gpt_oss_desktop.app.settings import Key
+from gpt_oss_desktop.app.settings_dialog import SettingsDialog
+from gpt_oss_desktop.mlx_model.events import Done
+
+SUM, COLOUR = EXCHANGES["sum"], EXCHANGES["colour"]
+
+
+@pytest.fixture
+def greedy(settings):
+    """Settings under which the tiny model answers its script (as in test_app_with_engine)."""
+    settings.set_value(Key.TEMPERATURE, 0.0)
+    settings.set_value(Key.MAX_NEW_TOKENS, 80)
+    settings.set_value(Key.CONTEXT_LENGTH, 1024)
+    return settings
+
+
+@pytest.fixture
+def app(qtbot, greedy, store, data_dir, harmony_model_dir):
+    started = App(qtbot, store, greedy, data_dir / "models", harmony_model_dir)
+    yield started
+    started.close()
+
+
+@pytest.fixture
+def local_server(app: App, greedy):
+    server = LocalServer(app.engine, greedy, start_date=lambda: START_DATE)  # the tiny model's date
+    server._on_loaded(app.engine.worker.engine.info)  # the model loaded before this controller existed
+    yield server
+    server.stop()
+
+
+def turn_on(settings, server: LocalServer, **values) -> None:
+    settings.set_value(Key.SERVER_ENABLED, True)
+    settings.set_value(Key.SERVER_PORT, 0)  # any free port
+    for key, value in values.items():
+        settings.set_value(Key[key], value)
+    server.apply()
+
+
+def test_off_by_default(app: App, local_server: LocalServer) -> None:
+    local_server.apply()
+    assert not local_server.running and local_server.url == ""
+
+
+def test_the_server_answers_from_the_model_the_app_holds(app: App, local_server: LocalServer, greedy, qtbot) -> None:
+    turn_on(greedy, local_server, SERVER_API_KEY="secret")
+    assert local_server.running and local_server.url.startswith("http://127.0.0.1:")
+    client = openai.OpenAI(base_url=local_server.url, api_key="secret", max_retries=0)
+    model_id = app.engine.worker.engine.info.name
+    assert [m.id for m in client.models.list().data] == [model_id]
+
+    group = LocalServerGroup(greedy, local_server)
+    qtbot.addWidget(group)
+    assert group.url.text() == local_server.url and group.status.text().startswith("Running · 0 requests")
+
+    engine = app.engine.worker.engine
+    reply = engine.reply
+    gate = threading.Event()
+
+    def held_reply(*args, **kwargs):  # holds the server's reply mid-stream until the test has looked
+        for event in reply(*args, **kwargs):
+            if isinstance(event, Done):
+                gate.wait(30)
+            yield event
+
+    answers: list = []
+    engine.reply = held_reply
+    try:
+        asking = threading.Thread(target=lambda: answers.append(client.chat.completions.create(
+            model=model_id, messages=[{"role": "user", "content": SUM.question}], temperature=0,
+            reasoning_effort="medium")))
+        asking.start()
+        qtbot.waitUntil(lambda: local_server.in_flight == 1, timeout=REPLY_TIMEOUT_MS)
+        qtbot.waitUntil(lambda: "1 request in flight" in group.status.text(), timeout=5000)
+        # the app's chat asks meanwhile: it waits its turn on the same engine thread
+        chat_id = app.open_new_chat("medium")
+        composer = app.window.chat.composer
+        composer.input.setPlainText(COLOUR.question)
+        qtbot.keyClick(composer.input, Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: app.session.busy, timeout=5000)
+        time.sleep(0.3)
+        assert local_server.in_flight == 1 and not answers  # the server's reply still holds the engine
+    finally:
+        gate.set()
+        asking.join(60)
+        engine.reply = reply
+    qtbot.waitUntil(lambda: not app.session.busy, timeout=REPLY_TIMEOUT_MS)
+    assert answers[0].choices[0].message.content == SUM.final
+    assert answers[0].choices[0].message.model_extra["reasoning"] == SUM.analysis
+    assert app.store.messages(chat_id)[-1].content == COLOUR.final
+    qtbot.waitUntil(lambda: group.status.text().startswith("Running · 0 requests"), timeout=5000)
+
+    greedy.set_value(Key.SERVER_ENABLED, False)
+    local_server.apply()
+    assert not local_server.running and group.status.text() == "Off"
+    with pytest.raises(openai.APIConnectionError):
+        client.models.list()
+
+
+def test_a_network_address_needs_a_key(app: App, local_server: LocalServer, greedy, qtbot, data_dir) -> None:
+    turn_on(greedy, local_server, SERVER_HOST="0.0.0.0")
+    assert not local_server.running and "0.0.0.0" in local_server.error
+    dialog = SettingsDialog(greedy, data_dir / "models", None, local_server)
+    qtbot.addWidget(dialog)
+    group = dialog.server_group
+    group.enabled.setChecked(True)
+    group.host.setCurrentIndex(group.host.findData("0.0.0.0"))
+    group.key.setText("")
+    dialog.accept()
+    assert dialog.result() == 0 and "API key" in group.status.text()  # stays open, says why
+
