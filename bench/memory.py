@@ -16,7 +16,7 @@ about 16 hours on this CPU; the fill takes seconds.
     python bench/memory.py --shape 120b --configs none --fit-mac-gib 64 --context 8192 --no-peer
 
 `--fit-mac-gib 16,64` adds, per size, the options the app's automatic mode picks on a Mac with
-that much memory (`mlx_model.memory.fitting_options` at the run's context length).
+that much memory (`mlx_model.plan_load` at the run's context length, as the app plans a load).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from gpt_oss_desktop.mlx_model.memory import fitting_options, usable_memory_bytes
+from gpt_oss_desktop.mlx_model import plan_load
 
 GIB = 1024**3
 CACHE = Path.home() / ".cache" / "gpt-oss-desktop" / "bench-models"
@@ -71,10 +71,7 @@ def fill(caches, count, update, heads, head_dim, dtype, chunk):
 _OURS = _PEAK_RSS + _FILL + r"""
 import hashlib, json, sys, time
 import mlx.core as mx, numpy as np
-from gpt_oss_desktop.mlx_model import load
-from gpt_oss_desktop.mlx_model.loader import LoadOptions
-from gpt_oss_desktop.mlx_model.forward import ForwardPass
-from gpt_oss_desktop.mlx_model.prompt_cache import PromptCache
+from gpt_oss_desktop.mlx_model import ForwardPass, LoadOptions, PromptCache, load
 folder, options = sys.argv[1], json.loads(sys.argv[2])
 prompt_tokens, new_tokens, chunk, context = (int(a) for a in sys.argv[3:7])
 started = time.perf_counter()
@@ -156,7 +153,7 @@ def run(script: str, *args: str) -> dict:
 def checkpoint(shape: str | None, model: str | None) -> Path:
     if model:
         return Path(model)
-    from gpt_oss_desktop.mlx_model.checkpoint_writer import write_random_checkpoint
+    from gpt_oss_desktop.mlx_model import write_random_checkpoint
 
     folder = CACHE / shape
     if not (folder / "config.json").exists():
@@ -187,11 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     configs = {name: dict(CONFIGS[name]) for name in args.configs.split(",") if name != "none"}
     context = max(args.context, args.prompt_tokens)
     for mac in filter(None, args.fit_mac_gib.split(",")):
-        fit = fitting_options(folder, context, usable_memory_bytes(int(float(mac) * GIB)))
-        if fit is None:
+        plan = plan_load(folder, context, total_ram=int(float(mac) * GIB))
+        if not plan.fits:
             print(f"nothing fits a {mac} GiB Mac at {context} tokens", file=sys.stderr)
         else:
-            configs[f"fit {mac} GiB Mac"] = asdict(fit)
+            configs[f"fit {mac} GiB Mac"] = asdict(plan.options)
 
     results: dict[str, dict] = {}
     if not args.no_peer:

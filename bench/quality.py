@@ -18,9 +18,7 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 
-from gpt_oss_desktop.mlx_model import load
-from gpt_oss_desktop.mlx_model.checkpoint_writer import SHAPES, tiny_config, write_random_checkpoint
-from gpt_oss_desktop.mlx_model.loader import LoadOptions
+from gpt_oss_desktop.mlx_model import SHAPES, LoadOptions, load, tiny_config, write_random_checkpoint
 
 CACHE = Path.home() / ".cache" / "gpt-oss-desktop" / "bench-models"
 MID = tiny_config(hidden_size=2880, intermediate_size=2880, head_dim=64, num_attention_heads=64,

@@ -31,8 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from gpt_oss_desktop.mlx_model import Chat
-    from gpt_oss_desktop.mlx_model.tokenizer import Tokenizer
+    from gpt_oss_desktop.mlx_model import Chat, Tokenizer
 
 # mlx_model and mlx_lm are imported inside the functions that use them: each worker process
 # loads only its own engine's libraries, so neither engine's memory includes the other's.
@@ -89,9 +88,9 @@ class Plan:
 
 def _render(conversation: Chat, tokenizer: Tokenizer) -> list[int]:
     """The prompt exactly as the engine renders it (completed chains of thought dropped)."""
-    from gpt_oss_desktop.mlx_model.harmony import drop_completed_chain_of_thought, render_for_completion
+    from gpt_oss_desktop.mlx_model import render_prompt
 
-    return render_for_completion(drop_completed_chain_of_thought(conversation.harmony_messages()), tokenizer)
+    return render_prompt(conversation, tokenizer)
 
 
 def _first_prompt(tokenizer: Tokenizer, opening: str) -> list[int]:
@@ -121,9 +120,7 @@ def _opening_message(tokenizer: Tokenizer, prompt_tokens: int) -> str:
 def make_plan(model: Path, *, prompt_tokens: int, turns: int, new_tokens: int) -> Plan:
     """The chat both engines run: the opening message of `prompt_tokens`, then short follow-ups,
     the history keeping a fixed reply to each earlier turn."""
-    from gpt_oss_desktop.mlx_model import Chat
-    from gpt_oss_desktop.mlx_model.harmony import assistant_message
-    from gpt_oss_desktop.mlx_model.tokenizer import load_tokenizer
+    from gpt_oss_desktop.mlx_model import Chat, assistant_message, load_tokenizer
 
     if turns < 1:
         raise BenchError("--turns must be at least 1")
@@ -208,11 +205,7 @@ def run_ours(plan: Plan) -> RunResult:
     cache kept across turns; after each turn the history keeps the plan's fixed reply."""
     import mlx.core as mx
 
-    from gpt_oss_desktop.mlx_model import Chat
-    from gpt_oss_desktop.mlx_model.engine import Engine
-    from gpt_oss_desktop.mlx_model.events import Done, Stats
-    from gpt_oss_desktop.mlx_model.harmony import assistant_message
-    from gpt_oss_desktop.mlx_model.sampling import SamplingSettings
+    from gpt_oss_desktop.mlx_model import Chat, Done, Engine, SamplingSettings, Stats, assistant_message
 
     import_rss = _peak_rss_bytes()
     started = time.perf_counter()
@@ -344,7 +337,7 @@ def format_table(summary: dict[str, dict[str, float]], turns: int) -> str:
 
 def describe_run(plan: Plan, runs: list[RunResult]) -> str:
     """What was measured, in words: the model, prompt sizes, how each engine carried the chat."""
-    from gpt_oss_desktop.mlx_model.config import ModelConfig
+    from gpt_oss_desktop.mlx_model import ModelConfig
 
     config = ModelConfig.from_folder(plan.model)
     first, last = plan.turns[0], plan.turns[-1]
@@ -384,8 +377,7 @@ def describe_run(plan: Plan, runs: list[RunResult]) -> str:
 def random_checkpoint(shape: str, cache: Path = CACHE) -> Path:
     """A random checkpoint of `shape` in the Hub layout, written once and reused (the same seed
     and shards as bench/memory.py, so the two benchmarks share their folders)."""
-    from gpt_oss_desktop.mlx_model.checkpoint_writer import write_random_checkpoint
-    from gpt_oss_desktop.mlx_model.config import ModelConfig
+    from gpt_oss_desktop.mlx_model import ModelConfig, write_random_checkpoint
 
     folder = cache / SHAPE_FOLDERS[shape]
     if folder.exists():

@@ -36,8 +36,7 @@ from pathlib import Path
 
 import mlx.core as mx
 
-from gpt_oss_desktop.mlx_model import Chat, Engine, ResponseFormat, SamplingSettings, Stats
-from gpt_oss_desktop.mlx_model.structured import StructuredDecoder
+from gpt_oss_desktop.mlx_model import Chat, Engine, ResponseFormat, SamplingSettings, Stats, StructuredDecoder
 
 SCHEMA = {
     "type": "object",

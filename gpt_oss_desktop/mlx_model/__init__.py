@@ -21,6 +21,7 @@ from .events import (
     ToolCall,
     ToolResult,
 )
+from .forward import ForwardPass
 from .harmony import (
     INCOMPLETE,
     ReasoningLevel,
@@ -50,8 +51,10 @@ from .loader import LoadOptions, load
 from .memory import MemoryEstimate, total_memory_bytes, usable_memory_bytes
 from .model import Model
 from .paths import APPLICATION_NAME, DATA_DIR_ENV, data_dir, models_dir
+from .prompt import render_prompt
+from .prompt_cache import PromptCache
 from .sampling import SamplingSettings
-from .structured import ResponseFormat, StructuredOutputError, check_schema
+from .structured import ResponseFormat, StructuredDecoder, StructuredOutputError, StructuredPlan, check_schema
 from .tokenizer import Tokenizer, TokenizerFileError, load_tokenizer
 from .units import GIB, format_bytes
 
@@ -64,12 +67,18 @@ __all__ = [
     "Chat", "REASONING_LEVELS", "ReasoningLevel", "SamplingSettings",
     # structured outputs: Engine.reply(response_format=...), strict tools, their errors
     "ResponseFormat", "StructuredOutputError", "check_schema",
+    # what Engine.structured_plan returns, and what holds a reply to it (bench/structured.py times its masks)
+    "StructuredPlan", "StructuredDecoder",
     "assistant_message", "developer_message", "system_message", "text_of", "tool_result_message", "user_message",
     # a message cut short (stopped, a limit, a kill): marked, and given back to the model as such
     "INCOMPLETE", "is_incomplete",
     # what a reply streams
     "Event", "MessageStart", "TextDelta", "MessageDone", "ToolCall", "ParseWarning", "Stats", "Done", "DoneReason",
     "ExpertPaging",
+    # the prompt the engine renders for a chat, without loading a model (a peer in bench/ reads the same tokens)
+    "render_prompt",
+    # below the engine: one forward pass over a KV cache (bench/memory.py fills the cache to a context length)
+    "ForwardPass", "PromptCache",
     # loading, and planning a load to fit memory
     "LoadOptions", "LoadPlan", "plan_load", "memory_summary", "MemoryEstimate",
     "total_memory_bytes", "usable_memory_bytes", "GIB", "format_bytes",
@@ -85,9 +94,11 @@ __all__ = [
     "SearxngSearch", "sandbox_problem", "load_mcp_config",
     # the local OpenAI-compatible server, on an engine the caller's thread drives
     "start_server", "ServerHandle", "ServerSettings", "check_exposure", "is_loopback",
+    # development: random checkpoints in the Hub layout, for tests and benchmarks (nothing run time imports it)
+    "write_random_checkpoint", "tiny_config", "SHAPES",
 ]
 
-_TOOL_NAMES = {
+_LAZY_NAMES = {
     "Toolbox": "tools", "FunctionTool": "tools", "ToolOutcome": "tools", "Citation": "tools", "Limits": "tools",
     "SandboxUnavailable": "tools", "McpConfigError": "tools", "ServerStatus": "tools",
     "ApprovalRequest": "tool_loop", "declare_tools": "tool_loop", "reply_with_tools": "tool_loop",
@@ -95,14 +106,15 @@ _TOOL_NAMES = {
     "sandbox_problem": "tools", "load_mcp_config": "tools",
     "start_server": "server", "ServerHandle": "server", "ServerSettings": "server", "check_exposure": "server",
     "is_loopback": "server",
+    "write_random_checkpoint": "checkpoint_writer", "tiny_config": "checkpoint_writer", "SHAPES": "checkpoint_writer",
 }
 
 
 def __getattr__(name: str):
-    """The tool and server names, imported on first use: HTML, PDF and MCP libraries, Starlette
-    and uvicorn need not load with the engine."""
-    if name in _TOOL_NAMES:
+    """The tool, server and checkpoint-writer names, imported on first use: HTML, PDF and MCP
+    libraries, Starlette and uvicorn need not load with the engine."""
+    if name in _LAZY_NAMES:
         import importlib
 
-        return getattr(importlib.import_module(f".{_TOOL_NAMES[name]}", __name__), name)
+        return getattr(importlib.import_module(f".{_LAZY_NAMES[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .chat import Chat
 from .harmony import render_message
 from .harmony.messages import plain
 from .harmony.render import has_function_tools
@@ -107,3 +108,10 @@ class ToolContinuation:
         if rendered.context(0, self.message_count) != self.context:
             return None
         return rendered.continued(self.written, self.message_count)
+
+
+def render_prompt(chat: Chat, tokenizer: Tokenizer) -> list[int]:
+    """The prompt the engine renders for `chat`'s next reply (no response format, no tool-call
+    continuation, before any fitting to the context), without loading a model: what a peer
+    engine is fed in bench/speed.py, so both read the same tokens."""
+    return RenderedChat(tokenizer, chat.header_messages(), chat.messages).prompt()

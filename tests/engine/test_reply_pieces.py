@@ -10,7 +10,16 @@ import mlx.core as mx
 import pytest
 from support.harmony_model import EXCHANGES, START_DATE, WEATHER_QUESTION, WEATHER_RESULT, WEATHER_TOOL
 
-from gpt_oss_desktop.mlx_model import Chat, Done, Engine, SamplingSettings, Stats, assistant_message, text_of
+from gpt_oss_desktop.mlx_model import (
+    Chat,
+    Done,
+    Engine,
+    SamplingSettings,
+    Stats,
+    assistant_message,
+    render_prompt,
+    text_of,
+)
 from gpt_oss_desktop.mlx_model import prompt as prompt_module
 from gpt_oss_desktop.mlx_model.harmony import drop_completed_chain_of_thought, render_for_completion
 
@@ -54,6 +63,12 @@ def test_every_prompt_of_a_rendered_chat_equals_rendering_that_chat(engine: Engi
     assert engine.render(plain).header_edges == [
         len(render_for_completion(plain_header[:count], engine.tokenizer)) - 2 for count in (1, 2)
     ]
+
+
+def test_render_prompt_is_the_prompt_the_engine_reads_without_a_model(engine: Engine) -> None:
+    chat = three_turns()
+    assert render_prompt(chat, engine.tokenizer) == engine.prompt_tokens(chat) == render_for_completion(
+        drop_completed_chain_of_thought(chat.harmony_messages()), engine.tokenizer)
 
 
 def test_a_reply_renders_each_message_once(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
