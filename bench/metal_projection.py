@@ -14,8 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from gpt_oss_desktop.mlx_model.config import PUBLISHED, ModelConfig
-from gpt_oss_desktop.mlx_model.kernels import moe_cost
+from gpt_oss_desktop.mlx_model import PUBLISHED, ModelConfig, moe_cost
 
 # Stated assumptions (Apple GPU families 7-9, M1-M4), from philipturner/metal-benchmarks
 # (README, "On-Chip Memory": per core, 384-3072 threads and ~60 KB of threadgroup memory; Metal's

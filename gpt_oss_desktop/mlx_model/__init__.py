@@ -45,7 +45,7 @@ from .hub import (
     plan_download,
     resolve_model,
 )
-from .kernels import KernelCheck, KernelVerdict, check_kernels
+from .kernels import KernelCheck, KernelVerdict, check_kernels, moe_cost
 from .load_plan import LoadPlan, memory_summary, plan_load
 from .loader import LoadOptions, load
 from .memory import MemoryEstimate, total_memory_bytes, usable_memory_bytes
@@ -63,6 +63,8 @@ __all__ = [
     "Engine", "EngineError", "ModelInfo", "OverflowPolicy",
     # the custom kernels' self-check (ModelInfo.kernel_check; gpt-oss-chat --check-kernels)
     "KernelCheck", "KernelVerdict", "check_kernels",
+    # the MoE kernels' cost model (bench/metal_projection.py projects Apple-GPU time from it)
+    "moe_cost",
     # what a reply is asked with
     "Chat", "REASONING_LEVELS", "ReasoningLevel", "SamplingSettings",
     # structured outputs: Engine.reply(response_format=...), strict tools, their errors
