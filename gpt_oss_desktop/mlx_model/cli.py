@@ -408,18 +408,20 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextI
 
     def answer(text: str) -> None:
         conversation.add_user(text)
-        if args.raw:  # what the model reads this turn beyond what its cache already holds
-            prompt = engine.prompt_tokens(conversation)
-            printer.token(engine.tokenizer.decode(prompt[engine.caches.reusable_prefix(prompt):]))
         printer.reset()
-        on_token = (lambda token_id: printer.token(engine.tokenizer.decode([token_id]))) if args.raw else None
+        on_token = on_prompt = None
+        if args.raw:  # the prompt the reply renders, beyond what the cache holds, then each token
+            on_token = lambda token_id: printer.token(engine.tokenizer.decode([token_id]))  # noqa: E731
+            on_prompt = lambda prompt: printer.token(  # noqa: E731
+                engine.tokenizer.decode(prompt[engine.caches.reusable_prefix(prompt):]))
         cancel = threading.Event()
         try:
             with _ctrl_c_stops(cancel):
-                events = (engine.reply(conversation, sampling, cancel, on_token=on_token, response_format=response_format)
+                events = (engine.reply(conversation, sampling, cancel, on_token=on_token, response_format=response_format,
+                                       on_prompt=on_prompt)
                           if toolbox is None else
                           reply_with_tools(engine, conversation, toolbox, sampling, cancel=cancel, approve=approve,
-                                           on_token=on_token, response_format=response_format))
+                                           on_token=on_token, response_format=response_format, on_prompt=on_prompt))
                 for event in events:
                     printer.event(event)
                     if isinstance(event, Done):

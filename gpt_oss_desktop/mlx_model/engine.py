@@ -294,12 +294,14 @@ class Engine:
         logits_processors: Sequence[LogitsProcessor] = (),
         response_format: ResponseFormat | None = None,
         tool_choice: ToolChoice = "auto",
+        on_prompt: Callable[[list[int]], None] | None = None,
     ) -> Iterator[Event]:
         """Generate the assistant's next reply as events, ending with Stats and Done.
 
         The generated messages (on cancel or at the token limit, the unfinished one too, marked
         `status: "incomplete"`) are appended to `chat.messages` before Done is yielded. `on_token` sees every sampled id
-        first (the terminal's --raw view); `logits_processors` shape every token's logits
+        first and `on_prompt` the prompt as fitted to the context, once, before its prefill (the
+        terminal's --raw view: nothing is rendered again for it); `logits_processors` shape every token's logits
         (see decode.LogitsProcessor). With `response_format` the final answer is held to it (the
         reasoning runs free); strict tools (`"strict": true`) hold their calls' arguments;
         `tool_choice` "required" or a recipient (`"functions.NAME"`) makes the reply a call;
@@ -325,6 +327,8 @@ class Engine:
             return
         prompt, dropped = fitted
         self.last_prompt = prompt
+        if on_prompt is not None:
+            on_prompt(prompt)
         pooled = self.caches.take(prompt)
         forward = ForwardPass(self.model, pooled.cache, self.chunk_size)
 

@@ -56,6 +56,7 @@ def reply_with_tools(
     on_token: Callable[[int], None] | None = None,
     response_format: ResponseFormat | None = None,
     only_own_calls: bool = False,
+    on_prompt: Callable[[list[int]], None] | None = None,
 ) -> Iterator[Event]:
     """`Engine.reply`'s events for every round, with a ToolResult after each call it answers
     (the answer that ends the turn held to `response_format`).
@@ -68,7 +69,8 @@ def reply_with_tools(
     rounds = 0
     while True:
         done: Done | None = None
-        for event in engine.reply(chat, sampling, cancel, on_token, response_format=response_format):
+        for event in engine.reply(chat, sampling, cancel, on_token, response_format=response_format,
+                                  on_prompt=on_prompt):
             if isinstance(event, Done):
                 done = event
             yield event

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from support.harmony_model import EXCHANGES, START_DATE
 
+from gpt_oss_desktop.mlx_model import Engine
 from gpt_oss_desktop.mlx_model.cli import main
 from gpt_oss_desktop.mlx_model.memory import experts_bytes
 
@@ -46,12 +47,18 @@ def test_json_prints_one_event_per_line(harmony_model_dir: Path) -> None:
     assert "".join(e["text"] for e in events if e["type"] == "TextDelta" and e["channel"] == "final") == "Blue."
 
 
-def test_raw_shows_the_harmony_text(harmony_model_dir: Path) -> None:
+def test_raw_shows_the_harmony_text(harmony_model_dir: Path, monkeypatch) -> None:
+    renders: list[Engine] = []
+    render = Engine.render
+    monkeypatch.setattr(Engine, "render", lambda engine, *args: renders.append(engine) or render(engine, *args))
     code, out, _ = chat(harmony_model_dir, "--raw", "--reasoning", "low", "--prompt", EXCHANGES["sum"].question)
     assert code == 0
     assert out.startswith("<|start|>system<|message|>")
     assert "Reasoning: low" in out
     assert out.endswith(f"<|start|>assistant<|channel|>final<|message|>{EXCHANGES['sum'].final}<|return|>")
+    engine = renders[0]
+    assert len(renders) == 1, "the prompt shown is the reply's own rendering, not a second one"
+    assert out.startswith(engine.tokenizer.decode(engine.last_prompt)), "it shows what the model read"
 
 
 def test_interactive_turns_reuse_the_cache_and_switch_level(harmony_model_dir: Path) -> None:
