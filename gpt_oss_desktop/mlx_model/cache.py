@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import mlx.core as mx
 
+from .kernels.layout import QuantizedKV, quantize_kv
+
 _GROWTH_STEP = 256
 
 
@@ -32,32 +34,63 @@ class _KeyValues:
         return [] if self.keys is None else [self.keys, self.values]
 
 
-class FullCache(_KeyValues):
-    """Every key and value so far, in a buffer that grows in steps so appends stay cheap."""
+KV_BITS = (16, 8)
 
-    def update(self, keys: mx.array, values: mx.array) -> tuple[mx.array, mx.array]:
+
+class FullCache:
+    """Every key and value so far, in buffers that grow in steps so appends stay cheap.
+
+    `bits` 16 keeps them in the model's dtype; 8 keeps int8 values and a float32 scale per head
+    and token (kernels.QuantizedKV), quantised as they are appended, so the attention kernels
+    read about half the bytes. `state` is plain arrays either way: keys, values at 16 bits;
+    key values, key scales, value values, value scales at 8.
+    """
+
+    def __init__(self, bits: int = 16) -> None:
+        if bits not in KV_BITS:
+            raise ValueError(f"kv_bits must be 16 or 8, not {bits!r}")
+        self.bits = bits
+        self._buffers: list[mx.array] = []
+        self.offset = 0
+
+    def update(
+        self, keys: mx.array, values: mx.array
+    ) -> tuple[mx.array, mx.array] | tuple[QuantizedKV, QuantizedKV]:
         """Append [B, H, L, D] keys and values; return all of them so far."""
-        length = keys.shape[2]
-        end = self.offset + length
-        if self.keys is None or end > self.keys.shape[2]:
+        if self.bits == 8:
+            quantized_keys, quantized_values = quantize_kv(keys), quantize_kv(values)
+            parts = [quantized_keys.values, quantized_keys.scales, quantized_values.values, quantized_values.scales]
+        else:
+            parts = [keys, values]
+        end = self.offset + keys.shape[2]
+        if not self._buffers or end > self._buffers[0].shape[2]:
             capacity = ((end + _GROWTH_STEP - 1) // _GROWTH_STEP) * _GROWTH_STEP
-            shape = (*keys.shape[:2], capacity, keys.shape[3])
-            grown_keys = mx.zeros(shape, keys.dtype)
-            grown_values = mx.zeros(shape, values.dtype)
-            if self.keys is not None and self.offset:
-                grown_keys[:, :, : self.offset] = self.keys[:, :, : self.offset]
-                grown_values[:, :, : self.offset] = self.values[:, :, : self.offset]
-            self.keys, self.values = grown_keys, grown_values
-        self.keys[:, :, self.offset : end] = keys
-        self.values[:, :, self.offset : end] = values
+            grown = [mx.zeros((*part.shape[:2], capacity, *part.shape[3:]), part.dtype) for part in parts]
+            if self.offset:
+                for new, old in zip(grown, self._buffers):
+                    new[:, :, : self.offset] = old[:, :, : self.offset]
+            self._buffers = grown
+        for buffer, part in zip(self._buffers, parts):
+            buffer[:, :, self.offset : end] = part
         self.offset = end
-        return self.keys[:, :, :end], self.values[:, :, :end]
+        views = [buffer[:, :, :end] for buffer in self._buffers]
+        if self.bits == 8:
+            return QuantizedKV(views[0], views[1]), QuantizedKV(views[2], views[3])
+        return views[0], views[1]
 
     def trim_to(self, length: int) -> None:
         """Forget everything after the first `length` tokens."""
         if not 0 <= length <= self.offset:
             raise ValueError(f"cannot trim a cache of {self.offset} tokens to {length}")
         self.offset = length
+
+    @property
+    def nbytes(self) -> int:
+        return sum(buffer.nbytes for buffer in self._buffers)
+
+    @property
+    def state(self) -> list[mx.array]:
+        return list(self._buffers)
 
 
 @dataclass(frozen=True)

@@ -133,7 +133,7 @@ class Engine:
         self.tokenizer = tokenizer
         self.config: ModelConfig = model.config
         weights = resident_bytes(path, options)
-        limit = context_length or default_context_length(self.config, weights)
+        limit = context_length or default_context_length(self.config, weights, kv_bits=options.kv_bits)
         if not 16 <= limit <= self.config.max_position_embeddings:
             raise EngineError(
                 f"context length {limit} is outside 16 … {self.config.max_position_embeddings} for this model"

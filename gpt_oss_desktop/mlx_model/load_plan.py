@@ -77,6 +77,9 @@ class LoadPlan:
         if self.options.dense_bits != 16:
             kept.append(_rounded(self.options))
             costs.append("changes its answers")
+        if self.options.kv_bits != 16:
+            kept.append(KV_8_BIT)
+            costs.append("changes its answers very slightly")
         budget = self.options.expert_budget_bytes
         share = 1.0 if budget is None else min(1.0, budget / self.experts_bytes)
         if share < 1:
@@ -107,6 +110,9 @@ class LoadPlan:
         )
 
 
+KV_8_BIT = "an 8-bit KV cache"
+
+
 def _rounded(options: LoadOptions) -> str:
     return f"{options.dense_bits}-bit attention and unembedding"
 
@@ -116,6 +122,8 @@ def memory_summary(options: LoadOptions) -> str:
     parts = []
     if options.dense_bits != 16:
         parts.append(_rounded(options))
+    if options.kv_bits != 16:
+        parts.append(KV_8_BIT)
     if options.expert_budget_bytes is not None:
         parts.append(f"experts paged, {options.expert_budget_bytes / GIB:.1f} GiB in memory")
     return ", ".join(parts)
@@ -147,7 +155,7 @@ def plan_load(
         options = memory.fitting_options(tensors, context, budget) or LoadOptions()
     estimate = memory.estimate(tensors, context, options)
     weights = memory.resident_bytes(tensors, options)
-    engine_context = context_length or memory.default_context_length(tensors.config, weights, budget)
+    engine_context = context_length or memory.default_context_length(tensors.config, weights, budget, options.kv_bits)
     engine_estimate = estimate if engine_context == context else memory.estimate(tensors, engine_context, options)
     return LoadPlan(
         name=name,
@@ -160,6 +168,6 @@ def plan_load(
         budget_bytes=budget,
         total_ram_bytes=total_ram,
         automatic=manual is None,
-        longest_context=memory.longest_context(tensors.config, weights, budget),
+        longest_context=memory.longest_context(tensors.config, weights, budget, options.kv_bits),
         config=tensors.config,
     )

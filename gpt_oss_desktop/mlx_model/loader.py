@@ -14,6 +14,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
+from .cache import KV_BITS
 from .checkpoint import TensorLocation, locate_tensors
 from .config import ModelConfig, ModelFolderError
 from .model import Model
@@ -29,11 +30,14 @@ class LoadOptions:
     """embedding: "mapped" reads only the rows a prompt touches from the shard (no quality cost);
     dense_bits: attention and unembedding weights in 16 (as published), 8 or 4 bits (affine,
     groups of 64); expert_budget_bytes: None keeps every expert resident, a number keeps that
-    many bytes of experts resident and pages the rest from disk (same outputs, slower)."""
+    many bytes of experts resident and pages the rest from disk (same outputs, slower);
+    kv_bits: the full-attention layers' KV cache in 16 bits (the model's dtype) or 8 (int8 with a
+    scale per head and token: about half the memory at long contexts, KL cost in README.md)."""
 
     embedding: Literal["resident", "mapped"] = "mapped"
     dense_bits: Literal[16, 8, 4] = 16
     expert_budget_bytes: int | None = None
+    kv_bits: Literal[16, 8] = 16
 
     def __post_init__(self) -> None:
         if self.embedding not in ("resident", "mapped"):
@@ -42,6 +46,8 @@ class LoadOptions:
             raise ValueError(f"dense_bits must be 16, 8 or 4, not {self.dense_bits!r}")
         if self.expert_budget_bytes is not None and self.expert_budget_bytes <= 0:
             raise ValueError("expert_budget_bytes must be positive")
+        if self.kv_bits not in KV_BITS:
+            raise ValueError(f"kv_bits must be 16 or 8, not {self.kv_bits!r}")
 
 
 def _is_dense_projection(path: str, module: nn.Module) -> bool:
@@ -84,7 +90,7 @@ def load(path: str | Path, dtype: mx.Dtype = mx.bfloat16, options: LoadOptions =
         except (RuntimeError, ValueError) as error:
             raise ModelFolderError(f"{shard}: cannot be read by MLX ({error})") from error
 
-    model = Model(config)
+    model = Model(config, kv_bits=options.kv_bits)
     if options.embedding == "mapped":
         model.model.embed_tokens = MappedEmbedding(locations[_EMBEDDING], dtype)
         del weights[_EMBEDDING]

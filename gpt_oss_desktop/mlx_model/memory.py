@@ -37,22 +37,26 @@ class MemoryEstimate:
         return self.weights_bytes + self.kv_bytes + self.overhead_bytes
 
 
-def _kv_bytes_per_token_and_layer(config: ModelConfig, bytes_per_value: int) -> int:
-    return 2 * config.num_key_value_heads * config.head_dim * bytes_per_value
+def _kv_bytes_per_token_and_layer(config: ModelConfig, kv_bits: int = 16) -> int:
+    """Keys and values of one token in one layer: bfloat16, or int8 plus a float32 scale per
+    head (the 8-bit cache, kernels.QuantizedKV)."""
+    per_head = 2 * config.head_dim if kv_bits == 16 else config.head_dim + 4
+    return 2 * config.num_key_value_heads * per_head
 
 
-def kv_bytes_per_token(config: ModelConfig, bytes_per_value: int = 2) -> int:
+def kv_bytes_per_token(config: ModelConfig, kv_bits: int = 16) -> int:
     """What one more token of context costs: only the full-attention layers grow."""
     full_layers = sum(not sliding for sliding in config.sliding_layers)
-    return full_layers * _kv_bytes_per_token_and_layer(config, bytes_per_value)
+    return full_layers * _kv_bytes_per_token_and_layer(config, kv_bits)
 
 
-def kv_bytes(config: ModelConfig, context_length: int, bytes_per_value: int = 2) -> int:
-    """Keys and values of every full layer at `context_length`, plus the window layers' share."""
+def kv_bytes(config: ModelConfig, context_length: int, kv_bits: int = 16) -> int:
+    """Keys and values of every full layer at `context_length` (at `kv_bits`), plus the window
+    layers' share (always 16-bit: 128 keys each)."""
     window_layers = sum(config.sliding_layers)
     window = min(config.sliding_window, context_length)
-    return kv_bytes_per_token(config, bytes_per_value) * context_length + (
-        window_layers * window * _kv_bytes_per_token_and_layer(config, bytes_per_value)
+    return kv_bytes_per_token(config, kv_bits) * context_length + (
+        window_layers * window * _kv_bytes_per_token_and_layer(config)
     )
 
 
@@ -123,7 +127,9 @@ def _checkpoint_specs(source: ModelSource) -> tuple[ModelConfig, dict[str, Tenso
 
 def _estimate(config: ModelConfig, specs: dict[str, TensorSpec], context_length: int, options: LoadOptions) -> MemoryEstimate:
     return MemoryEstimate(
-        _resident_weights_bytes(specs, config, options), kv_bytes(config, context_length), RUNTIME_OVERHEAD_BYTES
+        _resident_weights_bytes(specs, config, options),
+        kv_bytes(config, context_length, options.kv_bits),
+        RUNTIME_OVERHEAD_BYTES,
     )
 
 
@@ -135,29 +141,42 @@ def estimate(model: ModelSource, context_length: int, options: LoadOptions = Loa
 def fitting_options(model: ModelSource, context_length: int, usable: int | None = None) -> LoadOptions | None:
     """The least lossy options under which the model fits `usable` bytes, exact ones first:
     the defaults; else the experts paged from disk (exact, slower) if at least
-    EXACT_PAGING_MIN_SHARE of them stay resident; else 8-bit dense weights; else 8-bit with the experts paged under what is left.
-    None when not even that fits."""
+    EXACT_PAGING_MIN_SHARE of them stay resident; else 8-bit dense weights; else 8-bit with the
+    experts paged under what is left. Each step is tried with the 16-bit KV cache, then the
+    8-bit one: 8-bit KV comes in only where it is the difference between that step fitting and
+    not. None when not even the last step fits."""
     usable = usable_memory_bytes() if usable is None else usable
     config, specs = _checkpoint_specs(model)
     experts = _experts_bytes(specs)
     expert_bytes = experts // (config.num_local_experts * config.num_hidden_layers)
     one_token = config.num_experts_per_tok * config.num_hidden_layers * expert_bytes
 
-    def expert_budget(dense_bits: int) -> int:
-        """What is left for experts beside everything else at `dense_bits`."""
-        others = _estimate(config, specs, context_length, LoadOptions(dense_bits=dense_bits)).total_bytes - experts
-        return usable - others
+    def expert_budget(dense_bits: int, kv_bits: int) -> int:
+        """What is left for experts beside everything else at `dense_bits` and `kv_bits`."""
+        others = _estimate(config, specs, context_length, LoadOptions(dense_bits=dense_bits, kv_bits=kv_bits))
+        return usable - (others.total_bytes - experts)
 
-    if _estimate(config, specs, context_length, LoadOptions()).total_bytes <= usable:
-        return LoadOptions()
-    exact_budget = expert_budget(16)
-    if exact_budget >= int(experts * EXACT_PAGING_MIN_SHARE):
-        return LoadOptions(expert_budget_bytes=exact_budget)
-    rounded_budget = expert_budget(8)
-    if rounded_budget >= experts:
-        return LoadOptions(dense_bits=8)
-    if rounded_budget >= one_token:
-        return LoadOptions(dense_bits=8, expert_budget_bytes=rounded_budget)
+    def as_published(kv_bits: int) -> LoadOptions | None:
+        options = LoadOptions(kv_bits=kv_bits)
+        return options if _estimate(config, specs, context_length, options).total_bytes <= usable else None
+
+    def exact_paging(kv_bits: int) -> LoadOptions | None:
+        budget = expert_budget(16, kv_bits)
+        enough = budget >= int(experts * EXACT_PAGING_MIN_SHARE)
+        return LoadOptions(expert_budget_bytes=budget, kv_bits=kv_bits) if enough else None
+
+    def rounded(kv_bits: int) -> LoadOptions | None:
+        return LoadOptions(dense_bits=8, kv_bits=kv_bits) if expert_budget(8, kv_bits) >= experts else None
+
+    def rounded_paging(kv_bits: int) -> LoadOptions | None:
+        budget = expert_budget(8, kv_bits)
+        return LoadOptions(dense_bits=8, expert_budget_bytes=budget, kv_bits=kv_bits) if budget >= one_token else None
+
+    for step in (as_published, exact_paging, rounded, rounded_paging):
+        for kv_bits in (16, 8):
+            options = step(kv_bits)
+            if options is not None:
+                return options
     return None
 
 
@@ -173,19 +192,20 @@ def usable_memory_bytes(total: int | None = None) -> int:
     return int(total * share)
 
 
-def longest_context(config: ModelConfig, weights: int, usable: int) -> int:
+def longest_context(config: ModelConfig, weights: int, usable: int, kv_bits: int = 16) -> int:
     """The longest context (a multiple of 1024, at most the model's trained length) whose KV
-    cache fits beside `weights` and the runtime overhead in `usable` bytes; 0 when none does."""
+    cache (at `kv_bits`) fits beside `weights` and the runtime overhead in `usable` bytes; 0
+    when none does."""
     spare = usable - weights - RUNTIME_OVERHEAD_BYTES
     low, high = 0, config.max_position_embeddings // 1024
     while low < high:  # kv_bytes grows with the context: the last multiple of 1024 that fits
         middle = (low + high + 1) // 2
-        low, high = (middle, high) if kv_bytes(config, middle * 1024) <= spare else (low, middle - 1)
+        low, high = (middle, high) if kv_bytes(config, middle * 1024, kv_bits) <= spare else (low, middle - 1)
     return low * 1024
 
 
-def default_context_length(config: ModelConfig, weights: int, usable: int | None = None) -> int:
+def default_context_length(config: ModelConfig, weights: int, usable: int | None = None, kv_bits: int = 16) -> int:
     """The longest context up to the model's trained length (131,072 for gpt-oss) whose KV cache
     fits beside the weights; 4k when even that does not fit (the fit check then warns)."""
     usable = usable_memory_bytes() if usable is None else usable
-    return max(min(MIN_CONTEXT, config.max_position_embeddings), longest_context(config, weights, usable))
+    return max(min(MIN_CONTEXT, config.max_position_embeddings), longest_context(config, weights, usable, kv_bits))

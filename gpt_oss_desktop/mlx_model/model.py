@@ -15,7 +15,7 @@ import mlx.nn as nn
 from mlx.utils import tree_flatten
 
 from . import kernels
-from .cache import FullCache, LayerCache, WindowCache
+from .cache import KV_BITS, FullCache, LayerCache, WindowCache
 from .config import ModelConfig, yarn_inverse_frequencies
 from .kernels import ExpertWeights
 from .offload import ExpertBatch
@@ -175,9 +175,12 @@ class Model(nn.Module):
     """`Model(tokens)` → logits [B, L, vocab]; `Model(tokens, cache=model.make_cache())` decodes
     incrementally, each call continuing where the cache ends."""
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, kv_bits: int = 16) -> None:
         super().__init__()
+        if kv_bits not in KV_BITS:
+            raise ValueError(f"kv_bits must be 16 or 8, not {kv_bits!r}")
         self.config = config
+        self.kv_bits = kv_bits  # the full-attention layers' caches (the sliding ones stay 16-bit)
         self.model = GptOssModel(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
 
@@ -201,7 +204,7 @@ class Model(nn.Module):
 
     def make_cache(self) -> list[LayerCache]:
         return [
-            WindowCache(self.config.sliding_window) if sliding else FullCache()
+            WindowCache(self.config.sliding_window) if sliding else FullCache(self.kv_bits)
             for sliding in self.config.sliding_layers
         ]
 

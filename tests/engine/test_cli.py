@@ -38,6 +38,13 @@ def test_paged_experts_answer_the_same_and_report_their_hit_rate(harmony_model_d
     assert "experts found in memory" not in chat(harmony_model_dir, "--prompt", EXCHANGES["sum"].question)[2]
 
 
+def test_an_8_bit_kv_cache_answers_the_same(harmony_model_dir: Path) -> None:
+    """The trained model's answers are confident: rounding the cache to 8 bits keeps them."""
+    code, out, _ = chat(harmony_model_dir, "--reasoning", "high", "--kv-bits", "8", "--prompt", EXCHANGES["sum"].question)
+    assert code == 0
+    assert out == f"Thinking: {EXCHANGES['sum'].analysis}\n\n{EXCHANGES['sum'].final}\n"
+
+
 def test_json_prints_one_event_per_line(harmony_model_dir: Path) -> None:
     code, out, _ = chat(harmony_model_dir, "--json", "--prompt", EXCHANGES["colour"].question)
     events = [json.loads(line) for line in out.splitlines()]
@@ -84,6 +91,7 @@ def test_arguments_are_checked_with_messages_that_say_what_is_wrong(capsys) -> N
         (["--top-p", "0"], "argument --top-p: 0 must be above 0.0"),
         (["--max-tokens", "many"], "argument --max-tokens: 'many' is not an integer"),
         (["--context", "12"], "argument --context: 12 must be at least 256"),
+        (["--kv-bits", "4"], "argument --kv-bits: invalid choice: 4"),
     ):
         with pytest.raises(SystemExit) as exit_:
             main(["--model", "unused", *arguments], stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO())

@@ -11,6 +11,7 @@ import pytest
 from gpt_oss_desktop.mlx_model import load, memory
 from gpt_oss_desktop.mlx_model.checkpoint_writer import write_sparse_checkpoint
 from gpt_oss_desktop.mlx_model.config import PUBLISHED
+from gpt_oss_desktop.mlx_model.load_plan import plan_load
 from gpt_oss_desktop.mlx_model.loader import LoadOptions
 
 GIB = 1024**3
@@ -49,6 +50,26 @@ def test_kv_at_8k_for_20b_is_192_mib_plus_the_windows() -> None:
     config = PUBLISHED["openai/gpt-oss-20b"]
     per_token_and_layer = 2 * 8 * 64 * 2  # keys and values, 8 KV heads of 64, bfloat16
     assert memory.kv_bytes(config, 8192) == 192 * 1024**2 + 12 * 128 * per_token_and_layer
+
+
+def test_an_8_bit_kv_cache_counts_int8_values_and_a_float32_scale_per_head_and_token() -> None:
+    config = PUBLISHED["openai/gpt-oss-20b"]
+    windows = 12 * 128 * 2 * 8 * 64 * 2  # the sliding layers stay 16-bit
+    assert memory.kv_bytes_per_token(config, kv_bits=8) == 12 * 2 * 8 * (64 + 4)  # 12.75 KiB, not 24
+    assert memory.kv_bytes(config, 8192, kv_bits=8) == 12 * 2 * 8 * 68 * 8192 + windows
+    assert memory.estimate(config, 8192, LoadOptions(kv_bits=8)).kv_bytes == memory.kv_bytes(config, 8192, 8)
+
+
+def test_8_bit_kv_comes_in_only_where_it_is_the_difference_between_fitting_and_not() -> None:
+    config = PUBLISHED["openai/gpt-oss-20b"]
+    as_published = memory.estimate(config, 131072, LoadOptions()).total_bytes
+    assert memory.fitting_options(config, 131072, as_published) == LoadOptions()
+    assert memory.fitting_options(config, 131072, as_published - 1) == LoadOptions(kv_bits=8)
+    eight_bit = memory.estimate(config, 131072, LoadOptions(kv_bits=8)).total_bytes
+    paged = memory.fitting_options(config, 131072, eight_bit - 1)  # then paging, KV back at 16 bits
+    assert paged.kv_bits == 16 and paged.expert_budget_bytes is not None
+    plan = plan_load(config, 131072, LoadOptions(kv_bits=8), name="gpt-oss-20b", total_ram=128 * GIB)
+    assert "an 8-bit KV cache" in plan.given_up and "an 8-bit KV cache" in plan.summary
 
 
 def test_the_estimate_is_what_a_load_holds(tiny_checkpoint: Path) -> None:

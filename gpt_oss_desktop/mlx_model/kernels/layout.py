@@ -52,3 +52,44 @@ def checkpoint_name(field_name: str) -> str:
 
 EXPERT_TENSOR_NAMES = tuple(checkpoint_name(part.name) for part in fields(ExpertWeights))
 """One layer's expert tensors under the checkpoint's names, in ExpertWeights' order."""
+
+
+KV_QUANT_MAX = 127
+
+
+@dataclass(frozen=True)
+class QuantizedKV:
+    """8-bit keys or values as the 8-bit KV cache holds them: int8 `values` [B, H, S, D] and one
+    float32 `scale` per (batch, head, token) [B, H, S], x ≈ values · scale.
+
+    Symmetric (no zero point): RoPE'd keys and values are signed and roughly centred per head,
+    so a zero point buys little; without it a dequantised value is one multiply, done in
+    registers as the attention kernels read K and V, and the scales cost 4 bytes per 64 values.
+    """
+
+    values: mx.array
+    scales: mx.array
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.values.shape)
+
+    @property
+    def dtype(self) -> mx.Dtype:
+        return self.values.dtype
+
+    def __getitem__(self, index: tuple) -> QuantizedKV:
+        """Slices over (batch, head, token), as the attention twin takes key blocks."""
+        return QuantizedKV(self.values[index], self.scales[index])
+
+    def dequantize(self, dtype: mx.Dtype) -> mx.array:
+        return (self.values.astype(mx.float32) * self.scales[..., None]).astype(dtype)
+
+
+def quantize_kv(x: mx.array) -> QuantizedKV:
+    """[B, H, S, D] → int8 values and a per-(head, token) scale max|x| / 127 (1 for a zero row);
+    every value is within scale / 2 of its original."""
+    peak = mx.abs(x.astype(mx.float32)).max(axis=-1)
+    scales = mx.where(peak > 0, peak / KV_QUANT_MAX, 1.0)
+    values = mx.clip(mx.round(x.astype(mx.float32) / scales[..., None]), -KV_QUANT_MAX, KV_QUANT_MAX)
+    return QuantizedKV(values.astype(mx.int8), scales)

@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 import mlx.core as mx
 
 from . import reference
-from .layout import ExpertWeights
+from .layout import ExpertWeights, QuantizedKV
 from .moe_cost import REFERENCE_GPU, AppleGPU, ExpertShape, grouped_min_tokens
 
 KernelFactory = Callable[..., Callable[..., Sequence[mx.array]]]
@@ -418,10 +418,11 @@ class MetalKernels:
     def attention(
         self, q: mx.array, k: mx.array, v: mx.array, sinks: mx.array, *, scale: float, window: int | None
     ) -> mx.array:
-        """One threadgroup per query up to DECODE_ATTENTION_MAX_QUERIES queries, tiles beyond."""
+        """One threadgroup per query up to DECODE_ATTENTION_MAX_QUERIES queries, tiles beyond.
+        An 8-bit cache (QuantizedKV) runs on the MLX twin until the kernels read int8."""
         decode = q.shape[2] <= DECODE_ATTENTION_MAX_QUERIES
         run = self.attention_decode if decode else self.attention_prefill
-        if run.__name__ in self.replaced:
+        if run.__name__ in self.replaced or isinstance(k, QuantizedKV):
             run = reference.attention
         return run(q, k, v, sinks, scale=scale, window=window)
 

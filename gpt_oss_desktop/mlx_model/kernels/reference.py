@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import mlx.core as mx
 
-from .layout import ExpertWeights
+from .layout import ExpertWeights, QuantizedKV
 
 # Below this many (token, expert) pairs the gathered matmuls run in token order; above it tokens
 # are sorted by expert first so each expert's weights are read once (as mlx-lm does).
@@ -101,12 +101,23 @@ def window_mask(queries: int, keys: int, window: int | None) -> mx.array | str |
     return (key_pos <= query_pos) & (key_pos > query_pos - window)
 
 
+def _dequantized(rows: mx.array | QuantizedKV, dtype: mx.Dtype) -> mx.array:
+    return rows.dequantize(dtype) if isinstance(rows, QuantizedKV) else rows
+
+
 def attention(
-    q: mx.array, k: mx.array, v: mx.array, sinks: mx.array, *, scale: float, window: int | None
+    q: mx.array,
+    k: mx.array | QuantizedKV,
+    v: mx.array | QuantizedKV,
+    sinks: mx.array,
+    *,
+    scale: float,
+    window: int | None,
 ) -> mx.array:
     """Softmax attention with one learned sink logit per head (denominator only) and GQA.
 
-    q [B, Hq, L, D]; k, v [B, Hkv, S, D] ending at the last query; sinks [Hq].
+    q [B, Hq, L, D]; k, v [B, Hkv, S, D] ending at the last query, or 8-bit (QuantizedKV: only
+    each query block's keys are dequantised, to q's dtype); sinks [Hq].
     """
     queries, keys = q.shape[2], k.shape[2]
     block = max(1, _SCORE_BUDGET_BYTES // (q.shape[0] * q.shape[1] * keys * _BYTES_PER_SCORE))
@@ -118,7 +129,8 @@ def attention(
         # block sees at most `window - 1` keys before its first query.
         key_end = keys - (queries - end)
         key_start = 0 if window is None else max(0, key_end - (end - start) - window + 1)
-        block_k, block_v = k[:, :, key_start:key_end], v[:, :, key_start:key_end]
+        block_k = _dequantized(k[:, :, key_start:key_end], q.dtype)
+        block_v = _dequantized(v[:, :, key_start:key_end], q.dtype)
         block_q = q[:, :, start:end]
         if outputs:  # one block at a time: otherwise MLX may hold every block's scores at once
             block_q, block_k, block_v = mx.depends([block_q, block_k, block_v], outputs[-1])

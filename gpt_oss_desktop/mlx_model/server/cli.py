@@ -11,6 +11,7 @@ from .. import hub, paths
 from ..cli import find_or_download_model
 from ..config import ModelFolderError
 from ..engine import Engine, EngineError
+from ..loader import LoadOptions
 from ..tokenizer import TokenizerFileError
 from ..tools import McpConfigError, Toolbox
 from .app import ServerSettings, create_app
@@ -27,6 +28,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on every request")
     parser.add_argument("--context", type=int, default=None, help="context length (default: what fits in memory)")
+    parser.add_argument("--kv-bits", type=int, choices=(16, 8), default=16,
+                        help="the full-attention layers' KV cache in 16 bits or 8 (about half the memory at long contexts)")
     parser.add_argument("--max-queue", type=int, default=32, help="requests that may wait; more get HTTP 429")
     tools = parser.add_argument_group("the model's own tools, run in the server for every request (README: Tools)")
     tools.add_argument("--tools", default="", help="browser and/or python, e.g. browser,python (python runs "
@@ -67,7 +70,9 @@ def main(argv: list[str] | None = None, stderr: TextIO = sys.stderr) -> int:
         tools = server_tools(args)
         store = ResponseStore(paths.data_dir() / "server" / "responses.sqlite3")
         print(f"Loading {folder} …", file=stderr)
-        runner = EngineThread(lambda: Engine.load(folder, context_length=args.context, overflow="stop"),
+        runner = EngineThread(lambda: Engine.load(
+            folder, context_length=args.context, options=LoadOptions(kv_bits=args.kv_bits), overflow="stop"
+        ),
                               max_waiting=args.max_queue)
         settings = ServerSettings(model_id=args.model, aliases=(folder.name, str(folder)), api_key=args.api_key,
                                   tools=tools)
