@@ -84,6 +84,17 @@ class FullCache:
             raise ValueError(f"cannot trim a cache of {self.offset} tokens to {length}")
         self.offset = length
 
+    def prefix(self, length: int) -> FullCache:
+        """A new cache of this one's first `length` tokens, sharing slices of its buffers: MLX
+        does not write into an array another still reads, so either one's next append writes
+        a buffer of its own."""
+        if not 0 <= length <= self.offset:
+            raise ValueError(f"a cache of {self.offset} tokens has no prefix of {length}")
+        twin = FullCache(self.bits)
+        twin._buffers = [buffer[:, :, :length] for buffer in self._buffers] if length else []
+        twin.offset = length
+        return twin
+
     @property
     def nbytes(self) -> int:
         return sum(buffer.nbytes for buffer in self._buffers)

@@ -146,7 +146,8 @@ class Engine:
         self._weight_files = [_FileStamp.of(shard) for shard in sorted(path.glob("*.safetensors"))]
         self.chunk_size = chunk_size
         activations = model.model.norm.weight.dtype  # what the keys and values are held in
-        self.caches = CachePool(model, cache_budget_bytes or kv_bytes(self.config, limit, activations.size))
+        self.caches = CachePool(model, cache_budget_bytes or kv_bytes(
+            self.config, limit, options.kv_bits, activations.size))
         self.last_prompt: list[int] = []
 
     @property

@@ -37,26 +37,26 @@ class MemoryEstimate:
         return self.weights_bytes + self.kv_bytes + self.overhead_bytes
 
 
-def _kv_bytes_per_token_and_layer(config: ModelConfig, kv_bits: int = 16) -> int:
-    """Keys and values of one token in one layer: bfloat16, or int8 plus a float32 scale per
-    head (the 8-bit cache, kernels.QuantizedKV)."""
-    per_head = 2 * config.head_dim if kv_bits == 16 else config.head_dim + 4
+def _kv_bytes_per_token_and_layer(config: ModelConfig, kv_bits: int = 16, value_bytes: int = 2) -> int:
+    """Keys and values of one token in one layer: `value_bytes` a value (bfloat16: 2), or at
+    8 bits int8 plus a float32 scale per head (the 8-bit cache, kernels.QuantizedKV)."""
+    per_head = value_bytes * config.head_dim if kv_bits == 16 else config.head_dim + 4
     return 2 * config.num_key_value_heads * per_head
 
 
-def kv_bytes_per_token(config: ModelConfig, kv_bits: int = 16) -> int:
+def kv_bytes_per_token(config: ModelConfig, kv_bits: int = 16, value_bytes: int = 2) -> int:
     """What one more token of context costs: only the full-attention layers grow."""
     full_layers = sum(not sliding for sliding in config.sliding_layers)
-    return full_layers * _kv_bytes_per_token_and_layer(config, kv_bits)
+    return full_layers * _kv_bytes_per_token_and_layer(config, kv_bits, value_bytes)
 
 
-def kv_bytes(config: ModelConfig, context_length: int, kv_bits: int = 16) -> int:
+def kv_bytes(config: ModelConfig, context_length: int, kv_bits: int = 16, value_bytes: int = 2) -> int:
     """Keys and values of every full layer at `context_length` (at `kv_bits`), plus the window
-    layers' share (always 16-bit: 128 keys each)."""
+    layers' share (never 8-bit: 128 keys each). `value_bytes`: the model's activation dtype's."""
     window_layers = sum(config.sliding_layers)
     window = min(config.sliding_window, context_length)
-    return kv_bytes_per_token(config, kv_bits) * context_length + (
-        window_layers * window * _kv_bytes_per_token_and_layer(config)
+    return kv_bytes_per_token(config, kv_bits, value_bytes) * context_length + (
+        window_layers * window * _kv_bytes_per_token_and_layer(config, 16, value_bytes)
     )
 
 

@@ -113,13 +113,11 @@ class PromptCache:
         position = self._resume_point(tokens)[0]
         twin = PromptCache(self._model)
         checkpoint = self._checkpoints[position]
-        for mine, theirs, snapshot in zip(self.layers, twin.layers, checkpoint.windows):
+        for index, (mine, snapshot) in enumerate(zip(self.layers, checkpoint.windows)):
             if isinstance(mine, FullCache):
-                if mine.keys is not None and position:
-                    theirs.keys, theirs.values = mine.keys[:, :, :position], mine.values[:, :, :position]
-                theirs.offset = position
+                twin.layers[index] = mine.prefix(position)
             else:
-                theirs.restore(snapshot)
+                twin.layers[index].restore(snapshot)
         twin.tokens = self.tokens[:position]
         twin._checkpoints = {p: c for p, c in self._checkpoints.items() if p <= position}
         return twin

@@ -134,3 +134,18 @@ def test_prompt_cache_rewinds_an_8_bit_cache_like_a_fresh_one(tiny_checkpoint: P
     fresh = ForwardPass(model, fresh_cache, chunk_size=32).prefill(system + second, checkpoints=[len(system)])
     assert mx.abs(resumed.logits - fresh.logits).max().item() <= 1e-5 * mx.abs(fresh.logits).max().item()
     assert cache.nbytes == fresh_cache.nbytes
+
+
+def test_a_fork_of_an_8_bit_cache_continues_like_a_cold_prefill_and_leaves_its_source(tiny_checkpoint: Path) -> None:
+    model = _model(tiny_checkpoint, 8, None)
+    rng = np.random.default_rng(5)
+    shared, first, second = (rng.integers(0, 200_000, size=n).tolist() for n in (70, 30, 20))
+    source = PromptCache(model)
+    ForwardPass(model, source, chunk_size=32).prefill(shared + first, checkpoints=[len(shared)])
+    before = [mx.array(a) for a in source.state()]
+    twin = source.fork(shared + second)
+    assert len(twin.tokens) == len(shared) and twin.layers[1].bits == 8
+    forked = ForwardPass(model, twin, chunk_size=32).prefill(shared + second)
+    cold = ForwardPass(model, PromptCache(model), chunk_size=32).prefill(shared + second, checkpoints=[len(shared)])
+    assert mx.abs(forked.logits - cold.logits).max().item() <= 1e-5 * mx.abs(cold.logits).max().item()
+    assert all(mx.array_equal(a, b) for a, b in zip(before, source.state()))
