@@ -11,15 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gpt_oss_desktop.mlx_model import INCOMPLETE, Chat
+from gpt_oss_desktop.mlx_model import (
+    INCOMPLETE,
+    Chat,
+    assistant_message,
+    text_of,
+    tool_result_message,
+    user_message,
+)
 
 from .store import ConversationRecord, MessageRecord
 
 TITLE_LENGTH = 48
-
-
-def _text_content(text: str) -> list[dict[str, str]]:
-    return [{"type": "text", "text": text}]
 
 
 def harmony_messages(records: list[MessageRecord]) -> list[dict[str, Any]]:
@@ -33,32 +36,14 @@ def harmony_messages(records: list[MessageRecord]) -> list[dict[str, Any]]:
     cut = {turn.records[-1].id for turn in group_turns(records) if turn.role == "assistant" and turn.status != "complete"}
     for record in records:
         if record.role == "user":
-            messages.append({"role": "user", "name": None, "content": _text_content(record.content)})
-        elif record.role == "tool":
-            messages.append(
-                {
-                    "role": "tool",
-                    "name": record.author_name,
-                    "content": _text_content(record.content),
-                    "channel": record.channel or "commentary",
-                    "recipient": record.recipient or "assistant",
-                }
-            )
+            messages.append(user_message(record.content))
+        elif record.role == "tool":  # stored as it answered: authored by the tool, to the assistant
+            messages.append(tool_result_message(record.author_name, record.content, record.channel or "commentary"))
         elif record.content or record.recipient:
             if record.reasoning:
-                messages.append(
-                    {"role": "assistant", "name": None, "content": _text_content(record.reasoning), "channel": "analysis"}
-                )
-            message = {
-                "role": "assistant",
-                "name": None,
-                "content": _text_content(record.content),
-                "channel": record.channel or "final",
-            }
-            if record.recipient:
-                message["recipient"] = record.recipient
-            if record.content_type:
-                message["content_type"] = record.content_type
+                messages.append(assistant_message(record.reasoning, channel="analysis"))
+            message = assistant_message(record.content, channel=record.channel or "final",
+                                        recipient=record.recipient, content_type=record.content_type)
             if record.id in cut:
                 message["status"] = INCOMPLETE
             messages.append(message)
@@ -76,21 +61,13 @@ def chat_for(conversation: ConversationRecord, records: list[MessageRecord]) -> 
     )
 
 
-def message_text(message: dict[str, Any]) -> str:
-    """The text of a harmony message dict (its text parts joined)."""
-    content = message.get("content", "")
-    if isinstance(content, str):
-        return content
-    return "".join(part.get("text", "") for part in content if isinstance(part, dict))
-
-
 def stored_fields(message: dict[str, Any]) -> dict[str, Any]:
     """The message columns a finished harmony message (from the engine) sets."""
     return {
         "channel": message.get("channel"),
         "recipient": message.get("recipient"),
         "content_type": message.get("content_type"),
-        "content": message_text(message),
+        "content": text_of(message),
     }
 
 
