@@ -95,6 +95,14 @@ class FullCache:
         twin.offset = length
         return twin
 
+    def restore(self, buffers: list[mx.array], offset: int) -> None:
+        """Hold `buffers` (what `state` returned, read back from disk by cache_file) covering
+        `offset` tokens."""
+        expected = 4 if self.bits == 8 else 2
+        if offset and (len(buffers) != expected or any(b.shape[2] < offset for b in buffers)):
+            raise ValueError(f"a {self.bits}-bit cache of {offset} tokens needs {expected} buffers that long")
+        self._buffers, self.offset = (list(buffers) if offset else []), offset
+
     @property
     def nbytes(self) -> int:
         return sum(buffer.nbytes for buffer in self._buffers)

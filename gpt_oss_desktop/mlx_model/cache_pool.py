@@ -70,13 +70,26 @@ class CachePool:
         """The cache to prefill `prompt` in: the best reuse, forked when reusing in place would
         drop another conversation's history. It becomes the most recently used."""
         self._tick += 1
-        best = max(self.entries, key=lambda e: (e.cache.reusable_prefix(prompt), e.last_used))
+        best = self.best_for(prompt)
         if best.cache.reusable_prefix(prompt) < best.history:
             best = PooledCache(best.cache.fork(prompt))
             self.entries.append(best)
         best.last_used = self._tick
         self.settle(best)
         return best
+
+    def adopt(self, cache: PromptCache) -> PooledCache:
+        """Add a cache read back from disk (cache_file) as the most recently used; its tokens
+        are a conversation's history, which a prompt for another one forks rather than rewinds."""
+        self._tick += 1
+        entry = PooledCache(cache, history=len(cache.tokens), last_used=self._tick)
+        self.entries.append(entry)
+        self.settle(entry)
+        return entry
+
+    def best_for(self, prompt: list[int]) -> PooledCache:
+        """The cache that reuses most of `prompt` (the most recently used of equals)."""
+        return max(self.entries, key=lambda e: (e.cache.reusable_prefix(prompt), e.last_used))
 
     def settle(self, keep: PooledCache) -> None:
         """Drop the least recently used caches, never `keep`, until the pool fits its budget and

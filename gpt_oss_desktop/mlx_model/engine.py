@@ -25,6 +25,7 @@ from typing import Literal
 import mlx.core as mx
 
 from . import kernels
+from .cache_file import CacheStamp, CacheStore
 from .cache_pool import CachePool
 from .chat import Chat
 from .config import ModelConfig
@@ -148,6 +149,7 @@ class Engine:
         activations = model.model.norm.weight.dtype  # what the keys and values are held in
         self.caches = CachePool(model, cache_budget_bytes or kv_bytes(
             self.config, limit, options.kv_bits, activations.size))
+        self.cache_stamp = CacheStamp.of(path, options, activations)
         self.last_prompt: list[int] = []
 
     @property
@@ -283,6 +285,31 @@ class Engine:
             expert_hit_rate=None if paging is None else paging.hit_rate,
             chat_tokens=chat_tokens,
         )
+
+    # -- prompt caches on disk ----------------------------------------------------------------
+
+    def save_prompt_cache(self, store: CacheStore, key: str, chat: Chat) -> bool:
+        """Write what the pool holds of `chat` (`key`: its id), when it is left, so reopening
+        it, after a restart too, prefills only what is new. False when nothing of it is held or
+        the disk budget cannot hold it."""
+        prompt = self.prompt_tokens(chat)
+        held = self.caches.best_for(prompt).cache
+        if not held.reusable_prefix(prompt):
+            return False
+        return store.save(key, held.fork(prompt), self.cache_stamp)
+
+    def restore_prompt_cache(self, store: CacheStore, key: str, chat: Chat) -> str | None:
+        """Put `key`'s saved cache in the pool when it reuses more of `chat` than the pool
+        does; returns a note when a file was there but refused (removed: the chat is read
+        afresh, never from a cache that does not match)."""
+        prompt = self.prompt_tokens(chat)
+        saved = store.token_count(key)
+        if saved is None or 0 < saved <= self.caches.reusable_prefix(prompt):  # 0: unreadable, load says why
+            return None
+        cache, note = store.load(key, self.model, self.cache_stamp)
+        if cache is not None:
+            self.caches.adopt(cache)
+        return note
 
     # -- generation ----------------------------------------------------------------------------
 

@@ -134,6 +134,18 @@ class PromptCache:
             position, checkpoint = self._before_last_step
             self._checkpoints[position] = checkpoint
 
+    @property
+    def checkpoints(self) -> dict[int, Checkpoint]:
+        """The positions the cache can rewind to (a copy; cache_file writes them)."""
+        return dict(self._checkpoints)
+
+    def restore_state(self, tokens: list[int], checkpoints: dict[int, Checkpoint]) -> None:
+        """Take the tokens and snapshots of a cache read back from disk (cache_file), whose
+        layers already hold those tokens' keys and values."""
+        self.tokens = list(tokens)
+        self._checkpoints = dict(checkpoints)
+        self._before_last_step = None
+
     def record(self, token_id: int) -> None:
         self.tokens.append(token_id)
 
