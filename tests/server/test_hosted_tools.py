@@ -81,6 +81,7 @@ def test_responses_report_the_hosted_calls_and_hand_the_function_to_the_client(c
     assert python.code == PYTHON_CODE and [o.logs for o in python.outputs] == [PYTHON_RESULT]
     assert (call.name, call.arguments) == ("record_answer", RECORD_CALL)
     kinds = [e.type for e in events if e.type.startswith(("response.web_search_call", "response.code_interpreter"))]
+    kinds = [kind for i, kind in enumerate(kinds) if i == 0 or kinds[i - 1] != kind]  # one per code delta run
     assert kinds == ["response.web_search_call.in_progress", "response.web_search_call.searching",
                      "response.web_search_call.completed"] * 2 + [
         "response.code_interpreter_call.in_progress", "response.code_interpreter_call_code.delta",

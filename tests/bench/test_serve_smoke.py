@@ -1,0 +1,45 @@
+"""bench/serve.py end to end at its smallest: both servers started on the tiny trained model, one
+client, one request each; the table has both rows and the ratios, and both read the same prompt.
+It checks what the benchmark reports, never how fast anything is."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from contextlib import redirect_stdout
+from io import StringIO
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("mlx_lm")
+
+SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "serve.py"
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("bench_serve", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while being built
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_both_servers_answer_and_the_ratios_are_printed(harmony_model_dir: Path, tmp_path: Path) -> None:
+    serve = _load_script()
+    out = tmp_path / "serve.json"
+    printed = StringIO()
+    with redirect_stdout(printed):
+        assert serve.main(["--model", str(harmony_model_dir), "--clients", "1,2", "--prefixes", "shared",
+                           "--requests", "1", "--max-tokens", "8", "--json", str(out)]) == 0
+    table = printed.getvalue()
+    assert "ours / mlx-lm" in table and " ours " in table and " mlx-lm " in table
+    cases = json.loads(out.read_text())
+    assert {(c["server"], c["clients"]) for c in cases} == {("ours", 1), ("ours", 2), ("mlx-lm", 1), ("mlx-lm", 2)}
+    for case in cases:
+        assert len(case["requests"]) == case["clients"] and case["requests_per_s"] > 0
+        assert all(r["completion_tokens"] >= 1 and r["ttft_s"] > 0 for r in case["requests"])
+    prompts = {c["server"]: sorted(r["prompt_tokens"] for r in c["requests"]) for c in cases if c["clients"] == 2}
+    assert prompts["ours"] == prompts["mlx-lm"]  # the same prompt ids, by the chat template it writes
