@@ -32,6 +32,7 @@ from .load_plan import plan_load
 from .loader import LoadOptions
 from .sampling import SamplingSettings
 from .structured import ResponseFormat, StructuredOutputError, check_schema
+from .terminal_session import TerminalSession, cache_store
 from .tokenizer import TokenizerFileError
 from .tool_loop import ApprovalRequest, declare_tools, reply_with_tools
 from .tools import FunctionTool, Toolbox
@@ -100,6 +101,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     output.add_argument("--raw", action="store_true", help="print the harmony text instead of the rendered chat")
     output.add_argument("--json", action="store_true", help="print one JSON event per line")
     parser.add_argument("--prompt", default=None, help="answer this one message and exit")
+    parser.add_argument("--session", default=None, metavar="NAME",
+                        help="keep this chat (its messages and prompt cache) in the data folder under NAME; "
+                             "running with the same NAME again continues it")
     structured = parser.add_argument_group("structured outputs (see README: Structured Outputs)")
     held = structured.add_mutually_exclusive_group()
     held.add_argument("--json-schema", type=Path, default=None, metavar="FILE",
@@ -380,6 +384,10 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextI
                                     min_p=args.min_p, seed=args.seed, max_new_tokens=args.max_tokens,
                                     max_reasoning_tokens=args.max_reasoning_tokens)
         response_format = _response_format(args)  # a bad file fails before the model loads
+        session = TerminalSession(args.session) if args.session else None
+        fresh = Chat(reasoning_level=args.reasoning_level, instructions=args.developer,
+                     start_date=args.start_date or datetime.date.today().isoformat())
+        conversation = session.load(fresh) if session else fresh
         folder = find_or_download_model(args.model, stderr)
         options = _load_options(args, folder, stderr)
         if not args.json:
@@ -394,8 +402,6 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextI
         print(file=stderr)
         return INTERRUPTED
 
-    conversation = Chat(reasoning_level=args.reasoning_level, instructions=args.developer,
-                                start_date=args.start_date or datetime.date.today().isoformat())
     printer = _Printer(stdout, stderr, args.json, args.raw, colour=stdout.isatty(),
                        answer_only=response_format is not None)
     try:
@@ -406,6 +412,9 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextI
     except (ValueError, OSError) as error:  # StructuredOutputError is a ValueError
         print(f"gpt-oss-chat: {error}", file=stderr)
         return 2
+    store = cache_store()
+    if session is not None and (note := engine.restore_prompt_cache(store, session.cache_key, conversation)):
+        print(f"gpt-oss-chat: note: {note}", file=stderr)
     approve = _approver(args.approve, stdin, stderr)
     outcomes: list[Done] = []
 
@@ -434,6 +443,8 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextI
             return
         if cancel.is_set():
             print("[stopped: the reply is kept, marked unfinished, and the model is told so]", file=stderr)
+        if session is not None:
+            session.save(conversation)  # after every reply: a kill loses nothing
 
     try:
         code = _converse(args, answer, conversation, stdin, stdout, stderr)
@@ -446,6 +457,9 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextI
     finally:
         if toolbox is not None:
             toolbox.close()
+        if session is not None:  # the chat is left: its cache goes to disk for the next run
+            session.save(conversation)
+            engine.save_prompt_cache(store, session.cache_key, conversation)
 
 
 @contextmanager

@@ -159,3 +159,33 @@ def test_ctrl_c_in_mid_answer_stops_it_keeps_it_and_tells_the_model(harmony_mode
     assert answered.endswith(INCOMPLETE_NOTE + "<|end|>"), "the next prompt closes the cut answer with the note"
     cut = answered.split(INCOMPLETE_NOTE)[0]
     assert cut and EXCHANGES["sum"].final not in first and "<|return|>" not in answered
+
+
+def test_a_named_session_continues_across_runs_reusing_its_cache(harmony_model_dir: Path, data_dir: Path) -> None:
+    """Two runs of `--session work`: the second has the first's messages and prefills only its
+    new question (its --json Stats show the reused tokens), from the cache the first left on disk."""
+    def stats_of(out: str) -> dict:
+        return next(e for e in map(json.loads, out.splitlines()) if e["type"] == "Stats")
+
+    code, out, _ = chat(harmony_model_dir, "--session", "work", "--json", "--prompt", EXCHANGES["sum"].question)
+    assert code == 0 and stats_of(out)["cached_tokens"] == 0
+    saved = json.loads((data_dir / "terminal-sessions" / "work.json").read_text())
+    assert [m["role"] for m in saved["messages"]][0] == "user" and len(saved["messages"]) >= 2
+    assert len(list((data_dir / "prompt-caches").glob("*.safetensors"))) == 1
+
+    code, out, err = chat(harmony_model_dir, "--session", "work", "--json", "--prompt", EXCHANGES["colour"].question)
+    second = stats_of(out)
+    assert code == 0 and "note" not in err
+    assert second["cached_tokens"] > 0 and second["prompt_tokens"] - second["cached_tokens"] < 25
+    events = [json.loads(line) for line in out.splitlines()]
+    assert EXCHANGES["colour"].final in "".join(e.get("text", "") for e in events if e["type"] == "TextDelta")
+    again = json.loads((data_dir / "terminal-sessions" / "work.json").read_text())
+    assert again["messages"][: len(saved["messages"])] == saved["messages"]
+
+
+def test_a_damaged_session_cache_is_noted_and_the_chat_read_again(harmony_model_dir: Path, data_dir: Path) -> None:
+    assert chat(harmony_model_dir, "--session", "work", "--prompt", EXCHANGES["sum"].question)[0] == 0
+    (cache,) = (data_dir / "prompt-caches").glob("*.safetensors")
+    cache.write_bytes(cache.read_bytes()[:1000])  # truncated
+    code, _, err = chat(harmony_model_dir, "--session", "work", "--prompt", EXCHANGES["colour"].question)
+    assert code == 0 and "note: The saved prompt cache was discarded" in err and "truncated or damaged" in err
