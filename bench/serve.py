@@ -102,12 +102,10 @@ def harmony_template(model: Path, start_date: str) -> str:
     developer) message and user turns: the harmony system message as our engine renders it, the
     instructions as the developer message, each user turn, then `<|start|>assistant`."""
     sys.path.insert(0, str(ROOT))
-    from gpt_oss_desktop.mlx_model import Chat, load_tokenizer
-    from gpt_oss_desktop.mlx_model.prompt import RenderedChat
+    from gpt_oss_desktop.mlx_model import Chat, load_tokenizer, render_prompt
 
     tokenizer = load_tokenizer(model)
-    chat = Chat(start_date=start_date)
-    system = tokenizer.decode(RenderedChat(tokenizer, chat.header_messages(), []).context())
+    system = tokenizer.decode(render_prompt(Chat(start_date=start_date), tokenizer)).removesuffix("<|start|>assistant")
     escaped = system.replace("{", "{{ '{' }}").replace("}", "{{ '}' }}")
     return (
         escaped
