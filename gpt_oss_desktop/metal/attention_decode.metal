@@ -5,7 +5,9 @@
 //
 // Inputs (read through their strides, so cache views need no copy): q [B, Hq, L, D], k and v
 // [B, Hkv, S, D] (keys end at the last query), sinks [Hq]; scalars scale, window (0 for full
-// attention), splits. Template: OutT, G = Hq / Hkv, D.
+// attention), splits. Template: OutT, G = Hq / Hkv, D. K and V are read through K_SCALE and
+// V_SCALE, defined by the variant prepended to this file: attention_kv16_reads.metal (values as
+// stored) or attention_kv8_reads.metal (int8 and a scale per token, plus k_scales, v_scales).
 // Output: splits == 1: out [B, Hq, L, D] of OutT, the attention output; splits > 1:
 // out [B, Hkv, L, splits, G, D + 2] float, per split and head the unnormalised output, then the
 // running max and sum of its online softmax.
@@ -78,10 +80,12 @@ for (uint step = split_start + simdgroup * KEYS_PER_SIMDGROUP; step < split_end;
   const bool valid = key < split_end;
   float k_lane[DIMS_PER_LANE];
   float v_lane[DIMS_PER_LANE];
+  const float k_scale = valid ? K_SCALE(key) : 0.0f;
+  const float v_scale = valid ? V_SCALE(key) : 0.0f;
   for (uint e = 0; e < DIMS_PER_LANE; ++e) {
     const uint d = first_dim + LANES_PER_KEY * e;
-    k_lane[e] = valid ? float(k[k_rows + key * k_strides[2] + d * k_strides[3]]) : 0.0f;
-    v_lane[e] = valid ? float(v[v_rows + key * v_strides[2] + d * v_strides[3]]) : 0.0f;
+    k_lane[e] = valid ? float(k[k_rows + key * k_strides[2] + d * k_strides[3]]) * k_scale : 0.0f;
+    v_lane[e] = valid ? float(v[v_rows + key * v_strides[2] + d * v_strides[3]]) * v_scale : 0.0f;
   }
   for (uint h = 0; h < G; ++h) {
     float score = 0.0f;

@@ -7,7 +7,10 @@
 // 32-bit offset from a per-row pointer): q [B, Hq, L, D], k and v [B, Hkv, S, D] (keys end at
 // the last query), sinks [Hq]; scalars scale, window (0 for full attention). Template: OutT;
 // StageT, the type K and V are staged in (k's own type when it is 16-bit, so staging is exact,
-// else float); G = Hq / Hkv (a divisor of 32); D (a multiple of 8, at most 64).
+// else float); G = Hq / Hkv (a divisor of 32); D (a multiple of 8, at most 64). K and V are
+// read through K_SCALE and V_SCALE, defined by the variant prepended to this file:
+// attention_kv16_reads.metal (values as stored: staging stays exact) or attention_kv8_reads.metal
+// (int8 and a scale per token, plus inputs k_scales, v_scales; dequantised while staging, in float).
 // Output: out [B, Hq, L, D] of OutT.
 //
 // Grid (128 · ceil(L / (32 / G)), Hkv, B), threadgroups of 128 threads = 4 SIMD-groups.
@@ -87,9 +90,11 @@ for (uint tile_start = key_start; tile_start < key_end; tile_start += KEYS) {
     const bool loaded = key < key_end;
     const device auto* k_row = k_head + (loaded ? key : 0) * k_strides[2] + staged_dim * k_inner;
     const device auto* v_row = v_head + (loaded ? key : 0) * v_strides[2] + staged_dim * v_inner;
+    const float k_scale = loaded ? K_SCALE(key) : 0.0f;
+    const float v_scale = loaded ? V_SCALE(key) : 0.0f;
     for (uint i = 0; i < STAGED_PER_THREAD; ++i) {
-      k_staged[i] = loaded ? static_cast<StageT>(k_row[i * k_inner]) : StageT(0);
-      v_staged[i] = loaded ? static_cast<StageT>(v_row[i * v_inner]) : StageT(0);
+      k_staged[i] = loaded ? static_cast<StageT>(float(k_row[i * k_inner]) * k_scale) : StageT(0);
+      v_staged[i] = loaded ? static_cast<StageT>(float(v_row[i * v_inner]) * v_scale) : StageT(0);
     }
   }
   threadgroup_barrier(mem_flags::mem_threadgroup);

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from kernel_inputs import as_float32, assert_close, normal
 
+from gpt_oss_desktop.mlx_model.cache import FullCache
 from gpt_oss_desktop.mlx_model.kernels import reference
+from gpt_oss_desktop.mlx_model.kernels.layout import QuantizedKV, quantize_kv
 from gpt_oss_desktop.mlx_model.kernels.metal_kernels import DECODE_ATTENTION_MAX_QUERIES, MetalKernels
 
 
@@ -21,7 +23,10 @@ def attention_inputs(rng: np.random.Generator, batch: int, heads: int, kv_heads:
 
 
 def expected(q: mx.array, k, v, sinks: mx.array, window: int | None) -> mx.array:
-    q, k, v, sinks = (as_float32(mx.array(a)) for a in (q, k, v, sinks))
+    """The twin in float32 (8-bit K and V: dequantised to float32)."""
+    q, sinks = (as_float32(mx.array(a)) for a in (q, sinks))
+    if not isinstance(k, QuantizedKV):
+        k, v = (as_float32(mx.array(a)) for a in (k, v))
     return reference.attention(q, k, v, sinks, scale=q.shape[-1] ** -0.5, window=window)
 
 
@@ -141,3 +146,50 @@ def test_unsupported_shapes_are_refused(emulated: MetalKernels) -> None:
     q, k, v, sinks = attention_inputs(np.random.default_rng(5), 1, 6, 2, 12, 12, 16, 1.0, mx.float32)
     with pytest.raises(ValueError, match="dividing 32"):
         emulated.attention_prefill(q, k, v, sinks, scale=0.25, window=None)
+
+
+# The 8-bit KV variants on cases whose key counts are not multiples of any tile, windows below
+# and above 128 keys, sinks large and small (a scale of 20 or 40 dominates the softmax).
+KV8_DECODE_CASES = ("tiny-below-window", "full-split-5-ways-batch-2", "uneven-splits-3-queries-no-gqa-large-sinks",
+                    "sinks-dominate", "gpt-oss-sliding-layer", "gpt-oss-full-layer-split")
+KV8_PREFILL_CASES = ("tiny-full-300-tokens", "cached-window-batch-2", "no-gqa-large-sinks", "gqa2-window-128",
+                     "gpt-oss-prompt-above-window-float16")
+
+
+def quantized_inputs(case: str, shape: tuple):
+    batch, heads, kv_heads, queries, keys, dims, window, sink_scale = shape[:8]
+    dtype = shape[-1]
+    q, k, v, sinks = attention_inputs(np.random.default_rng(len(case)), batch, heads, kv_heads, queries, keys,
+                                      dims, sink_scale, dtype)
+    return q, quantize_kv(k), quantize_kv(v), sinks, window, dtype
+
+
+@pytest.mark.parametrize("case", KV8_DECODE_CASES)
+def test_decode_reads_an_8_bit_cache_like_the_twin_dequantising_it(emulated: MetalKernels, case: str) -> None:
+    q, k, v, sinks, window, dtype = quantized_inputs(case, DECODE_CASES[case])
+    dims = q.shape[-1]
+    ours = emulated.attention_decode(q, k, v, sinks, scale=dims**-0.5, window=window,
+                                     keys_per_split=DECODE_CASES[case][8])
+    assert_close(ours, expected(q, k, v, sinks, window), dtype)
+
+
+@pytest.mark.parametrize("case", KV8_PREFILL_CASES)
+def test_prefill_reads_an_8_bit_cache_like_the_twin_dequantising_it(emulated: MetalKernels, case: str) -> None:
+    q, k, v, sinks, window, dtype = quantized_inputs(case, PREFILL_CASES[case])
+    ours = emulated.attention_prefill(q, k, v, sinks, scale=q.shape[-1] ** -0.5, window=window)
+    assert_close(ours, expected(q, k, v, sinks, window), dtype)
+
+
+def test_8_bit_cache_views_are_read_in_place(emulated: MetalKernels) -> None:
+    """The 8-bit cache hands out views of its 256-token buffers (values and scales): strided."""
+    rng = np.random.default_rng(5)
+    q, k, v, sinks = attention_inputs(rng, 1, 8, 2, 12, 40, 16, 1.0, mx.float32)
+    cache = FullCache(bits=8)
+    k8, v8 = cache.update(k, v)
+    assert k8.values.shape[2] == 40 and cache.state[0].shape[2] == 256
+    for run in (emulated.attention_decode, emulated.attention_prefill):
+        queries = q[:, :, -1:] if run == emulated.attention_decode else q
+        ours = run(queries, k8, v8, sinks, scale=0.25, window=None)
+        assert_close(ours, expected(queries, k8, v8, sinks, None), mx.float32)
+    with pytest.raises(ValueError, match="both be 8-bit"):
+        emulated.attention_decode(q[:, :, -1:], k8, v, sinks, scale=0.25, window=None)

@@ -8,7 +8,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from gpt_oss_desktop.mlx_model import kernels, load
+from gpt_oss_desktop.mlx_model import LoadOptions, kernels, load
 from gpt_oss_desktop.mlx_model.checkpoint_writer import write_random_checkpoint
 from gpt_oss_desktop.mlx_model.kernels import metal_kernels
 
@@ -50,13 +50,14 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_random_checkpoint(tmp_path_factory.mktemp("tiny"), "tiny", seed=1, tokenizer=False)
 
 
+@pytest.mark.parametrize("kv_bits", [16, 8])
 def test_model_logits_on_emulated_kernels_equal_the_reference(
-    tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch, kv_bits: int
 ) -> None:
     """A 36-token prompt (grouped expert GEMMs, prefill attention past the window), then 5 tokens
     at once and 3 single tokens (expert GEMVs, decode attention) through the caches. The cost
     model never groups experts this small (dispatches outweigh their bytes), so the test groups
-    from 32 tokens."""
+    from 32 tokens. With `kv_bits` 8 the attention kernels' 8-bit variants run."""
     monkeypatch.setattr(metal_kernels, "grouped_min_tokens", lambda shape, gpu: 32)
     grouped_calls: list[int] = []
     grouped = metal_kernels.MetalKernels.moe_grouped
@@ -66,7 +67,7 @@ def test_model_logits_on_emulated_kernels_equal_the_reference(
         return grouped(self, x, *args, **kwargs)
 
     monkeypatch.setattr(metal_kernels.MetalKernels, "moe_grouped", counted)
-    model = load(tiny_checkpoint, dtype=mx.float32)
+    model = load(tiny_checkpoint, dtype=mx.float32, options=LoadOptions(kv_bits=kv_bits))  # 8: int8 K/V kernels
     tokens = mx.array(np.random.default_rng(5).integers(0, 200_000, size=(1, 44)))
 
     def logits(backend: str) -> np.ndarray:

@@ -24,6 +24,8 @@ BREAKS = {
                                   "static_cast<OutT>(total - weighted_bias[r])"),
     "attention_prefill.metal": ("float row_sum = 1.0f;", "float row_sum = 1.0f"),
 }
+# attention_prefill.metal is the body of both its 16-bit and 8-bit KV variants: both fail.
+BROKEN = {"moe_decode", "attention_prefill", "attention_prefill_kv8"}
 
 
 def broken_source(file: str) -> str:
@@ -52,10 +54,11 @@ def test_a_broken_kernel_fails_and_its_twin_takes_over(
     check = kernel_api.self_check("metal", kernels=kernels, cache=cache)
     verdicts = {v.kernel: v for v in check.verdicts}
     assert set(verdicts) == set(kernel_check.CHECKED_KERNELS)
-    assert not check.cached and set(check.replaced) == {"moe_decode", "attention_prefill"}
+    assert not check.cached and set(check.replaced) == BROKEN
     assert "differs from its MLX twin" in verdicts["moe_decode"].error
     assert "MetalCompileError" in verdicts["attention_prefill"].error
     assert verdicts["moe_grouped"].passed and verdicts["attention_decode"].passed
+    assert verdicts["attention_decode_kv8"].passed
     assert "moe_decode" in check.warning() and "attention_prefill" in check.warning()
     assert kernels.replaced == frozenset(check.replaced)
 
@@ -130,7 +133,7 @@ def test_the_load_runs_the_check_and_reports_replaced_kernels(
     monkeypatch.setattr(kernel_api, "_custom_kernels", lambda backend: broken)
     engine = Engine.load(harmony_model_dir, context_length=256, dtype=mx.float32)
     check = engine.info.kernel_check
-    assert check is not None and set(check.replaced) == {"moe_decode", "attention_prefill"}
+    assert check is not None and set(check.replaced) == BROKEN
     assert broken.replaced == frozenset(check.replaced)
     assert check.key in json.loads((tmp_path / kernel_check.CACHE_FILE).read_text())
 
@@ -162,7 +165,7 @@ def test_a_twin_that_raises_is_a_recorded_failure_not_a_failed_load(
     )
     assert "FAIL" in verdict.line() and "moe_twin_without_mxfp4 raised ValueError" in verdict.line()
     assert check.unchecked == ("moe_grouped",)
-    assert set(check.replaced) == {"moe_decode", "attention_prefill"} == set(kernels.replaced)
+    assert set(check.replaced) == BROKEN == set(kernels.replaced)
     assert "moe_grouped could not be checked (its MLX twin" in check.warning()
     assert "failed for moe_decode, attention_prefill" in check.warning()
 

@@ -22,7 +22,7 @@ import mlx.core as mx
 import numpy as np
 
 from . import reference
-from .layout import ExpertWeights
+from .layout import ExpertWeights, quantize_kv
 from .metal_kernels import KERNEL_SOURCES, MetalKernels
 
 CACHE_FILE = "kernel-check.json"
@@ -125,12 +125,15 @@ def _moe_in_float32(x: mx.array, indices: mx.array, weights: mx.array, experts: 
     return reference.moe(x.astype(mx.float32), indices, weights.astype(mx.float32), experts, **swiglu)
 
 
-def _attention_case(queries: int, keys: int, window: int | None):
+def _attention_case(queries: int, keys: int, window: int | None, kv_bits: int = 16):
+    """Random attention inputs; at `kv_bits` 8, K and V as the 8-bit cache holds them."""
     def case(rng: np.random.Generator):
         def normal(*shape: int) -> mx.array:
             return mx.array(rng.standard_normal(shape).astype(np.float32))
-        args = (normal(1, 4, queries, 16), normal(1, 2, keys, 16), normal(1, 2, keys, 16), normal(4))
-        return args, dict(scale=0.25, window=window)
+        k, v = normal(1, 2, keys, 16), normal(1, 2, keys, 16)
+        if kv_bits == 8:
+            k, v = quantize_kv(k), quantize_kv(v)
+        return (normal(1, 4, queries, 16), k, v, normal(4)), dict(scale=0.25, window=window)
     return case
 
 
@@ -154,6 +157,11 @@ CHECKS: tuple[_Check, ...] = (
     _Check("attention_decode", _attention_case(1, 40, None),
            lambda k, a, kw: k.attention_decode(*a, **kw, keys_per_split=16), reference.attention),
     _Check("attention_prefill", _attention_case(12, 20, 8),
+           lambda k, a, kw: k.attention_prefill(*a, **kw), reference.attention),
+    # The 8-bit KV variants (int8 K and V, a scale per token), against the twin dequantising.
+    _Check("attention_decode_kv8", _attention_case(1, 40, None, kv_bits=8),
+           lambda k, a, kw: k.attention_decode(*a, **kw, keys_per_split=16), reference.attention),
+    _Check("attention_prefill_kv8", _attention_case(12, 20, 8, kv_bits=8),
            lambda k, a, kw: k.attention_prefill(*a, **kw), reference.attention),
 )
 CHECKED_KERNELS: tuple[str, ...] = tuple(check.name for check in CHECKS)
@@ -199,7 +207,7 @@ def run_checks(kernels: MetalKernels, seed: int = 0) -> tuple[KernelVerdict, ...
 
 def source_hash(read_source: Callable[[str], str]) -> str:
     digest = hashlib.sha256()
-    for file in sorted({f for source in KERNEL_SOURCES for f in (source.body, *source.headers)}):
+    for file in sorted({f for source in KERNEL_SOURCES for f in source.files}):
         digest.update(file.encode() + b"\0" + read_source(file).encode() + b"\0")
     return digest.hexdigest()[:16]
 

@@ -72,7 +72,11 @@ class QuantizedKV:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(self.values.shape)
+        return self.values.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.values.ndim
 
     @property
     def dtype(self) -> mx.Dtype:

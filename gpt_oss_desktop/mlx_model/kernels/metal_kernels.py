@@ -51,10 +51,16 @@ class _KernelSource:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     row_contiguous: bool = True
+    variant: str = ""  # a body fragment prepended to `body` (the attention kernels' K/V reads)
 
     @property
     def name(self) -> str:
-        return "gpt_oss_" + self.body.removesuffix(".metal")
+        suffix = self.variant.removeprefix("attention").removesuffix("_reads.metal")
+        return "gpt_oss_" + self.body.removesuffix(".metal") + suffix
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return (*((self.variant,) if self.variant else ()), self.body, *self.headers)
 
 
 _GATE_UP_DECODE = _KernelSource(
@@ -101,28 +107,33 @@ _DOWN_GROUPED = _KernelSource(
      "down_scales", "down_bias", "hidden_size", "intermediate_size", "experts"),
     ("pair_out",),
 )
-_ATTENTION_DECODE = _KernelSource(
-    "attention_decode.metal",
-    ("attention.h",),
-    ("q", "k", "v", "sinks", "scale", "window", "splits"),
-    ("out",),
-    row_contiguous=False,  # strided q and cache views are read in place
-)
+_KV16, _KV8 = "attention_kv16_reads.metal", "attention_kv8_reads.metal"
+_KV8_INPUTS = ("k_scales", "v_scales")
+
+
+def _attention_sources(body: str, headers: tuple[str, ...], scalars: tuple[str, ...]) -> dict[bool, _KernelSource]:
+    """An attention kernel's 16-bit and 8-bit K/V variants, keyed by whether K/V are 8-bit;
+    strided q and cache views are read in place."""
+    return {
+        quantized: _KernelSource(
+            body, headers, ("q", "k", "v", "sinks", *(_KV8_INPUTS if quantized else ()), *scalars), ("out",),
+            row_contiguous=False, variant=_KV8 if quantized else _KV16,
+        )
+        for quantized in (False, True)
+    }
+
+
+_ATTENTION_DECODE = _attention_sources("attention_decode.metal", ("attention.h",), ("scale", "window", "splits"))
 _ATTENTION_DECODE_COMBINE = _KernelSource(
     "attention_decode_combine.metal", ("attention.h",), ("partials",), ("out",)
 )
-_ATTENTION_PREFILL = _KernelSource(
-    "attention_prefill.metal",
-    ("attention.h", "simdgroup_fragment.h"),
-    ("q", "k", "v", "sinks", "scale", "window"),
-    ("out",),
-    row_contiguous=False,
+_ATTENTION_PREFILL = _attention_sources(
+    "attention_prefill.metal", ("attention.h", "simdgroup_fragment.h"), ("scale", "window")
 )
-
 
 KERNEL_SOURCES: tuple[_KernelSource, ...] = (
     _GATE_UP_DECODE, _DOWN_DECODE, _GATE_UP_FEW_TOKENS, _DOWN_FEW_TOKENS, _GATE_UP_GROUPED, _DOWN_GROUPED,
-    _ATTENTION_DECODE, _ATTENTION_DECODE_COMBINE, _ATTENTION_PREFILL,
+    *_ATTENTION_DECODE.values(), _ATTENTION_DECODE_COMBINE, *_ATTENTION_PREFILL.values(),
 )
 
 
@@ -169,7 +180,7 @@ class MetalKernels:
                 name=source.name,
                 input_names=list(source.inputs),
                 output_names=list(source.outputs),
-                source=self.read_source(source.body),
+                source="".join(self.read_source(file) for file in (source.variant, source.body) if file),
                 header="\n".join(self.read_source(header) for header in source.headers),
                 ensure_row_contiguous=source.row_contiguous,
             )
@@ -419,18 +430,18 @@ class MetalKernels:
         self, q: mx.array, k: mx.array, v: mx.array, sinks: mx.array, *, scale: float, window: int | None
     ) -> mx.array:
         """One threadgroup per query up to DECODE_ATTENTION_MAX_QUERIES queries, tiles beyond.
-        An 8-bit cache (QuantizedKV) runs on the MLX twin until the kernels read int8."""
+        8-bit K and V (QuantizedKV) run the kernels' 8-bit variants, checked apart (`_kv8`)."""
         decode = q.shape[2] <= DECODE_ATTENTION_MAX_QUERIES
         run = self.attention_decode if decode else self.attention_prefill
-        if run.__name__ in self.replaced or isinstance(k, QuantizedKV):
+        if run.__name__ + ("_kv8" if isinstance(k, QuantizedKV) else "") in self.replaced:
             run = reference.attention
         return run(q, k, v, sinks, scale=scale, window=window)
 
     def attention_decode(
         self,
         q: mx.array,
-        k: mx.array,
-        v: mx.array,
+        k: mx.array | QuantizedKV,
+        v: mx.array | QuantizedKV,
         sinks: mx.array,
         *,
         scale: float,
@@ -447,8 +458,8 @@ class MetalKernels:
         splits = min(MAX_SPLITS, max(1, math.ceil(visible / keys_per_split)))
         split_shape = (batch, kv_heads, queries, splits, group, dims + 2)
         (out,) = self._run(
-            _ATTENTION_DECODE,
-            {"q": q, "k": k, "v": v, "sinks": sinks, "scale": float(scale),
+            _ATTENTION_DECODE[isinstance(k, QuantizedKV)],
+            {"q": q, **_kv_inputs(k, v), "sinks": sinks, "scale": float(scale),
              "window": window or 0, "splits": splits},
             {"out": (split_shape, mx.float32) if splits > 1 else ((batch, heads, queries, dims), q.dtype)},
             grid=(32 * _ATTENTION_SIMDGROUPS * splits, queries * kv_heads, batch),
@@ -468,11 +479,18 @@ class MetalKernels:
         return combined
 
     def attention_prefill(
-        self, q: mx.array, k: mx.array, v: mx.array, sinks: mx.array, *, scale: float, window: int | None
+        self,
+        q: mx.array,
+        k: mx.array | QuantizedKV,
+        v: mx.array | QuantizedKV,
+        sinks: mx.array,
+        *,
+        scale: float,
+        window: int | None,
     ) -> mx.array:
         """attention_prefill: tiles of 32 (query, head) rows against tiles of 32 keys, on 8x8
         SIMD-group matrices, K and V staged in k's own type when it is 16-bit (exact, and half
-        the threadgroup memory of float)."""
+        the threadgroup memory of float), in float when 8-bit (dequantised while staged)."""
         batch, heads, queries, dims = q.shape
         kv_heads = k.shape[1]
         group = _check_attention_shapes(q, k, v, sinks)
@@ -488,8 +506,8 @@ class MetalKernels:
         rows = _PREFILL_ATTENTION_ROWS
         queries_per_threadgroup = rows // group
         (out,) = self._run(
-            _ATTENTION_PREFILL,
-            {"q": q, "k": k, "v": v, "sinks": sinks, "scale": float(scale),
+            _ATTENTION_PREFILL[isinstance(k, QuantizedKV)],
+            {"q": q, **_kv_inputs(k, v), "sinks": sinks, "scale": float(scale),
              "window": window or 0},
             {"out": ((batch, heads, queries, dims), q.dtype)},
             grid=(32 * _ATTENTION_SIMDGROUPS * math.ceil(queries / queries_per_threadgroup), kv_heads,
@@ -498,6 +516,15 @@ class MetalKernels:
             template=[("OutT", q.dtype), ("StageT", stage), ("G", group), ("D", dims)],
         )
         return out
+
+
+def _kv_inputs(k: mx.array | QuantizedKV, v: mx.array | QuantizedKV) -> dict[str, mx.array]:
+    """K and V as the kernel variant for them reads them: arrays, or int8 values and scales."""
+    if isinstance(k, QuantizedKV) != isinstance(v, QuantizedKV):
+        raise ValueError("keys and values must both be 8-bit (QuantizedKV) or both not")
+    if isinstance(k, QuantizedKV):
+        return {"k": k.values, "v": v.values, "k_scales": k.scales, "v_scales": v.scales}
+    return {"k": k, "v": v}
 
 
 def _stage_type(dtype: mx.Dtype) -> mx.Dtype:
