@@ -6,14 +6,16 @@ of gpt-oss, written from tiktoken's o200k_harmony for the random test checkpoint
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import tiktoken
+from tiktoken.load import load_tiktoken_bpe
 
-from .tokenizer import BYTE_TO_UNICODE, HARMONY_SPECIAL_IDS, O200K_PATTERN
+from .tokenizer import BYTE_TO_UNICODE, HARMONY_SPECIAL_IDS, MODEL_VOCAB_SIZE, O200K_PATTERN
 
 _HUB_ADDED_TOKENS = {
     token_id: name
@@ -24,6 +26,29 @@ _HUB_ADDED_TOKENS = {
     }.items()
 }
 """The 21 added tokens of openai/gpt-oss-20b's tokenizer.json (199998..200018)."""
+
+
+O200K_BASE_FILE = "o200k_base.tiktoken"
+O200K_BASE_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
+"""tiktoken's own checksum of the o200k_base ranks, checked on a local copy too."""
+
+
+def o200k_harmony_encoding() -> tiktoken.Encoding:
+    """tiktoken's o200k_harmony. Where TIKTOKEN_ENCODINGS_BASE (the variable openai-harmony reads)
+    names a folder holding o200k_base.tiktoken, it is built from that file, so writing checkpoints
+    (tests, bench/) needs no network; otherwise tiktoken downloads and caches it."""
+    local = os.environ.get("TIKTOKEN_ENCODINGS_BASE")
+    if not local or not (Path(local) / O200K_BASE_FILE).is_file():
+        return tiktoken.get_encoding("o200k_harmony")
+    ranks = load_tiktoken_bpe(str(Path(local) / O200K_BASE_FILE), expected_hash=O200K_BASE_SHA256)
+    named = set(HARMONY_SPECIAL_IDS.values())
+    # As tiktoken has them: every id from 200000 not named by harmony is reserved (200018 also
+    # goes by <|endofprompt|>).
+    special_tokens = {f"<|reserved_{token_id}|>": token_id for token_id in range(200_000, MODEL_VOCAB_SIZE)
+                      if token_id not in named}
+    special_tokens |= HARMONY_SPECIAL_IDS | {"<|endofprompt|>": 200_018}
+    return tiktoken.Encoding("o200k_harmony", pat_str=O200K_PATTERN, mergeable_ranks=ranks,
+                             special_tokens=special_tokens)
 
 
 def _piece_text(token: bytes) -> str:
@@ -44,7 +69,7 @@ def write_tokenizer_files(folder: Path) -> None:
 
 @lru_cache(maxsize=1)
 def _hub_tokenizer_files() -> tuple[tuple[str, bytes], ...]:
-    encoding = tiktoken.get_encoding("o200k_harmony")
+    encoding = o200k_harmony_encoding()
     ranks = {token: encoding.encode_single_token(token) for token in encoding.token_byte_values()}
     special_map = {
         "bos_token": "<|startoftext|>",
