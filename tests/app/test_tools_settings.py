@@ -164,3 +164,32 @@ def test_mcp_servers_are_added_checked_and_their_tools_switched_off(page, qtbot,
     other.write_text('{"mcpServers": {"x": {}}}')
     with pytest.raises(McpConfigError, match="mcpServers.x needs a `command`"):
         read_servers(other)
+
+
+def test_a_reply_shows_the_images_its_tools_drew(qtbot, store) -> None:
+    """Python's display data, stored with the tool's message, is shown under the answer."""
+    from PySide6.QtCore import QBuffer, QByteArray, QIODevice
+    from PySide6.QtGui import QColor, QImage
+
+    from gpt_oss_desktop.app.chat_view import MessageBubble
+    from gpt_oss_desktop.app.transcript import group_turns
+
+    picture = QImage(800, 400, QImage.Format.Format_RGB32)
+    picture.fill(QColor("red"))
+    data = QByteArray()
+    buffer = QBuffer(data)
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    picture.save(buffer, "PNG")
+    png = bytes(data.toBase64()).decode("ascii")
+    chat = store.create_conversation()
+    store.add_message(chat.id, role="user", content="Plot it")
+    store.add_message(chat.id, role="assistant", recipient="python", channel="analysis", content="plot()")
+    store.add_message(chat.id, role="tool", author_name="python", channel="analysis", content="[image]",
+                      attachments={"images": [["image/png", png], ["image/png", "not base64 of an image"]]})
+    store.add_message(chat.id, role="assistant", content="Here it is.")
+    bubble = MessageBubble("assistant")
+    qtbot.addWidget(bubble)
+    bubble.show_turn(group_turns(store.messages(chat.id))[1])
+    shown = [bubble.images.itemAt(i).widget() for i in range(bubble.images.count())]
+    assert len(shown) == 1 and shown[0].pixmap().width() == 560  # scaled to the column, the broken one left out
+    assert bubble.view.toPlainText().strip() == "Here it is."
