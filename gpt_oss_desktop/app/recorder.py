@@ -57,6 +57,7 @@ class ReplyRecorder:
         self._dirty = False
         self._thinking_since: float | None = None
         self._analysis_done = False
+        self._calling = False  # the message streaming now is a tool call
         self._shown: list[str] = []  # visible text of the rows already finished
         self.error: str | None = None  # why some of the reply is not on disk; None when all is
         self._open_row()
@@ -112,9 +113,12 @@ class ReplyRecorder:
     # -- events --------------------------------------------------------------------------------
 
     def start_message(self, channel: str | None, recipient: str | None, content_type: str | None) -> None:
+        """Analysis without a recipient is reasoning; a message with one (the built-in tools are
+        called on the analysis channel) is a call and gets its own row."""
         if self._current is None:
             self._open_row()
-        if channel == "analysis":
+        self._calling = recipient is not None
+        if channel == "analysis" and not self._calling:
             if self._thinking_since is None:
                 self._thinking_since = self._clock()
             if self._analysis_done:
@@ -128,7 +132,7 @@ class ReplyRecorder:
     def add_text(self, channel: str | None, text: str) -> None:
         if self._current is None:
             self._open_row()
-        if channel == "analysis":
+        if channel == "analysis" and not self._calling:
             self.reasoning += text
         else:
             self._stop_thinking()
@@ -140,7 +144,8 @@ class ReplyRecorder:
         """A message ended. Analysis stays with the row it leads to; any other message completes
         its row, and what comes next goes into a new one. A message the engine closed as
         incomplete (the reply was cut) keeps its row open: `finish` says how the reply ended."""
-        if message.get("channel") == "analysis":
+        self._calling = False
+        if message.get("channel") == "analysis" and not message.get("recipient"):
             self._analysis_done = True
             return
         if self._current is None:

@@ -382,12 +382,12 @@ class ChatSession(QObject):
         try:
             if isinstance(event, MessageStart):
                 recorder.start_message(event.channel, event.recipient, event.content_type)
-                if event.channel == "analysis" and self._live():
+                if event.channel == "analysis" and event.recipient is None and self._live():
                     self.reasoning_started.emit()
             elif isinstance(event, TextDelta):
                 recorder.add_text(event.channel, event.text)
                 if self._live():
-                    if event.channel == "analysis":
+                    if event.channel == "analysis" and recorder.recipient is None:
                         self.reasoning_text.emit(event.text)
                     elif recorder.recipient is None:
                         self.reply_text.emit(reply.visible_text())

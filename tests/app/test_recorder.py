@@ -218,3 +218,22 @@ def test_with_the_disk_full_the_tool_result_waits_with_the_reply_and_goes_in_in_
     store._db.execute("PRAGMA max_page_count = 1073741823")
     assert recorder.sync() and recorder.saved
     assert [m.role for m in store.messages(chat.id)] == ["user", "assistant", "assistant", "tool", "assistant"]
+
+
+def test_a_built_in_tool_call_on_the_analysis_channel_is_a_call_not_reasoning(store, chat):
+    """browser and python are called on the analysis channel: the call gets its own row, with
+    the reasoning before it, so the chat given back to the model holds the call it made."""
+    recorder = ReplyRecorder(store, chat.id, "low", clock=Clock())
+    recorder.start_message("analysis", None, None)
+    recorder.add_text("analysis", "Search the notes.")
+    recorder.finish_message({"role": "assistant", "channel": "analysis",
+                             "content": [{"type": "text", "text": "Search the notes."}]})
+    recorder.start_message("analysis", "browser.search", "code")
+    recorder.add_text("analysis", '{"query":"countdown"}')
+    recorder.finish_message({"role": "assistant", "channel": "analysis", "recipient": "browser.search",
+                             "content_type": "code", "content": [{"type": "text", "text": '{"query":"countdown"}'}]})
+    recorder.finish("complete")
+    (call,) = [r for r in store.messages(chat.id) if r.role == "assistant"]
+    assert (call.channel, call.recipient, call.content_type, call.content, call.reasoning) == (
+        "analysis", "browser.search", "code", '{"query":"countdown"}', "Search the notes.")
+    assert recorder.visible_text() == ""
