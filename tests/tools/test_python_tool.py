@@ -98,3 +98,15 @@ def test_without_a_sandbox_nothing_runs(monkeypatch, tmp_path: Path) -> None:
     with Toolbox(python=True, python_folder=tmp_path / "w") as box:
         outcome = box.run("python", "print(1)")
     assert not outcome.ok and "never run unconfined" in outcome.text and not (tmp_path / "w").exists()
+
+
+def test_a_chat_folder_too_deep_for_a_unix_socket_path_still_runs(tmp_path: Path) -> None:
+    # The kernel's sockets would not fit beside a folder this deep: sun_path holds 104 bytes on
+    # macOS (108 on Linux), and ~/Library/Application Support/… chat folders come close.
+    folder = tmp_path / ("a-long-folder-name-" * 8) / "chat-0123456789abcdef0123456789abcdef" / "work"
+    assert len(str(folder)) > 108
+    with Toolbox(python=True, python_folder=folder, python_timeout_s=30.0) as box:
+        assert run(box, "6 * 7") == "42\n"
+        runtime = box._kernel.runtime
+        assert runtime is not None and len(str(runtime)) < 60
+    assert not runtime.exists()

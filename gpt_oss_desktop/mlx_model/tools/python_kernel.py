@@ -14,6 +14,7 @@ import queue
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,11 +59,14 @@ def _sandboxed_kernel_manager(sandbox_command: list[str], **options):
 
 
 class PythonKernel:
-    """One chat's kernel: code in `work` (the chat's folder), its sockets in `runtime`."""
+    """One chat's kernel: code in `work` (the chat's folder), its sockets in a private folder of
+    the system's temporary directory made for each start: a Unix socket's path may hold only 104
+    bytes on macOS (108 on Linux), which a chat folder under ~/Library/Application Support exceeds."""
 
-    def __init__(self, work: Path, runtime: Path, limits: Limits = DEFAULT_LIMITS, timeout_s: float = TIMEOUT_S,
+    def __init__(self, work: Path, limits: Limits = DEFAULT_LIMITS, timeout_s: float = TIMEOUT_S,
                  output_limit: int = OUTPUT_LIMIT) -> None:
-        self.work, self.runtime = work, runtime
+        self.work = work
+        self.runtime: Path | None = None
         self.limits, self.timeout_s, self.output_limit = limits, timeout_s, output_limit
         self._manager = None
         self._client = None
@@ -70,9 +74,13 @@ class PythonKernel:
     # -- lifetime ------------------------------------------------------------------------------
 
     def _start(self) -> None:
-        prefix = sandbox_prefix(self.work, self.runtime)  # raises SandboxUnavailable before anything starts
+        self.runtime = Path(tempfile.mkdtemp(prefix="gpt-oss-kernel-"))  # private to this user (0700)
+        try:
+            prefix = sandbox_prefix(self.work, self.runtime)  # raises SandboxUnavailable before anything starts
+        except Exception:
+            self._remove_runtime()
+            raise
         self.work.mkdir(parents=True, exist_ok=True)
-        self.runtime.mkdir(parents=True, exist_ok=True)
         manager = _sandboxed_kernel_manager(
             [*prefix, *confined_launch(self.limits)],
             transport="ipc", ip=str(self.runtime / "kernel"), connection_file=str(self.runtime / "kernel.json"),
@@ -103,7 +111,12 @@ class PythonKernel:
         if self._manager is not None:
             self._manager.shutdown_kernel(now=True)
         self._manager = self._client = None
-        shutil.rmtree(self.runtime, ignore_errors=True)
+        self._remove_runtime()
+
+    def _remove_runtime(self) -> None:
+        if self.runtime is not None:
+            shutil.rmtree(self.runtime, ignore_errors=True)
+            self.runtime = None
 
     def _restart(self) -> None:
         self.close()

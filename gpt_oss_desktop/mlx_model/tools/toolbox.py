@@ -90,8 +90,7 @@ class Toolbox:
         self.browser = Browser(self._library, self._web, browser_state) if (self._library or self._web) else None
         self._python_folder = python_folder or paths.data_dir() / "python" / "default"
         self._kernel = (
-            PythonKernel(self._python_folder, self._python_folder.parent / f".{self._python_folder.name}.runtime",
-                         python_limits, python_timeout_s)
+            PythonKernel(self._python_folder, python_limits, python_timeout_s)
             if python else None
         )
         self.mcp = None
