@@ -244,11 +244,7 @@ class MetalKernels:
             {
                 "x": x,
                 "expert_ids": expert_ids,
-                "gate_up_blocks": experts.gate_up_blocks,
-                "gate_up_scales": experts.gate_up_scales,
-                "gate_up_bias": experts.gate_up_bias,
-                "hidden_size": hidden,
-                "intermediate_size": columns,
+                **_gate_up_inputs(experts, hidden, columns),
                 "swiglu_limit": float(swiglu_limit),
                 "swiglu_alpha": float(swiglu_alpha),
             },
@@ -263,11 +259,7 @@ class MetalKernels:
                 "activations": activations,
                 "expert_ids": expert_ids,
                 "routing_weights": weights,
-                "down_blocks": experts.down_blocks,
-                "down_scales": experts.down_scales,
-                "down_bias": experts.down_bias,
-                "hidden_size": hidden,
-                "intermediate_size": columns,
+                **_down_inputs(experts, hidden, columns),
                 "top_k": top_k,
             },
             {"out": ((tokens, hidden), x.dtype)},
@@ -298,10 +290,7 @@ class MetalKernels:
         hidden, columns = _check_expert_shapes(x, experts)
         num_experts = experts.num_experts
         pairs = tokens * top_k
-        expert_of_pair = indices.flatten().astype(mx.uint32)
-        sorted_pairs = mx.argsort(expert_of_pair).astype(mx.uint32)
-        counts = mx.zeros((num_experts,), mx.int32).at[expert_of_pair].add(1)
-        row_offsets = mx.concatenate([mx.zeros((1,), mx.int32), mx.cumsum(counts)])
+        sorted_pairs, counts, row_offsets = _pairs_by_expert(indices, num_experts)
         slots = min(num_experts, pairs)
         # The experts with pairs in ascending order first (distinct sort keys), then E.
         expert_ids = mx.arange(num_experts, dtype=mx.int32)
@@ -311,18 +300,14 @@ class MetalKernels:
         # Registers hold (row, token) sums for up to max_tokens tokens an expert; a token's
         # experts are distinct, so an expert has at most `tokens` of them.
         max_tokens = min(_FEW_TOKENS_MAX, 1 << (tokens - 1).bit_length())
-        stage = x.dtype if x.dtype in (mx.float16, mx.bfloat16) else mx.float32
+        stage = _stage_type(x.dtype)
 
         (activations,) = self._run(
             _GATE_UP_FEW_TOKENS,
             {
                 "x": x,
                 **grouping,
-                "gate_up_blocks": experts.gate_up_blocks,
-                "gate_up_scales": experts.gate_up_scales,
-                "gate_up_bias": experts.gate_up_bias,
-                "hidden_size": hidden,
-                "intermediate_size": columns,
+                **_gate_up_inputs(experts, hidden, columns),
                 "top_k": top_k,
                 "experts": num_experts,
                 "swiglu_limit": float(swiglu_limit),
@@ -339,11 +324,7 @@ class MetalKernels:
                 "activations": activations,
                 **grouping,
                 "routing_weights": weights.flatten(),
-                "down_blocks": experts.down_blocks,
-                "down_scales": experts.down_scales,
-                "down_bias": experts.down_bias,
-                "hidden_size": hidden,
-                "intermediate_size": columns,
+                **_down_inputs(experts, hidden, columns),
                 "experts": num_experts,
             },
             {"pair_out": ((pairs, hidden), mx.float32)},
@@ -373,13 +354,9 @@ class MetalKernels:
         hidden, columns = _check_expert_shapes(x, experts)
         num_experts = experts.num_experts
         pairs = tokens * top_k
-        expert_of_pair = indices.flatten().astype(mx.uint32)
-        sorted_pairs = mx.argsort(expert_of_pair).astype(mx.uint32)
-        counts = mx.zeros((num_experts,), mx.int32).at[expert_of_pair].add(1)
+        sorted_pairs, counts, row_offsets = _pairs_by_expert(indices, num_experts)
         tiles = (counts + _GROUPED_TILE_ROWS - 1) // _GROUPED_TILE_ROWS
-        start = mx.zeros((1,), mx.int32)
-        row_offsets = mx.concatenate([start, mx.cumsum(counts)])
-        tile_offsets = mx.concatenate([start, mx.cumsum(tiles)])
+        tile_offsets = mx.concatenate([mx.zeros((1,), mx.int32), mx.cumsum(tiles)])
         max_tiles = math.ceil(pairs / _GROUPED_TILE_ROWS) + min(num_experts, pairs)
         grouping = dict(sorted_pairs=sorted_pairs, row_offsets=row_offsets, tile_offsets=tile_offsets)
         stage = _stage_type(x.dtype)
@@ -389,11 +366,7 @@ class MetalKernels:
             {
                 "x": x,
                 **grouping,
-                "gate_up_blocks": experts.gate_up_blocks,
-                "gate_up_scales": experts.gate_up_scales,
-                "gate_up_bias": experts.gate_up_bias,
-                "hidden_size": hidden,
-                "intermediate_size": columns,
+                **_gate_up_inputs(experts, hidden, columns),
                 "top_k": top_k,
                 "experts": num_experts,
                 "swiglu_limit": float(swiglu_limit),
@@ -410,11 +383,7 @@ class MetalKernels:
                 "activations": activations,
                 **grouping,
                 "routing_weights": weights.flatten(),
-                "down_blocks": experts.down_blocks,
-                "down_scales": experts.down_scales,
-                "down_bias": experts.down_bias,
-                "hidden_size": hidden,
-                "intermediate_size": columns,
+                **_down_inputs(experts, hidden, columns),
                 "experts": num_experts,
             },
             {"pair_out": ((pairs, hidden), mx.float32)},
@@ -525,6 +494,28 @@ def _kv_inputs(k: mx.array | QuantizedKV, v: mx.array | QuantizedKV) -> dict[str
     if isinstance(k, QuantizedKV):
         return {"k": k.values, "v": v.values, "k_scales": k.scales, "v_scales": v.scales}
     return {"k": k, "v": v}
+
+
+def _pairs_by_expert(indices: mx.array, num_experts: int) -> tuple[mx.array, mx.array, mx.array]:
+    """The (token, expert) pairs sorted by expert, each expert's pair count, and where each
+    expert's run of pairs starts (E + 1 offsets), all built with MLX ops (no host sync)."""
+    expert_of_pair = indices.flatten().astype(mx.uint32)
+    sorted_pairs = mx.argsort(expert_of_pair).astype(mx.uint32)
+    counts = mx.zeros((num_experts,), mx.int32).at[expert_of_pair].add(1)
+    row_offsets = mx.concatenate([mx.zeros((1,), mx.int32), mx.cumsum(counts)])
+    return sorted_pairs, counts, row_offsets
+
+
+def _gate_up_inputs(experts: ExpertWeights, hidden: int, columns: int) -> dict[str, mx.array | int]:
+    """The gate_up projection's tensors and widths, as every MoE gate_up kernel names them."""
+    return {"gate_up_blocks": experts.gate_up_blocks, "gate_up_scales": experts.gate_up_scales,
+            "gate_up_bias": experts.gate_up_bias, "hidden_size": hidden, "intermediate_size": columns}
+
+
+def _down_inputs(experts: ExpertWeights, hidden: int, columns: int) -> dict[str, mx.array | int]:
+    """The down projection's tensors and widths, as every MoE down kernel names them."""
+    return {"down_blocks": experts.down_blocks, "down_scales": experts.down_scales,
+            "down_bias": experts.down_bias, "hidden_size": hidden, "intermediate_size": columns}
 
 
 def _stage_type(dtype: mx.Dtype) -> mx.Dtype:
