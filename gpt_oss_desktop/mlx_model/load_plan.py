@@ -37,20 +37,26 @@ class LoadPlan:
     total_ram_bytes: int
     automatic: bool
     # The context the engine will load with (`context_length`, or for an automatic context the
-    # longest whose KV cache fits beside these options' weights, as Engine.__init__ picks it)
-    # and the memory that takes once the context is full: what Settings shows.
+    # longest whose KV cache fits beside these options' weights, as Engine.__init__ picks it):
+    # what Settings shows, with `engine_needed_bytes`.
     engine_context_length: int = 0
-    engine_needed_bytes: int = 0
     # The longest context whose KV cache fits the GPU budget beside these options' weights (0:
     # none), and the model's config, so a longer context's cost can be stated (`needed_bytes_at`).
     longest_context: int = 0
     config: ModelConfig | None = None
 
     def needed_bytes_at(self, context_length: int) -> int:
-        """The memory these options take with `context_length` tokens of context in use."""
+        """The memory these options (their KV cache width included) take with `context_length`
+        tokens of context in use."""
         if self.config is None:
             raise ValueError("this plan was made without the model's config")
-        return self.estimate.weights_bytes + memory.kv_bytes(self.config, context_length) + self.estimate.overhead_bytes
+        kv = memory.kv_bytes(self.config, context_length, self.options.kv_bits)
+        return self.estimate.weights_bytes + kv + self.estimate.overhead_bytes
+
+    @property
+    def engine_needed_bytes(self) -> int:
+        """The memory the engine takes once its context is full."""
+        return self.needed_bytes_at(self.engine_context_length)
 
     @property
     def needed_bytes(self) -> int:
@@ -156,14 +162,12 @@ def plan_load(
     estimate = memory.estimate(tensors, context, options)
     weights = memory.resident_bytes(tensors, options)
     engine_context = context_length or memory.default_context_length(tensors.config, weights, budget, options.kv_bits)
-    engine_estimate = estimate if engine_context == context else memory.estimate(tensors, engine_context, options)
     return LoadPlan(
         name=name,
         options=options,
         context_length=context,
         estimate=estimate,
         engine_context_length=engine_context,
-        engine_needed_bytes=engine_estimate.total_bytes,
         experts_bytes=memory.experts_bytes(tensors),
         budget_bytes=budget,
         total_ram_bytes=total_ram,

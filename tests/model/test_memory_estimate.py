@@ -72,6 +72,14 @@ def test_8_bit_kv_comes_in_only_where_it_is_the_difference_between_fitting_and_n
     assert "an 8-bit KV cache" in plan.given_up and "an 8-bit KV cache" in plan.summary
 
 
+def test_a_plans_cost_at_other_contexts_counts_its_own_kv_width() -> None:
+    config = PUBLISHED["openai/gpt-oss-20b"]
+    for options in (LoadOptions(), LoadOptions(kv_bits=8)):
+        plan = plan_load(config, 8192, options, name="gpt-oss-20b", total_ram=128 * GIB)
+        assert plan.needed_bytes_at(131072) == memory.estimate(config, 131072, options).total_bytes
+        assert plan.engine_needed_bytes == plan.needed_bytes == memory.estimate(config, 8192, options).total_bytes
+
+
 def test_the_estimate_is_what_a_load_holds(tiny_checkpoint: Path) -> None:
     for options in OPTIONS[:4]:
         model = load(tiny_checkpoint, options=options)
