@@ -7,7 +7,11 @@ prefill its own again. The pool keeps a `PromptCache` per line of conversation: 
 the cache that reuses the longest prefix of it. When continuing there would throw away part of
 the history that cache last read (the prompt leaves it before the end of its last prompt: another
 conversation, or an edited one), the pool forks that cache at the shared prefix instead, so both
-stay. Past the budget the least recently used caches are dropped; the one in use never is.
+stay. Past the budget the least recently used caches are dropped.
+
+Several replies may run at once (the server decodes them in one batch), so a cache is taken
+(pinned) for a reply and released when it ends: a pinned cache is never dropped, and a prompt
+whose best cache is pinned gets a fork of it, so two replies never write into one cache.
 
 An entry is plain state (token ids, per-layer arrays, window snapshots, the tool continuation)
 that refers to no engine, so a later step can write one to disk and read it back.
@@ -32,6 +36,7 @@ class PooledCache:
     history: int = 0  # tokens of the last prompt it read: forking, not rewinding, protects them
     continuation: ToolContinuation | None = None  # its reply ended in a tool call
     last_used: int = 0
+    in_use: bool = False  # a reply is writing it: pinned, not dropped or handed to another
 
 
 class CachePool:
@@ -67,16 +72,23 @@ class CachePool:
         return max(entry.cache.reusable_prefix(prompt) for entry in self.entries)
 
     def take(self, prompt: list[int]) -> PooledCache:
-        """The cache to prefill `prompt` in: the best reuse, forked when reusing in place would
-        drop another conversation's history. It becomes the most recently used."""
+        """The cache to prefill `prompt` in, pinned until `release`: the best reuse, forked when
+        another reply is writing it or reusing it in place would drop another conversation's
+        history. It becomes the most recently used."""
         self._tick += 1
         best = self.best_for(prompt)
-        if best.cache.reusable_prefix(prompt) < best.history:
+        if best.in_use or best.cache.reusable_prefix(prompt) < best.history:
             best = PooledCache(best.cache.fork(prompt))
             self.entries.append(best)
         best.last_used = self._tick
+        best.in_use = True
         self.settle(best)
         return best
+
+    def release(self, entry: PooledCache) -> None:
+        """The reply writing `entry` has ended: it may be dropped or reused again."""
+        entry.in_use = False
+        self.settle(entry)
 
     def adopt(self, cache: PromptCache) -> PooledCache:
         """Add a cache read back from disk (cache_file) as the most recently used; its tokens
@@ -92,7 +104,10 @@ class CachePool:
         return max(self.entries, key=lambda e: (e.cache.reusable_prefix(prompt), e.last_used))
 
     def settle(self, keep: PooledCache) -> None:
-        """Drop the least recently used caches, never `keep`, until the pool fits its budget and
-        count (call again once a reply has grown `keep`)."""
-        while len(self.entries) > 1 and (len(self.entries) > self.max_caches or self.nbytes > self.budget_bytes):
-            self.entries.remove(min((e for e in self.entries if e is not keep), key=lambda e: e.last_used))
+        """Drop the least recently used caches, never `keep` nor a pinned one, until the pool
+        fits its budget and count (or only those are left)."""
+        while len(self.entries) > self.max_caches or self.nbytes > self.budget_bytes:
+            droppable = [e for e in self.entries if e is not keep and not e.in_use]
+            if not droppable:
+                return
+            self.entries.remove(min(droppable, key=lambda e: e.last_used))

@@ -7,6 +7,10 @@ the prompt cache that reuses most of it (`cache_pool.CachePool`: several convers
 their KV state), prefill (`forward.ForwardPass`), decode (`decode.DecodeLoop`, where logits processors hook in), parse
 (`harmony.StreamParser`), and time it all (`_ReplyClock` → `Stats`).
 
+Decoding goes one `forward.StepRequest` at a time: `reply` runs each step itself, while
+`reply(batched=True)` yields them, so a driver (the server's `DecodeBatch`) can run the steps of
+several replies as one forward pass (`run_steps`); their caches are pinned in the pool meanwhile.
+
 One engine owns one model and its caches and is driven from one thread (MLX arrays belong to the
 stream that made them); the app gives it a worker thread of its own. Cancelling is checked
 between prefill chunks and between tokens, and leaves the cache holding exactly the tokens it
@@ -26,12 +30,12 @@ import mlx.core as mx
 
 from . import kernels
 from .cache_file import CacheStamp, CacheStore
-from .cache_pool import CachePool
+from .cache_pool import CachePool, PooledCache
 from .chat import Chat
 from .config import ModelConfig
 from .decode import DecodeLoop, LogitsProcessor
 from .events import Done, Event, ExpertPaging, Stats
-from .forward import Cancelled, ForwardPass, PrefillResult
+from .forward import Cancelled, ForwardPass, PrefillResult, StepRequest, answer_steps
 from .harmony import StreamParser
 from .loader import LoadOptions, load
 from .memory import default_context_length, kv_bytes, resident_bytes
@@ -264,8 +268,8 @@ class Engine:
         return ExpertPaging(sum(s.hits for s in layers), sum(s.misses for s in layers),
                             sum(s.bytes_read for s in layers))
 
-    def _stats(self, clock: _ReplyClock, prompt: list[int], prefilled: PrefillResult | None, generated: list[int],
-               dropped: int, chat_tokens: int) -> Stats:
+    def _stats(self, clock: _ReplyClock, pooled: PooledCache, prompt: list[int], prefilled: PrefillResult | None,
+               generated: list[int], dropped: int, chat_tokens: int) -> Stats:
         ended = time.perf_counter()
         first = clock.first_token_at
         decode_seconds = ended - first if first else 0.0
@@ -279,7 +283,7 @@ class Engine:
             tokens_per_s=(len(generated) - 1) / decode_seconds if len(generated) > 1 and decode_seconds else 0.0,
             peak_memory_bytes=mx.get_peak_memory(),
             prefill_tokens_per_s=(len(prompt) - reused) / clock.prefill_seconds if clock.prefill_seconds else 0.0,
-            context_tokens=len(self.cache.tokens),
+            context_tokens=len(pooled.cache.tokens),
             context_limit=self.info.context_limit,
             dropped_messages=dropped,
             expert_hit_rate=None if paging is None else paging.hit_rate,
@@ -323,7 +327,8 @@ class Engine:
         response_format: ResponseFormat | None = None,
         tool_choice: ToolChoice = "auto",
         on_prompt: Callable[[list[int]], None] | None = None,
-    ) -> Iterator[Event]:
+        batched: bool = False,
+    ) -> Iterator[Event | StepRequest]:
         """Generate the assistant's next reply as events, ending with Stats and Done.
 
         The generated messages (on cancel or at the token limit, the unfinished one too, marked
@@ -334,8 +339,32 @@ class Engine:
         reasoning runs free); strict tools (`"strict": true`) hold their calls' arguments;
         `tool_choice` "required" or a recipient (`"functions.NAME"`) makes the reply a call;
         `sampling.max_reasoning_tokens` bounds the reasoning.
+
+        With `batched` every decode step is yielded as a `StepRequest` too, which the caller
+        runs (`run_steps`, with other replies' steps) before it reads on; otherwise the reply
+        runs its own steps and yields events only.
         """
-        cancel = cancel or threading.Event()
+        steps = self._reply_steps(chat, sampling, cancel or threading.Event(), on_token, logits_processors,
+                                  response_format, tool_choice, on_prompt)
+        return steps if batched else self._run_alone(steps)
+
+    def run_steps(self, requests: Sequence[StepRequest]) -> None:
+        """Run the pending decode steps of several replies as one forward pass."""
+        answer_steps(self.model, requests)
+
+    def _run_alone(self, steps: Iterator[Event | StepRequest]) -> Iterator[Event]:
+        for item in steps:
+            if isinstance(item, StepRequest):
+                answer_steps(self.model, [item])
+            else:
+                yield item
+
+    def _reply_steps(
+        self, chat: Chat, sampling: SamplingSettings, cancel: threading.Event, on_token: Callable[[int], None] | None,
+        logits_processors: Sequence[LogitsProcessor], response_format: ResponseFormat | None,
+        tool_choice: ToolChoice, on_prompt: Callable[[list[int]], None] | None,
+    ) -> Iterator[Event | StepRequest]:
+        """`reply`'s work, yielding each decode step for its caller to run."""
         try:
             self.check_files()
             plan = self.structured_plan(chat, sampling, response_format, tool_choice)
@@ -358,52 +387,56 @@ class Engine:
         if on_prompt is not None:
             on_prompt(prompt)
         pooled = self.caches.take(prompt)
-        forward = ForwardPass(self.model, pooled.cache, self.chunk_size)
+        try:  # `finally` also when the caller stops reading: the cache may then be dropped or reused
+            try:
+                prefill_started = time.perf_counter()
+                prefilled = ForwardPass(self.model, pooled.cache, self.chunk_size).prefill(
+                    prompt, rendered.header_edges, cancel)
+                clock.prefill_seconds = time.perf_counter() - prefill_started
+            except Cancelled:
+                pooled.history = min(pooled.history, len(pooled.cache.tokens))
+                yield self._stats(clock, pooled, prompt, None, [], dropped, len(self._prompt(rendered)))
+                yield Done("cancelled")
+                return
+            pooled.history = len(prompt)
 
-        try:
-            prefill_started = time.perf_counter()
-            prefilled = forward.prefill(prompt, rendered.header_edges, cancel)
-            clock.prefill_seconds = time.perf_counter() - prefill_started
-        except Cancelled:
-            pooled.history = min(pooled.history, len(pooled.cache.tokens))
-            yield self._stats(clock, prompt, None, [], dropped, len(self._prompt(rendered)))
-            yield Done("cancelled")
-            return
-        pooled.history = len(prompt)
+            parser = StreamParser(self.tokenizer)
+            decoder = DecodeLoop(pooled.cache, Sampler(sampling), logits_processors)
+            failure = None
+            try:
+                decoder.start(prefilled.logits)
+                while (step := decoder.next_step(max_new_tokens=sampling.max_new_tokens,
+                                                 context_limit=self.info.context_limit, cancel=cancel)) is not None:
+                    yield step
+                    token_id = decoder.take(step)
+                    clock.token()
+                    if on_token is not None:
+                        on_token(token_id)
+                    yield from parser.feed(token_id)
+                    if parser.stop_reason is not None:
+                        break
+            except StructuredOutputError as exc:  # the grammar cannot go on: what was written is kept
+                failure = ("error", str(exc))
+            reason, detail = failure or decoder.limit or (parser.stop_reason, "")
+            unfinished = structured.unfinished() if structured is not None and reason in _CUT_SHORT else None
+            if unfinished:
+                detail = f"{detail}; {unfinished}" if detail else unfinished
 
-        parser = StreamParser(self.tokenizer)
-        decoder = DecodeLoop(forward, Sampler(sampling), logits_processors)
-        failure = None
-        try:
-            for token_id in decoder.tokens(prefilled.logits, max_new_tokens=sampling.max_new_tokens,
-                                           context_limit=self.info.context_limit, cancel=cancel):
-                clock.token()
-                if on_token is not None:
-                    on_token(token_id)
-                yield from parser.feed(token_id)
-                if parser.stop_reason is not None:
-                    break
-        except StructuredOutputError as exc:  # the grammar cannot go on: what was written is kept
-            failure = ("error", str(exc))
-        reason, detail = failure or decoder.limit or (parser.stop_reason, "")
-        unfinished = structured.unfinished() if structured is not None and reason in _CUT_SHORT else None
-        if unfinished:
-            detail = f"{detail}; {unfinished}" if detail else unfinished
-
-        # Only a reply the model ended itself ("return", "call") is whole; otherwise the message
-        # being written is closed as incomplete, never as if the model had finished it.
-        yield from parser.finish(cut_short=reason not in ("return", "call"))
-        new_messages = list(parser.messages)
-        chat.messages.extend(new_messages)
-        rendered.extend(new_messages)  # only the new messages are rendered
-        if reason == "call":
-            pooled.continuation = ToolContinuation(
-                len(rendered.body), rendered.context(0, len(rendered.body)), prompt + decoder.generated
-            )
-        else:
-            pooled.continuation = None
-            if reason == "return":
-                pooled.cache.checkpoint_before_last_step()
-        self.caches.settle(pooled)
-        yield self._stats(clock, prompt, prefilled, decoder.generated, dropped, len(rendered.prompt()))
-        yield Done(reason, detail, tuple(new_messages))
+            # Only a reply the model ended itself ("return", "call") is whole; otherwise the message
+            # being written is closed as incomplete, never as if the model had finished it.
+            yield from parser.finish(cut_short=reason not in ("return", "call"))
+            new_messages = list(parser.messages)
+            chat.messages.extend(new_messages)
+            rendered.extend(new_messages)  # only the new messages are rendered
+            if reason == "call":
+                pooled.continuation = ToolContinuation(
+                    len(rendered.body), rendered.context(0, len(rendered.body)), prompt + decoder.generated
+                )
+            else:
+                pooled.continuation = None
+                if reason == "return":
+                    pooled.cache.checkpoint_before_last_step()
+            yield self._stats(clock, pooled, prompt, prefilled, decoder.generated, dropped, len(rendered.prompt()))
+            yield Done(reason, detail, tuple(new_messages))
+        finally:
+            self.caches.release(pooled)

@@ -4,12 +4,16 @@ the cache can reuse, then one sampled token at a time.
 The engine drives it; the cache only holds the state. Chunks of `chunk_size` bound the
 activation memory; chunk edges also fall on the positions the caller asks to snapshot (the end
 of the system and developer messages), so window caches can rewind there later.
+
+A decode step is a `StepRequest` (a cache and its next token); `answer_steps` runs any number
+of them, of different sequences, as one batched forward pass (`Model.decode_rows`), so a
+server can decode several replies for about the price of one.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import mlx.core as mx
@@ -26,6 +30,36 @@ class Cancelled(Exception):
 class PrefillResult:
     logits: mx.array  # [vocab] for the last prompt token
     reused_tokens: int
+
+
+@dataclass
+class StepRequest:
+    """One sequence's next decode step: feed `token` (a 0-d id, possibly still lazy) to `cache`.
+    Whoever runs the step sets `logits`, the next token's [vocab] logits."""
+
+    cache: PromptCache
+    token: mx.array
+    logits: mx.array | None = None
+
+    def answer(self) -> mx.array:
+        if self.logits is None:
+            raise RuntimeError("a decode step was resumed before it was run (answer_steps sets its logits)")
+        return self.logits
+
+
+def answer_steps(model: Model, requests: Sequence[StepRequest]) -> None:
+    """Run the steps of several sequences (each its own cache and length) as one forward pass
+    and set each request's logits (lazy: the caller evaluates them).
+
+    The token ids are recorded by `PromptCache.record` once they are known, so decoding can
+    stay pipelined. The state before each token is remembered for
+    `checkpoint_before_last_step`."""
+    for request in requests:
+        request.cache.remember_before_step()
+    tokens = mx.concatenate([request.token.reshape(1) for request in requests])
+    logits = model.lm_head(model.decode_rows(tokens, [request.cache.layers for request in requests]))
+    for row, request in enumerate(requests):
+        request.logits = logits[row]
 
 
 class ForwardPass:
@@ -73,11 +107,8 @@ class ForwardPass:
         return PrefillResult(logits, start)
 
     def step(self, token: mx.array) -> mx.array:
-        """Feed one sampled token (a 0-d array, possibly still lazy); return the next logits.
-
-        The token id is recorded by `PromptCache.record` once it is known, so decoding can stay
-        pipelined. The state before the token is remembered for `checkpoint_before_last_step`.
-        """
-        self.cache.remember_before_step()
-        hidden = self.model.hidden_states(token.reshape(1, 1), self.cache.layers)
-        return self.model.lm_head(hidden[0, -1])
+        """Feed one sampled token (a 0-d array, possibly still lazy); return the next logits
+        (a batch of one: see `answer_steps`)."""
+        request = StepRequest(self.cache, token)
+        answer_steps(self.model, [request])
+        return request.answer()

@@ -8,7 +8,7 @@ sliding window on even layers; a top-4 MoE of MXFP4 experts with a clamped SwiGL
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -51,6 +51,11 @@ class YarnRoPE(nn.Module):
         return rotated * self.concentration
 
 
+class RowCaches(tuple):
+    """One layer's caches of several sequences, one per batch row: each row is one new token
+    attending to its own cache at its own offset (the sequences' lengths differ)."""
+
+
 class Attention(nn.Module):
     def __init__(self, config: ModelConfig, sliding: bool) -> None:
         super().__init__()
@@ -68,19 +73,30 @@ class Attention(nn.Module):
         self.rope = YarnRoPE(config)
         self.scale = 1.0 / math.sqrt(config.head_dim)
 
-    def __call__(self, x: mx.array, cache: LayerCache | None, offset: int) -> mx.array:
+    def __call__(self, x: mx.array, cache: LayerCache | RowCaches | None, offset: int) -> mx.array:
+        """`offset`: the position of x's first token, unless `cache` is RowCaches (each row's
+        own cache says where it is)."""
         batch, length, _ = x.shape
 
         def heads(projected: mx.array, count: int) -> mx.array:
             return projected.reshape(batch, length, count, self.head_dim).transpose(0, 2, 1, 3)
 
-        q = self.rope(heads(self.q_proj(x), self.num_heads), offset)
-        k = self.rope(heads(self.k_proj(x), self.num_kv_heads), offset)
+        q = heads(self.q_proj(x), self.num_heads)
+        k = heads(self.k_proj(x), self.num_kv_heads)
         v = heads(self.v_proj(x), self.num_kv_heads)
+        if isinstance(cache, RowCaches):
+            rows = [self._attend(q[r : r + 1], k[r : r + 1], v[r : r + 1], row, row.offset) for r, row in enumerate(cache)]
+            out = rows[0] if len(rows) == 1 else mx.concatenate(rows)
+        else:
+            out = self._attend(q, k, v, cache, offset)
+        return self.o_proj(out.transpose(0, 2, 1, 3).reshape(batch, length, -1))
+
+    def _attend(self, q: mx.array, k: mx.array, v: mx.array, cache: LayerCache | None, offset: int) -> mx.array:
+        """Rotate the new queries and keys to their positions, append to the cache, attend."""
+        q, k = self.rope(q, offset), self.rope(k, offset)
         if cache is not None:
             k, v = cache.update(k, v)
-        out = kernels.attention(q, k, v, self.sinks, scale=self.scale, window=self.window)
-        return self.o_proj(out.transpose(0, 2, 1, 3).reshape(batch, length, -1))
+        return kernels.attention(q, k, v, self.sinks, scale=self.scale, window=self.window)
 
 
 class Experts(nn.Module):
@@ -154,7 +170,9 @@ class Block(nn.Module):
         self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.mlp = MoE(config)
 
-    def __call__(self, x: mx.array, cache: LayerCache | None, offset: int, last_only: bool = False) -> mx.array:
+    def __call__(
+        self, x: mx.array, cache: LayerCache | RowCaches | None, offset: int, last_only: bool = False
+    ) -> mx.array:
         """`last_only`: every position's keys and values go to the cache, but only the last
         position continues through the MoE (a prefill needs just its last hidden state)."""
         x = x + self.self_attn(self.input_layernorm(x), cache, offset)
@@ -201,6 +219,15 @@ class Model(nn.Module):
         for index, layer in enumerate(self.model.layers):
             x = layer(x, cache[index] if cache else None, offset, last_only and index == last)
         return self.model.norm(x)
+
+    def decode_rows(self, tokens: mx.array, caches: Sequence[list[LayerCache]]) -> mx.array:
+        """One new token for each of B sequences (`tokens` [B], `caches` each one's per-layer
+        caches): the projections and the MoE run over the B rows at once, attention per row
+        against its own cache. The final-normed hidden states, [B, H]."""
+        x = self.model.embed_tokens(tokens[:, None])
+        for index, layer in enumerate(self.model.layers):
+            x = layer(x, RowCaches(sequence[index] for sequence in caches), 0)
+        return self.model.norm(x)[:, 0]
 
     def make_cache(self) -> list[LayerCache]:
         return [
