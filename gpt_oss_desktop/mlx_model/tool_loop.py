@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from .chat import Chat
 from .engine import Engine
 from .events import Done, Event, ToolResult
+from .forward import StepRequest
 from .harmony import text_of
 from .sampling import SamplingSettings
 from .structured import ResponseFormat
@@ -57,20 +58,22 @@ def reply_with_tools(
     response_format: ResponseFormat | None = None,
     only_own_calls: bool = False,
     on_prompt: Callable[[list[int]], None] | None = None,
-) -> Iterator[Event]:
+    batched: bool = False,
+) -> Iterator[Event | StepRequest]:
     """`Engine.reply`'s events for every round, with a ToolResult after each call it answers
     (the answer that ends the turn held to `response_format`).
 
     Every round ends with its Stats and Done; a Done with reason "call" followed by a ToolResult
     means the reply goes on, the last Done ends it. With `only_own_calls` a call to a tool the
     toolbox does not have ends the reply instead (a server's client runs its own functions).
+    With `batched` each round's decode steps are passed on for the caller to run (Engine.reply's).
     """
     cancel = cancel or threading.Event()
     rounds = 0
     while True:
         done: Done | None = None
         for event in engine.reply(chat, sampling, cancel, on_token, response_format=response_format,
-                                  on_prompt=on_prompt):
+                                  on_prompt=on_prompt, batched=batched):
             if isinstance(event, Done):
                 done = event
             yield event

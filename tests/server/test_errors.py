@@ -86,7 +86,8 @@ def test_full_queue_is_429(served: Served, client: openai.OpenAI) -> None:
     limit = runner.max_waiting
     runner.max_waiting = 0
     try:
-        runner.submit(lambda engine: release.wait(30))  # the engine is busy with one request
+        for _ in range(runner.max_batch):  # the engine is busy with as many requests as it batches
+            runner.submit(lambda engine: release.wait(30))
         with pytest.raises(openai.RateLimitError) as caught:
             client.responses.create(model=MODEL_ID, input="hi")
         assert caught.value.body["code"] == "queue_full"

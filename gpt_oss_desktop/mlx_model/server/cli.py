@@ -16,7 +16,7 @@ from ..tokenizer import TokenizerFileError
 from ..tools import McpConfigError, Toolbox
 from .app import ServerSettings, create_app
 from .hosted_tools import ServerTools
-from .runner import EngineThread
+from .runner import DEFAULT_MAX_BATCH, EngineThread
 from .serving import RunningServer, check_exposure
 from .store import ResponseStore
 
@@ -31,6 +31,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--kv-bits", type=int, choices=(16, 8), default=16,
                         help="the full-attention layers' KV cache in 16 bits or 8 (about half the memory at long contexts)")
     parser.add_argument("--max-queue", type=int, default=32, help="requests that may wait; more get HTTP 429")
+    parser.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH,
+                        help=f"replies decoded together in one forward pass (default {DEFAULT_MAX_BATCH}; 1 answers "
+                        "one request at a time)")
     tools = parser.add_argument_group("the model's own tools, run in the server for every request (README: Tools)")
     tools.add_argument("--tools", default="", help="browser and/or python, e.g. browser,python (python runs "
                        "model-written code in the sandbox for any client: list it only if you mean that)")
@@ -44,6 +47,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     unknown = set(filter(None, args.tools.split(","))) - {"browser", "python"}
     if unknown:
         parser.error(f"--tools takes browser and python, not {', '.join(sorted(unknown))}")
+    if args.max_batch < 1:
+        parser.error(f"--max-batch takes 1 or more replies, not {args.max_batch}")
     return args
 
 
@@ -73,7 +78,7 @@ def main(argv: list[str] | None = None, stderr: TextIO = sys.stderr) -> int:
         runner = EngineThread(lambda: Engine.load(
             folder, context_length=args.context, options=LoadOptions(kv_bits=args.kv_bits), overflow="stop"
         ),
-                              max_waiting=args.max_queue)
+                              max_waiting=args.max_queue, max_batch=args.max_batch)
         settings = ServerSettings(model_id=args.model, aliases=(folder.name, str(folder)), api_key=args.api_key,
                                   tools=tools)
         server = RunningServer(create_app(runner, store, settings), args.host, args.port)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..chat import Chat
 from ..events import Event
+from ..forward import StepRequest
 from ..sampling import SamplingSettings
 from ..structured import ResponseFormat
 from .reply import Part
@@ -56,14 +57,14 @@ class ServerTools:
         return request.recipient.strip() in ("python", "functions.python") or self.approve_changes
 
     def reply(self, engine: Any, chat: Chat, sampling: SamplingSettings, cancel: threading.Event,
-              response_format: ResponseFormat | None = None) -> Iterator[Event]:
-        """Engine events of every round (the answer held to `response_format`); on the engine
-        thread, so tool calls run one at a time."""
+              response_format: ResponseFormat | None = None) -> Iterator[Event | StepRequest]:
+        """Engine events of every round (the answer held to `response_format`), and the decode
+        steps for the server's batch to run; on the engine thread, so tool calls run one at a time."""
         from ..tool_loop import reply_with_tools
 
         self.toolbox.new_browser_session()  # cursors of another request's pages mean nothing here
         return reply_with_tools(engine, chat, self.toolbox, sampling, cancel, approve=self._approve,
-                                response_format=response_format, only_own_calls=True)
+                                response_format=response_format, only_own_calls=True, batched=True)
 
     def item_type(self, part: Part) -> str:
         recipient = (part.recipient or "").strip()
