@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import MODEL_ID, Served
 from support.harmony_model import EXCHANGES
+from support.served import MODEL_ID, Served
 
 from gpt_oss_desktop.mlx_model.events import Done
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import openai
-from conftest import MODEL_ID, Served
 from support.harmony_model import (
     EXCHANGES,
     WEATHER_ANALYSIS,
@@ -15,6 +14,7 @@ from support.harmony_model import (
     WEATHER_RESULT,
     WEATHER_TOOL,
 )
+from support.served import MODEL_ID, Served
 
 TOOLS = [{"type": "function", "function": WEATHER_TOOL}]
 

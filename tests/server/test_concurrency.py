@@ -7,8 +7,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import openai
-from conftest import MODEL_ID, Served
 from support.harmony_model import EXCHANGES, LEVELS
+from support.served import MODEL_ID, Served
 
 from gpt_oss_desktop.mlx_model.events import Done
 

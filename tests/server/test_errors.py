@@ -7,7 +7,7 @@ import threading
 import httpx2 as httpx
 import openai
 import pytest
-from conftest import API_KEY, MODEL_ID, Served
+from support.served import API_KEY, MODEL_ID, Served
 
 from gpt_oss_desktop.mlx_model.server import check_exposure, is_loopback
 

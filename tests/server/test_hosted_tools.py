@@ -13,7 +13,7 @@ from pathlib import Path
 
 import openai
 import pytest
-from conftest import API_KEY, start
+from support.served import API_KEY, start
 from support.tool_model import (
     PYTHON_CODE,
     PYTHON_RESULT,

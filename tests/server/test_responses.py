@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import openai
 import pytest
-from conftest import MODEL_ID, Served, start
 from support.harmony_model import (
     EXCHANGES,
     WEATHER_ANALYSIS,
@@ -14,6 +13,7 @@ from support.harmony_model import (
     WEATHER_RESULT,
     WEATHER_TOOL,
 )
+from support.served import MODEL_ID, Served, start
 
 TOOLS = [{"type": "function", **WEATHER_TOOL}]
 

@@ -13,8 +13,8 @@ import jsonschema
 import openai
 import pydantic
 import pytest
-from conftest import MODEL_ID, Served
 from support.harmony_model import EXCHANGES, WEATHER_QUESTION, WEATHER_TOOL
+from support.served import MODEL_ID, Served
 
 ANSWER = {
     "type": "object",
