@@ -51,14 +51,19 @@ def runner() -> Iterator[EngineThread]:
 
 
 @pytest.fixture(scope="module")
-def server(runner: EngineThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def tools(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerTools]:
     folder = tmp_path_factory.mktemp("tools")
-    toolbox = Toolbox(library=[library_folder()], python=True, index_path=folder / "index.sqlite3",
-                      python_folder=folder / "python", python_timeout_s=30.0)
-    running = start(runner, folder / "responses.sqlite3", model_id=MODEL, tools=ServerTools(toolbox))
+    hosted = ServerTools(Toolbox(library=[library_folder()], python=True, index_path=folder / "index.sqlite3",
+                                 python_folder=folder / "python", python_timeout_s=30.0))
+    yield hosted
+    hosted.close()
+
+
+@pytest.fixture(scope="module")
+def server(runner: EngineThread, tools: ServerTools, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    running = start(runner, tmp_path_factory.mktemp("store") / "responses.sqlite3", model_id=MODEL, tools=tools)
     yield running
     running.stop()
-    toolbox.close()
 
 
 @pytest.fixture()
@@ -120,6 +125,21 @@ def test_chat_completions_see_only_the_answer(client: openai.OpenAI) -> None:
                                                  reasoning_effort="low", temperature=0, stream=True))
     content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert content == final_answer(opened)
+
+
+def test_two_clients_asking_alike_run_python_in_kernels_of_their_own(server: RunningServer, tools: ServerTools) -> None:
+    assert tools.kernels is not None
+    before = tools.kernels.kernels
+    for _ in range(2):  # two clients, the same question: two conversations
+        other = openai.OpenAI(base_url=server.url, api_key=API_KEY, max_retries=0)
+        response = other.responses.create(model=MODEL, input=QUESTION, tools=[RESPONSES_TOOL],
+                                          reasoning={"effort": "low"}, temperature=0)
+        assert [o.logs for o in response.output[2].outputs] == [PYTHON_RESULT]
+    new = [kernel for kernel in tools.kernels.kernels if kernel not in before]
+    assert len(new) == 2 and all(kernel.started for kernel in new)
+    for kernel in new:  # each ran the model's code once, and nobody else's
+        history = tools.toolbox.with_kernel(kernel).run("python", "print(In[1:-1])").text
+        assert history == f"[{PYTHON_CODE!r}]\n"
 
 
 def test_python_is_off_unless_the_operator_lists_it(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ import json
 import re
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..chat import Chat
@@ -27,6 +27,7 @@ from ..events import Event
 from ..forward import StepRequest
 from ..sampling import SamplingSettings
 from ..structured import ResponseFormat
+from .conversation_kernels import DEFAULT_CAPACITY, ConversationKernels
 from .reply import Part
 
 if TYPE_CHECKING:  # the tools' HTML, PDF and MCP libraries load only when a server has tools
@@ -40,10 +41,18 @@ EventMaker = Callable[..., dict[str, Any]]
 @dataclass
 class ServerTools:
     """The operator's tools for every request; `approve_changes`: run MCP tools that may change
-    something (python is approved by being enabled at all)."""
+    something (python is approved by being enabled at all). Python runs in a kernel of the
+    request's own conversation (at most `python_kernels` kept), never in one client's for all."""
 
     toolbox: Toolbox
     approve_changes: bool = False
+    python_kernels: int = DEFAULT_CAPACITY
+    kernels: ConversationKernels | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self.toolbox.has_python:
+            self.kernels = ConversationKernels(self.toolbox.python_folder, self.toolbox.new_kernel,
+                                               self.python_kernels)
 
     def declare(self, chat: Chat) -> None:
         from ..tool_loop import declare_tools
@@ -63,8 +72,14 @@ class ServerTools:
         from ..tool_loop import reply_with_tools
 
         self.toolbox.new_browser_session()  # cursors of another request's pages mean nothing here
-        return reply_with_tools(engine, chat, self.toolbox, sampling, cancel, approve=self._approve,
-                                response_format=response_format, only_own_calls=True, batched=True)
+        held = self.kernels.hold(chat) if self.kernels is not None else None
+        try:
+            yield from reply_with_tools(engine, chat, self.toolbox.with_kernel(held.kernel) if held else self.toolbox,
+                                        sampling, cancel, approve=self._approve, response_format=response_format,
+                                        only_own_calls=True, batched=True)
+        finally:
+            if held is not None:
+                self.kernels.release(held)
 
     def item_type(self, part: Part) -> str:
         recipient = (part.recipient or "").strip()
@@ -125,6 +140,8 @@ class ServerTools:
         return [event(f"response.{kind}.completed", **ids)]
 
     def close(self) -> None:
+        if self.kernels is not None:
+            self.kernels.close()
         self.toolbox.close()
 
 

@@ -8,6 +8,7 @@ failing or hanging tool all come back as a reply that says what went wrong.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -89,10 +90,8 @@ class Toolbox:
         self._web = Web(search_provider) if web else None
         self.browser = Browser(self._library, self._web, browser_state) if (self._library or self._web) else None
         self._python_folder = python_folder or paths.data_dir() / "python" / "default"
-        self._kernel = (
-            PythonKernel(self._python_folder, python_limits, python_timeout_s)
-            if python else None
-        )
+        self._python_limits, self._python_timeout_s = python_limits, python_timeout_s
+        self._kernel = self.new_kernel(self._python_folder) if python else None
         self.mcp = None
         if mcp_config:
             from .mcp_servers import McpServers, load_mcp_config  # the SDK takes half a second to import
@@ -137,6 +136,23 @@ class Toolbox:
         if self.mcp is None or name in self._functions or not recipient.strip().startswith("functions."):
             return None
         return self.mcp.origin(name)
+
+    @property
+    def python_folder(self) -> Path:
+        return self._python_folder
+
+    def new_kernel(self, folder: Path) -> PythonKernel:
+        """A kernel (started on first use) working in `folder`, sandboxed as this toolbox's own."""
+        return PythonKernel(folder, self._python_limits, self._python_timeout_s)
+
+    def with_kernel(self, kernel: PythonKernel) -> Toolbox:
+        """This toolbox whose python calls run in `kernel`: the same browser, library, web and MCP
+        servers (one conversation's view of a server's tools); closing stays the original's job."""
+        if self._kernel is None:
+            raise ValueError("this toolbox has no python tool to give another kernel")
+        view = copy.copy(self)
+        view._kernel = kernel
+        return view
 
     def new_browser_session(self) -> None:
         """Forget the pages opened so far (a server's next request is someone else's)."""
