@@ -109,6 +109,7 @@ class ChatSession(QObject):
     error = Signal(str)
     error_resolved = Signal(str)  # a message `error` showed that is no longer true
     turns_saved = Signal(object)  # list[Turn]: the open chat once a reply kept in memory is written
+    cache_note = Signal(str)  # a chat's saved prompt cache was refused: why (the chat is read afresh)
 
     def __init__(self, store: Store, settings: Settings, engine: EngineHost, model: ModelSession) -> None:
         super().__init__()
@@ -137,6 +138,8 @@ class ChatSession(QObject):
         worker.approval_needed.connect(self._on_approval_needed)
         worker.tool_note.connect(self._on_tool_note)
         worker.tools_finished.connect(self._on_tools_finished)
+        worker.cache_note.connect(self._on_cache_note)
+        self.apply_cache_budget()
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -196,7 +199,12 @@ class ChatSession(QObject):
 
     # -- conversations -------------------------------------------------------------------------
 
+    def apply_cache_budget(self) -> None:
+        """Give the engine thread Settings › Memory's disk budget for the chats' prompt caches."""
+        self.engine.set_cache_budget(self.settings.chat_cache_budget_bytes())
+
     def open_conversation(self, conversation_id: int | None) -> None:
+        left = self.current
         if conversation_id is None:
             self.current = None
             self.draft_reasoning_level = self.settings.default_reasoning_level()
@@ -208,6 +216,8 @@ class ChatSession(QObject):
                 self.error.emit(str(error))
                 return
             self.settings.set_value(Key.LAST_CONVERSATION, conversation_id)
+        if left is not None and left.id != conversation_id:
+            self.engine.leave_chat(left.id)  # its cache to disk, behind any reply still running
         self.conversation_opened.emit(self.current, self.turns())
         self.reasoning_level_changed.emit(self.reasoning_level)
         self.chat_tools_changed.emit(self.chat_tools)
@@ -229,6 +239,7 @@ class ChatSession(QObject):
             return
         self._guard(lambda: self.store.delete_conversation(conversation_id))
         self.engine.close_tools(conversation_id)  # its kernel and MCP sessions stop
+        self.engine.discard_cache(conversation_id)
         self._unsaved = [recorder for recorder in self._unsaved if recorder.conversation_id != conversation_id]
         if self.current and self.current.id == conversation_id:
             self.new_conversation()
@@ -509,6 +520,10 @@ class ChatSession(QObject):
                     self.store.update_message(answers[-1], attachments={"citations": citations})
         except (StoreError, KeyError) as error:
             self._report(str(error))
+
+    def _on_cache_note(self, text: str) -> None:
+        log.warning("%s", text)
+        self.cache_note.emit(text)
 
     def _end_reply(self, reply: _Reply | None) -> None:
         live = self._live()

@@ -23,6 +23,7 @@ from gpt_oss_desktop.mlx_model import (
     data_dir,
 )
 
+from .chat_caches import DEFAULT_BUDGET_GIB
 from .chat_tools import ToolSetup
 
 APPLICATION_DISPLAY_NAME = "gpt-oss"
@@ -34,6 +35,7 @@ ORGANIZATION_DOMAIN = "gpt-oss.local"
 MEMORY_MODES = ("automatic", "manual")
 EMBEDDING_PLACES = ("mapped", "resident")
 DENSE_BIT_WIDTHS = (16, 8, 4)
+KV_BIT_WIDTHS = (16, 8)
 APPROVAL_POLICIES = ("ask", "always")
 MCP_CONFIG_NAME = "mcp.json"
 """The app's own MCP servers file in the data folder (the usual `mcpServers` shape): Settings ›
@@ -46,12 +48,16 @@ class Key(Enum):
     TEMPERATURE = ("sampling/temperature", float, 1.0)
     TOP_P = ("sampling/top_p", float, 1.0)
     MAX_NEW_TOKENS = ("sampling/max_new_tokens", int, 4096)
-    # How the weights are held (mlx_model.LoadOptions). Automatic: the least lossy options
-    # that fit this Mac, chosen at each load; the other three apply in manual mode only.
+    # How the weights and the KV cache are held (mlx_model.LoadOptions). Automatic: the least
+    # lossy options that fit this Mac, chosen at each load (an 8-bit KV cache only where it is the
+    # difference between fitting and not); the other four apply in manual mode only.
     MEMORY_MODE = ("memory/mode", str, "automatic")
     EMBEDDING = ("memory/embedding", str, "mapped")
     DENSE_BITS = ("memory/dense_bits", int, 16)
     EXPERT_BUDGET_GIB = ("memory/expert_budget_gib", float, 0.0)  # 0: every expert resident
+    KV_BITS = ("memory/kv_bits", int, 16)
+    # Disk the chats' saved prompt caches may take (chat_caches.py), least recently used out
+    CHAT_CACHE_GIB = ("memory/chat_cache_gib", float, DEFAULT_BUDGET_GIB)
     DEVELOPER_INSTRUCTIONS = ("chat/developer_instructions", str, "")
     DEFAULT_REASONING_LEVEL = ("chat/default_reasoning", str, "medium")
     LAST_CONVERSATION = ("chat/last_conversation", int, 0)
@@ -89,11 +95,11 @@ def configure_application(app: QCoreApplication) -> None:
         app.setApplicationDisplayName(APPLICATION_DISPLAY_NAME)
 
 
-def manual_load_options(embedding: str, dense_bits: int, expert_budget_gib: float) -> LoadOptions:
+def manual_load_options(embedding: str, dense_bits: int, expert_budget_gib: float, kv_bits: int) -> LoadOptions:
     """LoadOptions from the manual memory settings; a budget of 0 (or a damaged one) keeps every
     expert resident."""
     budget = int(expert_budget_gib * GIB) if 0 < expert_budget_gib < float("inf") else None
-    return LoadOptions(embedding=embedding, dense_bits=dense_bits, expert_budget_bytes=budget)
+    return LoadOptions(embedding=embedding, dense_bits=dense_bits, expert_budget_bytes=budget, kv_bits=kv_bits)
 
 
 class Settings:
@@ -146,12 +152,19 @@ class Settings:
         mlx_model.plan_load at load time). Damaged values fall back to the defaults."""
         if self.value(Key.MEMORY_MODE) != "manual":
             return None
-        embedding, bits = self.value(Key.EMBEDDING), self.value(Key.DENSE_BITS)
+        embedding, bits, kv_bits = self.value(Key.EMBEDDING), self.value(Key.DENSE_BITS), self.value(Key.KV_BITS)
         return manual_load_options(
             embedding if embedding in EMBEDDING_PLACES else Key.EMBEDDING.default,
             bits if bits in DENSE_BIT_WIDTHS else Key.DENSE_BITS.default,
             self.value(Key.EXPERT_BUDGET_GIB),
+            kv_bits if kv_bits in KV_BIT_WIDTHS else Key.KV_BITS.default,
         )
+
+    def chat_cache_budget_bytes(self) -> int:
+        """The disk the chats' saved prompt caches may take; a damaged or negative value gives the
+        default, 0 keeps none."""
+        gib = self.value(Key.CHAT_CACHE_GIB)
+        return int((gib if 0 <= gib < float("inf") else Key.CHAT_CACHE_GIB.default) * GIB)
 
     # -- tools ---------------------------------------------------------------------------------
 

@@ -56,6 +56,8 @@ MINIMUM_SIZE = QSize(640, 440)
 """Below this the composer and a readable column no longer fit beside the sidebar."""
 NARROW_WIDTH = 820
 """Narrower than this, the sidebar steps aside (View › Show Sidebar brings it back)."""
+CACHE_NOTE_MS = 15_000
+"""How long the status bar says a chat's saved prompt cache was refused."""
 ABOUT_TEXT = (
     "<h3>gpt-oss</h3><p>OpenAI's open-weight gpt-oss models, running locally on Apple silicon with MLX.</p>"
     "<p>Your chats never leave this Mac.</p>"
@@ -347,6 +349,7 @@ class MainWindow(QMainWindow):
         session.error.connect(self.banner.show_message)
         session.error_resolved.connect(self.banner.clear_message)
         session.turns_saved.connect(self._show_saved)
+        session.cache_note.connect(lambda text: self.status.showMessage(text, CACHE_NOTE_MS))
         chat.version_chosen.connect(session.show_version)
         model = self.model
         model.context_measured.connect(self.status.show_context)
@@ -504,6 +507,7 @@ class MainWindow(QMainWindow):
 
         before = load_settings()
         if SettingsDialog(self.settings, self.models_dir, self, self.local_server).exec():
+            self.session.apply_cache_budget()
             after = load_settings()
             if after[0] and after != before and not self.session.busy:
                 self.open_model(after[0])

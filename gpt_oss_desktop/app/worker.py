@@ -7,6 +7,8 @@ sets a `threading.Event` directly, because the thread is busy inside the reply l
 engine checks that event between tokens. Tools run here too, in the engine's tool loop (the chats'
 toolboxes are kept by `ToolHost`); a call that needs the user's consent is put to the GUI with
 `approval_needed`, and this thread waits for `answer_approval` (or a cancel) without blocking it.
+The chats' prompt caches are written to disk and read back here too (`ChatCaches`): a chat's
+before its reply, all of them before another model loads and when the thread is shut down.
 """
 
 from __future__ import annotations
@@ -31,10 +33,15 @@ from gpt_oss_desktop.mlx_model import (
     text_of,
 )
 
+from .chat_caches import DEFAULT_BUDGET_BYTES, ChatCaches
 from .chat_tools import ToolHost, ToolRequest, cited_sources
 from .threads import start_in_thread, stop_thread
 
 log = logging.getLogger(__name__)
+
+CACHE_SAVE_LIMIT_S = 300.0
+"""How long quitting waits for the chats' prompt caches to be written once writing has begun
+(gigabytes for a long chat; the chats themselves are already in the store)."""
 
 
 class EngineApi(NamedTuple):
@@ -65,6 +72,7 @@ class EngineWorker(QObject):
     # context tokens used, context limit, memory in use (bytes), mlx_model.ExpertPaging or
     # None (every expert resident)
     measured = Signal(int, int, int, object)
+    cache_note = Signal(str)  # a chat's saved prompt cache was refused (why): the chat is read afresh
 
     def __init__(self, api_factory: Callable[[], EngineApi] = mlx_engine_api) -> None:
         super().__init__()
@@ -75,6 +83,7 @@ class EngineWorker(QObject):
         self._approvals: dict[int, tuple[threading.Event, list[bool]]] = {}
         self._lock = threading.Lock()
         self.tools = ToolHost()
+        self.caches = ChatCaches(DEFAULT_BUDGET_BYTES)
 
     @property
     def engine(self) -> Any:
@@ -106,6 +115,7 @@ class EngineWorker(QObject):
 
     @Slot(str, object, object)
     def load(self, path: str, context_length: int | None, options: LoadOptions) -> None:
+        self.caches.save_all(self._engine)  # the old model's caches, before its memory goes
         self._engine = None  # free the old model's memory before reading the new one
         self.tools.close_all()  # kernels and MCP sessions are made again for the next model's chats
         try:
@@ -133,6 +143,10 @@ class EngineWorker(QObject):
                     self.tool_note.emit(reply_id, note)
             box = toolbox or Toolbox(python=False)
             declare_tools(chat, box)
+            if tools is not None:  # the chat as the reply renders it, so its saved prefix matches
+                note = self.caches.restore(self._engine, tools.conversation_id, chat)
+                if note:
+                    self.cache_note.emit(note)
             sent = len(chat.messages)
             stats: Stats | None = None
             approve = lambda request: self._ask(reply_id, request, cancel)  # noqa: E731
@@ -149,6 +163,8 @@ class EngineWorker(QObject):
         except Exception as error:
             self.reply_failed.emit(reply_id, self._describe(error, "The reply failed"))
         finally:
+            if tools is not None and self._engine is not None:
+                self.caches.replied(tools.conversation_id, chat)  # even a stopped reply grew the cache
             with self._lock:
                 self._cancels.pop(reply_id, None)
             self.reply_ended.emit(reply_id)
@@ -171,6 +187,27 @@ class EngineWorker(QObject):
     @Slot(int)
     def close_tools(self, conversation_id: int) -> None:
         self.tools.close(conversation_id)
+
+    @Slot(int)
+    def save_cache(self, conversation_id: int) -> None:
+        self.caches.save(self._engine, conversation_id)
+
+    @Slot(int)
+    def discard_cache(self, conversation_id: int) -> None:
+        self.caches.discard(conversation_id)
+
+    @Slot(object)
+    def set_cache_budget(self, budget_bytes: int) -> None:
+        self.caches.budget_bytes = budget_bytes
+
+    @Slot(object, object)
+    def save_all_caches(self, started: threading.Event, finished: threading.Event) -> None:
+        """Write every chat's changed cache (the app is quitting); the events say how far it got."""
+        started.set()
+        try:
+            self.caches.save_all(self._engine)
+        finally:
+            finished.set()
 
     @Slot(object)
     def run(self, job: Callable[[Any], None]) -> None:
@@ -212,6 +249,10 @@ class EngineHost(QObject):
     _close_tools = Signal(int)
     _measure = Signal(object)
     _run = Signal(object)
+    _save_cache = Signal(int)
+    _discard_cache = Signal(int)
+    _set_cache_budget = Signal(object)  # bytes: past a C int
+    _save_all_caches = Signal(object, object)
 
     def __init__(self, worker: EngineWorker | None = None) -> None:
         super().__init__()
@@ -222,6 +263,10 @@ class EngineHost(QObject):
         self._close_tools.connect(self.worker.close_tools)
         self._measure.connect(self.worker.measure)
         self._run.connect(self.worker.run)
+        self._save_cache.connect(self.worker.save_cache)
+        self._discard_cache.connect(self.worker.discard_cache)
+        self._set_cache_budget.connect(self.worker.set_cache_budget)
+        self._save_all_caches.connect(self.worker.save_all_caches)
         self.thread = start_in_thread(self.worker, "engine")
         # The chats' kernels and MCP servers stop on the engine thread as it ends (on quit).
         self.thread.finished.connect(self.worker.tools.close_all, Qt.ConnectionType.DirectConnection)
@@ -252,7 +297,26 @@ class EngineHost(QObject):
         """Thread-safe: queue `job(engine)` on the engine thread, after what is queued already."""
         self._run.emit(job)
 
+    def leave_chat(self, conversation_id: int) -> None:
+        """The chat is no longer on screen: write its prompt cache if a reply changed it."""
+        self._save_cache.emit(conversation_id)
+
+    def discard_cache(self, conversation_id: int) -> None:
+        """The chat was deleted: remove its saved prompt cache."""
+        self._discard_cache.emit(conversation_id)
+
+    def set_cache_budget(self, budget_bytes: int) -> None:
+        """The disk the chats' saved prompt caches may take (Settings › Memory)."""
+        self._set_cache_budget.emit(budget_bytes)
+
     def shutdown(self, timeout_ms: int = 5000) -> bool:
-        """Stop the thread; False if it is still inside a call that cannot be interrupted."""
+        """Write the chats' changed prompt caches, then stop the thread; False if it is still
+        inside a call that cannot be interrupted (then nothing is written: the chats are safe in
+        the store, only their caches are read afresh next time)."""
         self.worker.cancel_all()
+        if self.thread.isRunning():
+            started, finished = threading.Event(), threading.Event()
+            self._save_all_caches.emit(started, finished)  # after the stopped reply ends
+            if started.wait(timeout_ms / 1000):
+                finished.wait(CACHE_SAVE_LIMIT_S)
         return stop_thread(self.thread, timeout_ms)

@@ -5,6 +5,7 @@ bench/ and scripts use nothing else (tests/test_import_direction.py holds the ap
 README's "From Python" shows it in use.
 """
 
+from .cache_file import CacheStore
 from .chat import REASONING_LEVELS, Chat
 from .config import PUBLISHED, ModelConfig, ModelFolderError
 from .engine import Engine, EngineError, ModelInfo, OverflowPolicy
@@ -81,6 +82,9 @@ __all__ = [
     "render_prompt",
     # below the engine: one forward pass over a KV cache (bench/memory.py fills the cache to a context length)
     "ForwardPass", "PromptCache",
+    # prompt caches on disk within a budget (Engine.save_prompt_cache / restore_prompt_cache): a chat
+    # reopened after a restart prefills only what is new
+    "CacheStore",
     # loading, and planning a load to fit memory
     "LoadOptions", "LoadPlan", "plan_load", "memory_summary", "MemoryEstimate",
     "total_memory_bytes", "usable_memory_bytes", "GIB", "format_bytes",

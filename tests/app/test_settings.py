@@ -86,5 +86,31 @@ def test_damaged_memory_settings_load_with_the_defaults(qapp, ini):
     raw.setValue(Key.EMBEDDING.path, "floppy")
     raw.setValue(Key.DENSE_BITS.path, "3")
     raw.setValue(Key.EXPERT_BUDGET_GIB.path, "inf")
+    raw.setValue(Key.KV_BITS.path, "4")
     raw.sync()
     assert Settings(ini()).load_options() == LoadOptions()
+
+
+def test_the_kv_cache_width_is_a_manual_load_option(qapp, ini):
+    settings = Settings(ini())
+    assert settings.value(Key.KV_BITS) == 16
+    settings.set_value(Key.KV_BITS, 8)
+    assert settings.load_options() is None, "automatic mode picks 8-bit KV itself, only where it must"
+    settings.set_value(Key.MEMORY_MODE, "manual")
+    settings.sync()
+    assert Settings(ini()).load_options() == LoadOptions(kv_bits=8)
+
+
+def test_the_chat_cache_budget_defaults_to_4_gib_and_falls_back_when_damaged(qapp, ini):
+    settings = Settings(ini())
+    assert settings.chat_cache_budget_bytes() == 4 * GIB
+    settings.set_value(Key.CHAT_CACHE_GIB, 0.5)
+    settings.sync()
+    assert Settings(ini()).chat_cache_budget_bytes() == GIB // 2
+    settings.set_value(Key.CHAT_CACHE_GIB, 0)
+    assert settings.chat_cache_budget_bytes() == 0, "none kept"
+    for damaged in ("-1", "inf", "lots"):
+        raw = ini()
+        raw.setValue(Key.CHAT_CACHE_GIB.path, damaged)
+        raw.sync()
+        assert Settings(ini()).chat_cache_budget_bytes() == 4 * GIB

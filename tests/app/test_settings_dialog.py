@@ -43,9 +43,11 @@ def test_memory_defaults_to_automatic_with_the_manual_fields_disabled(open_dialo
     assert dialog.memory_mode.currentData() == "automatic"
     assert (dialog.embedding.currentData(), dialog.dense_bits.currentData()) == ("mapped", 16)
     assert dialog.expert_budget.value() == 0 and dialog.expert_budget.text() == "All in memory"
-    assert not any(widget.isEnabled() for widget in (dialog.embedding, dialog.dense_bits, dialog.expert_budget))
+    assert dialog.kv_bits.currentData() == 16 and dialog.chat_cache_budget.value() == 4.0
+    manual = (dialog.embedding, dialog.dense_bits, dialog.expert_budget, dialog.kv_bits)
+    assert not any(widget.isEnabled() for widget in manual)
     choose(dialog.memory_mode, "manual")
-    assert all(widget.isEnabled() for widget in (dialog.embedding, dialog.dense_bits, dialog.expert_budget))
+    assert all(widget.isEnabled() for widget in manual)
 
 
 def test_manual_memory_settings_round_trip(open_dialog, settings):
@@ -53,16 +55,19 @@ def test_manual_memory_settings_round_trip(open_dialog, settings):
     choose(dialog.memory_mode, "manual")
     choose(dialog.embedding, "resident")
     choose(dialog.dense_bits, 4)
+    choose(dialog.kv_bits, 8)
     dialog.expert_budget.setValue(3.5)
+    dialog.chat_cache_budget.setValue(2.0)
     dialog.accept()
 
-    assert [settings.value(key) for key in (Key.MEMORY_MODE, Key.EMBEDDING, Key.DENSE_BITS, Key.EXPERT_BUDGET_GIB)] == [
-        "manual", "resident", 4, 3.5
-    ]
-    assert settings.load_options() == LoadOptions(embedding="resident", dense_bits=4, expert_budget_bytes=int(3.5 * GIB))
+    keys = (Key.MEMORY_MODE, Key.EMBEDDING, Key.DENSE_BITS, Key.EXPERT_BUDGET_GIB, Key.KV_BITS, Key.CHAT_CACHE_GIB)
+    assert [settings.value(key) for key in keys] == ["manual", "resident", 4, 3.5, 8, 2.0]
+    assert settings.load_options() == LoadOptions(embedding="resident", dense_bits=4, expert_budget_bytes=int(3.5 * GIB),
+                                                  kv_bits=8)
+    assert settings.chat_cache_budget_bytes() == 2 * GIB
     again = open_dialog()
     assert (again.memory_mode.currentData(), again.embedding.currentData(), again.dense_bits.currentData(),
-            again.expert_budget.value()) == ("manual", "resident", 4, 3.5)
+            again.expert_budget.value(), again.kv_bits.currentData()) == ("manual", "resident", 4, 3.5, 8)
     assert again.expert_budget.isEnabled()
 
 
@@ -90,6 +95,10 @@ def test_the_estimate_follows_the_chosen_options_and_context(open_dialog, settin
     choose(dialog.embedding, "resident")
     choose(dialog.context, 8192)
     assert estimate_text(harmony_model_dir, 8192, LoadOptions(embedding="resident", dense_bits=8)) in text()
+    sixteen = text()
+    choose(dialog.kv_bits, 8)
+    assert estimate_text(harmony_model_dir, 8192, LoadOptions(embedding="resident", dense_bits=8, kv_bits=8)) in text()
+    assert text() != sixteen, "an 8-bit KV cache needs less"
 
 
 def test_without_a_model_on_this_mac_the_estimate_says_what_to_do(open_dialog, settings):
