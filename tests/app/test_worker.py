@@ -33,7 +33,7 @@ class EngineDouble:
     gate: threading.Event | None = None  # when set up, the next reply waits for it
     paging: ExpertPaging | None = None
 
-    def reply(self, conversation, sampling, cancel, on_token=None, response_format=None, on_prompt=None):
+    def reply(self, conversation, sampling, cancel, on_token=None, response_format=None, on_prompt=None, batched=False):
         self.threads.append(QThread.currentThread())
         self.cancels.append(cancel)
         if self.gate is not None:
