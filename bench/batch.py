@@ -1,10 +1,12 @@
-"""What batched decode (several sequences per forward pass) would give on this backend: one decode
-step for B = 1, 2, 4 sequences at once, on our model and on mlx-lm's, on the same checkpoint in
-the same run.
+"""Batched decode (several sequences per forward pass) on this backend: one decode step for
+B = 1, 2, 4 sequences at once, on our model and on mlx-lm's, on the same checkpoint in the same
+run.
 
-Each engine prefills B random prompts of `--context` tokens into one batched cache, then times
-`--steps` decode steps of B tokens (one per sequence), after one warm-up step. Throughput gain
-= B × (time of a step at B = 1) / (time of a step at B): above 1 batching pays, at B it is free.
+Each engine prefills B random prompts of `--context` tokens, then times `--steps` decode steps of
+B tokens (one per sequence), after one warm-up step. Ours runs the server's path: B prompt
+caches of their own and one `forward.answer_steps` over B step requests (projections and MoE
+over the B rows, attention per row); mlx-lm's is one batched cache. Throughput gain = B × (time
+of a step at B = 1) / (time of a step at B): above 1 batching pays, at B it is free.
 
     python bench/batch.py --shape mid --context 64 --steps 3
     python bench/batch.py --model ~/models/gpt-oss-20b
@@ -40,16 +42,19 @@ def _time_steps(step, steps: int) -> float:
 def ours(model_dir: Path, batch: int, context: int, steps: int) -> float:
     import mlx.core as mx
 
-    from gpt_oss_desktop.mlx_model import load
+    from gpt_oss_desktop.mlx_model import ForwardPass, PromptCache, StepRequest, answer_steps, load
 
     model = load(model_dir)
-    cache = model.make_cache()
-    prompts = mx.random.randint(0, 1000, (batch, context), key=mx.random.key(0)).astype(mx.uint32)
-    mx.eval(model.hidden_states(prompts, cache))
-    token = mx.zeros((batch, 1), dtype=mx.uint32)
+    prompts = mx.random.randint(0, 1000, (batch, context), key=mx.random.key(0)).astype(mx.uint32).tolist()
+    caches = [PromptCache(model) for _ in prompts]
+    for cache, prompt in zip(caches, prompts):
+        ForwardPass(model, cache).prefill(prompt)
+    token = mx.zeros((), dtype=mx.uint32)
 
     def step() -> None:
-        mx.eval(model.lm_head(model.hidden_states(token, cache)[:, -1]))
+        requests = [StepRequest(cache, token) for cache in caches]
+        answer_steps(model, requests)
+        mx.eval(*(request.logits for request in requests))
 
     return _time_steps(step, steps)
 

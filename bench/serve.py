@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVERS = ("ours", "mlx-lm")
+SERVERS = ("ours", "ours-b1", "mlx-lm")  # ours-b1: ours answering one request at a time (--max-batch 1)
 PREFIXES = ("shared", "distinct")
 INSTRUCTIONS = ("You answer questions about arithmetic and colours for a small school. Keep to the point, "
                 "show the working when there is any, and say so when a question is not about either. ") * 3
@@ -124,9 +124,9 @@ class ServerProcess:
         self.name = name
         self.url = f"http://127.0.0.1:{port}/v1"
         env = {**os.environ, "PYTHONPATH": str(ROOT), "GPT_OSS_DESKTOP_DATA_DIR": str(data)}
-        if name == "ours":
+        if name.startswith("ours"):
             command = [sys.executable, "-m", "gpt_oss_desktop.mlx_model.server.cli", "--model", str(model),
-                       "--port", str(port), "--max-queue", "64"]
+                       "--port", str(port), "--max-queue", "64"] + (["--max-batch", "1"] if name == "ours-b1" else [])
         else:
             command = [sys.executable, "-m", "mlx_lm", "server", "--model", str(model), "--port", str(port),
                        "--chat-template", template.read_text(), "--log-level", "WARNING"]
@@ -147,7 +147,7 @@ class ServerProcess:
             try:
                 with urllib.request.urlopen(self.url.removesuffix("/v1") + "/health", timeout=5) as answer:
                     answer.read()
-                if self.name == "ours":
+                if self.name.startswith("ours"):
                     with urllib.request.urlopen(self.url + "/models", timeout=5) as answer:
                         self.model_id = json.loads(answer.read())["data"][0]["id"]
                 return
@@ -235,12 +235,17 @@ def format_table(cases: list[CaseResult]) -> str:
         cached = [r.cached_tokens for r in case.requests if r.cached_tokens is not None]
         rows.append(f"{clients:>7}  {prefix:<8}  {server:<7} {case.requests_per_s:6.2f}  {case.ttft_s:7.3f}  "
                     f"{case.tokens_per_s:6.1f}   {statistics.median(cached) if cached else '—'}")
-    rows.append("")
-    rows.append("ours / mlx-lm   req/s (higher is better)   TTFT (lower is better)   tok/s (higher is better)")
-    for clients, prefix in sorted({(c.clients, c.prefix) for c in cases}):
-        ours, theirs = found.get(("ours", clients, prefix)), found.get(("mlx-lm", clients, prefix))
-        if ours and theirs:
-            rows.append(f"{clients:>3} {prefix:<8}     {_ratio(ours.requests_per_s, theirs.requests_per_s):>8}"
+    for mine, other in (("ours", "mlx-lm"), ("ours", "ours-b1"), ("ours-b1", "mlx-lm")):
+        pairs = [(clients, prefix, found.get((mine, clients, prefix)), found.get((other, clients, prefix)))
+                 for clients, prefix in sorted({(c.clients, c.prefix) for c in cases})]
+        pairs = [pair for pair in pairs if pair[2] and pair[3]]
+        if not pairs:
+            continue
+        rows.append("")
+        rows.append(f"{mine + ' / ' + other:<17} req/s (higher is better)   TTFT (lower is better)   "
+                    f"tok/s (higher is better)")
+        for clients, prefix, ours, theirs in pairs:
+            rows.append(f"{clients:>3} {prefix:<8}       {_ratio(ours.requests_per_s, theirs.requests_per_s):>8}"
                         f"                   {_ratio(ours.ttft_s, theirs.ttft_s):>8}"
                         f"                 {_ratio(ours.tokens_per_s, theirs.tokens_per_s):>8}")
     return "\n".join(rows)
@@ -260,14 +265,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefixes", default=",".join(PREFIXES), help="shared and/or distinct")
     parser.add_argument("--requests", type=int, default=2, help="requests each client sends, one after another")
     parser.add_argument("--max-tokens", type=int, default=48, help="the most tokens a reply may have")
-    parser.add_argument("--servers", default=",".join(SERVERS), help="ours and/or mlx-lm")
+    parser.add_argument("--servers", default=",".join(SERVERS),
+                        help="ours (batched decode), ours-b1 (one request at a time) and/or mlx-lm")
     parser.add_argument("--json", type=Path, help="also write every request's figures here")
     args = parser.parse_args(argv)
     clients = [int(n) for n in args.clients.split(",")]
     prefixes = [p for p in args.prefixes.split(",") if p]
     servers = [s for s in args.servers.split(",") if s]
     if not set(prefixes) <= set(PREFIXES) or not set(servers) <= set(SERVERS) or min(clients) < 1:
-        parser.error("--prefixes takes shared,distinct; --servers ours,mlx-lm; --clients positive numbers")
+        parser.error("--prefixes takes shared,distinct; --servers ours,ours-b1,mlx-lm; --clients positive numbers")
     model = (args.model.expanduser() if args.model else default_model()).resolve()
     cases: list[CaseResult] = []
     try:

@@ -22,7 +22,7 @@ from .events import (
     ToolCall,
     ToolResult,
 )
-from .forward import ForwardPass
+from .forward import ForwardPass, StepRequest, answer_steps
 from .harmony import (
     INCOMPLETE,
     ReasoningLevel,
@@ -80,8 +80,9 @@ __all__ = [
     "ExpertPaging",
     # the prompt the engine renders for a chat, without loading a model (a peer in bench/ reads the same tokens)
     "render_prompt",
-    # below the engine: one forward pass over a KV cache (bench/memory.py fills the cache to a context length)
-    "ForwardPass", "PromptCache",
+    # below the engine: one forward pass over a KV cache (bench/memory.py fills the cache to a context length),
+    # and decode steps of several caches in one (Engine.reply(batched=True) yields them; bench/batch.py)
+    "ForwardPass", "PromptCache", "StepRequest", "answer_steps",
     # prompt caches on disk within a budget (Engine.save_prompt_cache / restore_prompt_cache): a chat
     # reopened after a restart prefills only what is new
     "CacheStore",

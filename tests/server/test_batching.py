@@ -4,16 +4,24 @@ leaves the others' answers unchanged and every cache consistent."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import mlx.core as mx
 import pytest
-from support.harmony_model import EXCHANGES
+from support.harmony_model import EXCHANGES, START_DATE
 from support.served import MODEL_ID, Served
 
+from gpt_oss_desktop.mlx_model.chat import Chat
+from gpt_oss_desktop.mlx_model.engine import Engine
 from gpt_oss_desktop.mlx_model.events import Done
+from gpt_oss_desktop.mlx_model.sampling import SamplingSettings
+from gpt_oss_desktop.mlx_model.server.batching import DecodeBatch, Failure
+from gpt_oss_desktop.mlx_model.server.runner import Generation, ReplyStream
 
 JOBS = [("sum", "low", True), ("colour", "medium", False), ("sum", "low", False), ("colour", "high", True),
         ("sum", "high", True), ("colour", "low", False)]  # more than one batch holds (4)
@@ -102,3 +110,30 @@ def test_a_client_leaving_mid_batch_leaves_the_others_unchanged(served: Served, 
     assert all(layer.offset == len(entry.cache.tokens) for entry in engine.caches.entries
                for layer in entry.cache.layers)
     assert not any(entry.in_use for entry in engine.caches.entries) and served.runner.in_flight == 0
+
+
+def test_replies_of_a_replaced_model_end_with_a_failure(harmony_model_dir: Path) -> None:
+    """The app may load another model between two steps: the old one's replies end (their caches
+    released) rather than keep its memory alive."""
+    old, new = (Engine.load(harmony_model_dir, context_length=1024, dtype=mx.float32) for _ in range(2))
+    loop = asyncio.new_event_loop()
+    ended: list[int] = []
+    batch = DecodeBatch(lambda: ended.append(1))
+    chat = Chat(start_date=START_DATE, reasoning_level="low")
+    chat.add_user(EXCHANGES["sum"].question)
+    stream = ReplyStream(Generation(chat, SamplingSettings(temperature=0)), loop)
+    batch.join(stream, old)
+    batch.step(old)
+    assert len(batch.running) == 1 and any(entry.in_use for entry in old.caches.entries)
+    batch.step(new)
+    assert not batch.running and ended == [1] and not any(entry.in_use for entry in old.caches.entries)
+
+    async def drain() -> list:
+        events = []
+        while (event := await stream.next()) is not None:
+            events.append(event)
+        return events
+
+    events = loop.run_until_complete(drain())
+    loop.close()
+    assert isinstance(events[-1], Failure) and "model was changed" in events[-1].message

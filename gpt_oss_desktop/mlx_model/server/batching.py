@@ -60,7 +60,12 @@ class DecodeBatch:
         if engine is not self._engine:
             self._leave_engine("the model was changed while this request ran")
             self._engine = engine
-        running.items = stream.generation.events(engine)
+        try:
+            running.items = stream.generation.events(engine)
+        except Exception as error:
+            log.exception("generation failed to start")
+            self._end(running, f"{type(error).__name__}: {error}")
+            return
         self._advance(running)
 
     def step(self, engine: Any) -> None:
