@@ -1,19 +1,33 @@
 """Settings › Local server, offscreen, on the real engine over the tiny trained model: turned on,
 the openai client gets answers from the model the app holds while the app's own chat replies
-on the same engine, the dialog shows the requests in flight, and turned off the port closes."""
+on the same engine, the dialog shows the requests in flight, and turned off the port closes; the
+Responses API from the app's server: streamed events, a function call answered through a
+`previous_response_id` chain that survives turning the server off and on (its store is in the
+app's data folder), a stored response read back, and an answer held to a JSON schema."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
+import jsonschema
 import openai
 import pytest
 from PySide6.QtCore import Qt
-from support.harmony_model import EXCHANGES, START_DATE
+from support.harmony_model import (
+    EXCHANGES,
+    START_DATE,
+    WEATHER_ANALYSIS,
+    WEATHER_CALL,
+    WEATHER_FINAL,
+    WEATHER_QUESTION,
+    WEATHER_RESULT,
+    WEATHER_TOOL,
+)
 from test_app_with_engine import REPLY_TIMEOUT_MS, App
 
-from gpt_oss_desktop.app.local_server import LocalServer
+from gpt_oss_desktop.app.local_server import LocalServer, store_path
 from gpt_oss_desktop.app.server_settings import LocalServerGroup
 from gpt_oss_desktop.app.settings import Key
 from gpt_oss_desktop.app.settings_dialog import SettingsDialog
@@ -126,3 +140,49 @@ def test_a_network_address_needs_a_key(app: App, local_server: LocalServer, gree
     dialog.accept()
     assert dialog.result() == 0 and "API key" in group.status.text()  # stays open, says why
 
+
+
+ANSWER_SCHEMA = {
+    "type": "object",
+    "properties": {"verdict": {"enum": ["yes", "no"]}, "count": {"type": "integer", "minimum": 0, "maximum": 9}},
+    "required": ["verdict", "count"],
+    "additionalProperties": False,
+}
+
+
+def test_the_responses_api_from_the_app(app: App, local_server: LocalServer, greedy, data_dir) -> None:
+    turn_on(greedy, local_server)
+    client = openai.OpenAI(base_url=local_server.url, api_key="unused", max_retries=0)
+    model_id = app.engine.worker.engine.info.name
+
+    events = list(client.responses.create(model=model_id, input=SUM.question, temperature=0,
+                                          reasoning={"effort": "medium"}, stream=True))
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert (events[0].type, events[-1].type) == ("response.created", "response.completed")
+    assert "".join(e.delta for e in events if e.type == "response.reasoning_text.delta") == SUM.analysis
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == SUM.final
+
+    tools = [{"type": "function", **WEATHER_TOOL}]
+    first = client.responses.create(model=model_id, input=WEATHER_QUESTION, tools=tools, temperature=0)
+    assert [item.type for item in first.output] == ["reasoning", "function_call"]
+    call = first.output[1]
+    assert (call.name, call.arguments) == ("get_weather", WEATHER_CALL)
+    assert store_path().is_relative_to(data_dir) and store_path().is_file()
+
+    greedy.set_value(Key.SERVER_ENABLED, False)  # off and on again: the chain is read from the store
+    local_server.apply()
+    turn_on(greedy, local_server)
+    client = openai.OpenAI(base_url=local_server.url, api_key="unused", max_retries=0)
+    assert client.responses.retrieve(first.id).output[1].call_id == call.call_id
+    second = client.responses.create(
+        model=model_id, previous_response_id=first.id, tools=tools, temperature=0,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": WEATHER_RESULT}])
+    assert second.previous_response_id == first.id and second.output_text == WEATHER_FINAL
+    assert second.usage.input_tokens_details.cached_tokens > first.usage.input_tokens
+    assert WEATHER_ANALYSIS in app.engine.worker.engine.tokenizer.decode(app.engine.worker.engine.last_prompt)
+
+    held = client.responses.create(
+        model=model_id, input=SUM.question, temperature=0, max_output_tokens=300,
+        text={"format": {"type": "json_schema", "name": "answer", "schema": ANSWER_SCHEMA, "strict": True}})
+    assert held.status == "completed", held.incomplete_details
+    jsonschema.validate(json.loads(held.output_text), ANSWER_SCHEMA)
