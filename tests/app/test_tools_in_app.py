@@ -6,14 +6,13 @@ user's consent is given or refused by clicking the approval dialog's buttons."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
-import textwrap
 
 import pytest
 from PySide6.QtCore import QCoreApplication, QEvent, Qt, QTimer, QUrl
 from support.harmony_model import START_DATE
+from support.mcp_notes import record_answer_mcp_config
 from support.tool_model import PYTHON_RESULT, QUESTION, RECORD_RESULT, browser_pages, final_answer, library_folder
 
 from gpt_oss_desktop.app.chat_tools import ChatTools
@@ -26,23 +25,6 @@ from gpt_oss_desktop.app.worker import EngineHost
 HAS_SANDBOX = shutil.which("bwrap") is not None if sys.platform.startswith("linux") else sys.platform == "darwin"
 REPLY_TIMEOUT_MS = 120_000
 REFUSED = "[ERROR] The user did not allow this call; it was not run."
-MCP_SERVER = textwrap.dedent('''
-    import json, sys
-    from mcp.server.mcpserver import MCPServer
-
-    server = MCPServer("notes")
-
-    @server.tool()
-    def record_answer(answer: str) -> str:
-        """Records the answer."""
-        with open(sys.argv[1], "a") as calls:
-            calls.write(json.dumps({"answer": answer}) + "\\n")
-        return '{"saved": true}'
-
-    server.run("stdio")
-''')
-
-
 @pytest.fixture(scope="module")
 def tool_model_dir():
     from support.tool_model import trained_tool_model
@@ -60,10 +42,8 @@ def app(qtbot, store, settings, data_dir, tmp_path, tool_model_dir):
     settings.set_library_folders([str(library_folder())])
     settings.set_value(Key.PYTHON, True)
     settings.set_value(Key.PYTHON_TIMEOUT_SECONDS, 60)
-    (tmp_path / "server.py").write_text(MCP_SERVER)
     data_dir.mkdir(parents=True, exist_ok=True)
-    (data_dir / "mcp.json").write_text(json.dumps({"mcpServers": {"notes": {
-        "command": sys.executable, "args": [str(tmp_path / "server.py"), str(tmp_path / "calls.jsonl")]}}}))
+    shutil.copyfile(record_answer_mcp_config(tmp_path), data_dir / "mcp.json")
     engine = EngineHost()
     session = ChatSession(store, settings, engine, ModelSession(settings, engine, models_dir=data_dir / "models"))
     window = MainWindow(session, settings, data_dir / "models")

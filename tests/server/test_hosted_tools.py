@@ -13,6 +13,7 @@ from pathlib import Path
 
 import openai
 import pytest
+from support.mcp_notes import record_answer_mcp_config
 from support.served import API_KEY, start
 from support.tool_model import (
     PYTHON_CODE,
@@ -140,6 +141,46 @@ def test_two_clients_asking_alike_run_python_in_kernels_of_their_own(server: Run
     for kernel in new:  # each ran the model's code once, and nobody else's
         history = tools.toolbox.with_kernel(kernel).run("python", "print(In[1:-1])").text
         assert history == f"[{PYTHON_CODE!r}]\n"
+
+
+@pytest.mark.parametrize("approve", ["always", "never"])
+def test_an_mcp_tool_runs_in_the_server_as_an_mcp_call(runner: EngineThread, tmp_path: Path, approve: str) -> None:
+    """`gpt-oss-serve --mcp FILE`: the script's function is an MCP server's tool now, so the server
+    runs it (when `--approve always`; refused and reported failed otherwise) and the client gets
+    the answer in the same response."""
+    config = record_answer_mcp_config(tmp_path / "mcp")
+    tools = server_tools(parse_arguments(["--model", MODEL, "--tools", "browser,python", "--library",
+                                          str(library_folder()), "--mcp", str(config), "--approve", approve]))
+    running = start(runner, tmp_path / "responses.sqlite3", model_id=MODEL, tools=tools)
+    try:
+        client = openai.OpenAI(base_url=running.url, api_key=API_KEY, max_retries=0)
+        events = list(client.responses.create(model=MODEL, input=QUESTION, reasoning={"effort": "low"},
+                                              temperature=0, max_output_tokens=200, stream=True))
+    finally:
+        running.stop()
+        tools.close()
+    response = events[-1].response
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert [item.type for item in response.output][:4] == ["web_search_call", "web_search_call",
+                                                           "code_interpreter_call", "mcp_call"]
+    mcp = response.output[3]
+    assert (mcp.server_label, mcp.name, mcp.arguments) == ("notes", "record_answer", RECORD_CALL)
+    kinds = [e.type for e in events if e.type.startswith("response.mcp_call") and e.output_index == 3]
+    kinds = [kind for i, kind in enumerate(kinds) if i == 0 or kinds[i - 1] != kind]  # one per delta run
+    assert all(e.item_id == mcp.id for e in events if e.type.startswith("response.mcp_call"))
+    [done] = [e for e in events if e.type == "response.output_item.done" and e.output_index == 3]
+    assert done.item.id == mcp.id
+    if approve == "always":
+        assert events[-1].type == "response.completed"
+        assert kinds == ["response.mcp_call.in_progress", "response.mcp_call_arguments.delta",
+                         "response.mcp_call_arguments.done", "response.mcp_call.completed"]
+        assert (mcp.output, mcp.error) == (RECORD_RESULT, None)
+        assert (tmp_path / "mcp" / "calls.jsonl").read_text() == '{"answer": "ten"}\n'  # the MCP server ran it
+        assert response.output[-1].type == "message"
+        assert response.output_text == final_answer(browser_pages(library_folder())[1])
+    else:
+        assert kinds[-1] == "response.mcp_call.failed" and mcp.output is None and "did not allow" in mcp.error
+        assert not (tmp_path / "mcp" / "calls.jsonl").exists()
 
 
 def test_python_is_off_unless_the_operator_lists_it(tmp_path: Path) -> None:
