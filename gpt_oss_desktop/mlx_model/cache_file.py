@@ -28,7 +28,7 @@ import numpy as np
 from .cache import FullCache, WindowCache, WindowSnapshot
 from .loader import LoadOptions
 from .model import Model
-from .prompt_cache import Checkpoint, PromptCache
+from .prompt_cache import Checkpoint, PromptCache, resume_point
 
 FORMAT = "gpt-oss-desktop prompt cache 1"
 _log = logging.getLogger(__name__)
@@ -102,8 +102,9 @@ def _window(snapshot: WindowSnapshot | None, arrays: _Arrays) -> dict | None:
     return {"offset": snapshot.offset, "keys": arrays.name(snapshot.keys), "values": arrays.name(snapshot.values)}
 
 
-def save(cache: PromptCache, path: Path, stamp: CacheStamp) -> int:
-    """Write `cache` to `path` atomically; returns the file's size."""
+def save(cache: PromptCache, path: Path, stamp: CacheStamp, history: int | None = None) -> int:
+    """Write `cache` to `path` atomically; returns the file's size. `history`: how many of its
+    tokens the last prompt it read covered (the rest are that reply's own; default all)."""
     arrays = _Arrays()
     layers = []
     for layer in cache.layers:
@@ -119,6 +120,7 @@ def save(cache: PromptCache, path: Path, stamp: CacheStamp) -> int:
     mx.eval(*tensors.values())
     metadata = {"format": FORMAT, "fingerprint": stamp.fingerprint, "options": stamp.options,
                 "token_count": str(len(cache.tokens)), "sha256": _checksum(tensors),
+                "history": str(len(cache.tokens) if history is None else history),
                 "layout": json.dumps({"layers": layers, "checkpoints": checkpoints})}
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.safetensors")
@@ -186,6 +188,45 @@ def _restore(model: Model, tensors: dict[str, mx.array], layout: dict, token_cou
     return cache
 
 
+@dataclass(frozen=True)
+class CacheSummary:
+    """What a cache file holds, read without its keys and values: enough to tell how much of a
+    prompt it would spare and whether this engine may use it."""
+
+    tokens: list[int]
+    checkpoints: dict[int, bool]  # position -> whether its logits are kept
+    stamp: CacheStamp
+    history: int  # tokens of the last prompt it read; the rest are that reply's own
+
+    def reusable_prefix(self, prompt: list[int]) -> int:
+        return resume_point(self.tokens, self.checkpoints, prompt)[0]
+
+
+def _header(path: Path) -> dict:
+    with path.open("rb") as file:
+        (length,) = struct.unpack("<Q", file.read(8))
+        return json.loads(file.read(min(length, 1 << 26)))
+
+
+def _summary(path: Path) -> CacheSummary:
+    header = _header(path)
+    metadata = header["__metadata__"]
+    if metadata.get("format") != FORMAT:
+        raise ValueError(f"format {metadata.get('format')!r}")
+    if header["tokens"]["dtype"] != "I32":
+        raise ValueError(f"token ids as {header['tokens']['dtype']}")
+    start, end = header["tokens"]["data_offsets"]
+    with path.open("rb") as file:
+        (length,) = struct.unpack("<Q", file.read(8))
+        file.seek(8 + length + start)
+        tokens = np.frombuffer(file.read(end - start), dtype="<i4").tolist()
+    if len(tokens) != int(metadata["token_count"]):
+        raise ValueError("truncated token ids")
+    checkpoints = {c["position"]: c["logits"] is not None for c in json.loads(metadata["layout"])["checkpoints"]}
+    return CacheSummary(tokens, checkpoints, CacheStamp(metadata["fingerprint"], metadata["options"]),
+                        int(metadata.get("history", len(tokens))))
+
+
 class CacheStore:
     """Cache files in `folder`, one per key (a chat's id), within `budget_bytes` of disk: writing
     one past the budget removes the least recently used (read or written) others."""
@@ -193,6 +234,7 @@ class CacheStore:
     def __init__(self, folder: Path, budget_bytes: int) -> None:
         self.folder = Path(folder)
         self.budget_bytes = budget_bytes
+        self._summaries: dict[Path, tuple[tuple[int, int], CacheSummary]] = {}
 
     def path(self, key: str) -> Path:
         return self.folder / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.safetensors"
@@ -204,11 +246,11 @@ class CacheStore:
         return sorted((p for p in self.folder.glob("*.safetensors") if not p.name.startswith(".")),
                       key=lambda p: p.stat().st_mtime_ns)
 
-    def save(self, key: str, cache: PromptCache, stamp: CacheStamp) -> bool:
-        """Write `key`'s cache and evict to the budget; False when it alone exceeds the budget
-        (then it is not kept)."""
+    def save(self, key: str, cache: PromptCache, stamp: CacheStamp, history: int | None = None) -> bool:
+        """Write `key`'s cache (`history` as `save` takes it) and evict to the budget; False
+        when it alone exceeds the budget (then it is not kept)."""
         path = self.path(key)
-        size = save(cache, path, stamp)
+        size = save(cache, path, stamp, history)
         others = [p for p in self.files() if p != path]
         total = size + sum(p.stat().st_size for p in others)
         for old in others:
@@ -223,19 +265,35 @@ class CacheStore:
 
     def token_count(self, key: str) -> int | None:
         """How many tokens `key`'s file says it holds (its header only), or None without one."""
+        path = self.path(key)
         try:
-            with self.path(key).open("rb") as file:
-                (length,) = struct.unpack("<Q", file.read(8))
-                header = json.loads(file.read(min(length, 1 << 26)))
-            return int(header["__metadata__"]["token_count"])
+            return int(_header(path)["__metadata__"]["token_count"])
         except (OSError, ValueError, KeyError, TypeError, struct.error):
-            return None if not self.path(key).is_file() else 0  # unreadable: load() says why
+            return None if not path.is_file() else 0  # unreadable: load() says why
+
+    def summary(self, path: Path) -> CacheSummary | None:
+        """What `path` holds, from its header and token ids (remembered while the file is
+        unchanged); None for a file that cannot be read."""
+        try:
+            status = path.stat()
+            known = self._summaries.get(path)
+            if known is None or known[0] != (status.st_mtime_ns, status.st_size):
+                known = ((status.st_mtime_ns, status.st_size), _summary(path))
+                self._summaries[path] = known
+            return known[1]
+        except (OSError, ValueError, KeyError, TypeError, IndexError, struct.error):
+            return None
 
     def load(self, key: str, model: Model, stamp: CacheStamp) -> tuple[PromptCache | None, str | None]:
         """`key`'s cache, or None; with a note when a file was there but refused (and removed)."""
         path = self.path(key)
         if not path.is_file():
             return None, None
+        return self.load_file(path, model, stamp)
+
+    def load_file(self, path: Path, model: Model, stamp: CacheStamp) -> tuple[PromptCache | None, str | None]:
+        """The cache in `path` (one of `files()`), or None with a note saying why it was refused
+        (and removed)."""
         try:
             cache = load(path, model, stamp)
         except CacheFileError as error:

@@ -19,6 +19,7 @@ that refers to no engine, so a later step can write one to disk and read it back
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .model import Model
@@ -49,6 +50,8 @@ class CachePool:
         self.max_caches = max_caches
         self._tick = 0
         self.entries: list[PooledCache] = [PooledCache(PromptCache(model))]
+        # called with an entry about to be dropped and those staying (cache_spill writes it to disk)
+        self.on_drop: Callable[[PooledCache, list[PooledCache]], None] | None = None
 
     @property
     def current(self) -> PooledCache:
@@ -90,11 +93,12 @@ class CachePool:
         entry.in_use = False
         self.settle(entry)
 
-    def adopt(self, cache: PromptCache) -> PooledCache:
+    def adopt(self, cache: PromptCache, history: int | None = None) -> PooledCache:
         """Add a cache read back from disk (cache_file) as the most recently used; its tokens
-        are a conversation's history, which a prompt for another one forks rather than rewinds."""
+        (or the first `history`) are a conversation's history, which a prompt for another one
+        forks rather than rewinds."""
         self._tick += 1
-        entry = PooledCache(cache, history=len(cache.tokens), last_used=self._tick)
+        entry = PooledCache(cache, history=len(cache.tokens) if history is None else history, last_used=self._tick)
         self.entries.append(entry)
         self.settle(entry)
         return entry
@@ -110,4 +114,7 @@ class CachePool:
             droppable = [e for e in self.entries if e is not keep and not e.in_use]
             if not droppable:
                 return
-            self.entries.remove(min(droppable, key=lambda e: e.last_used))
+            dropped = min(droppable, key=lambda e: e.last_used)
+            self.entries.remove(dropped)
+            if self.on_drop is not None:
+                self.on_drop(dropped, self.entries)

@@ -89,9 +89,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     memory = parser.add_argument_group("memory (see README: Memory)")
     memory.add_argument("--dense-bits", type=int, choices=(16, 8, 4), default=16,
                         help="attention and unembedding weights in 16 (as published), 8 or 4 bits")
-    memory.add_argument("--kv-bits", type=int, choices=(16, 8), default=16,
-                        help="the full-attention layers' KV cache in 16 bits or 8 (about half the memory "
-                        "at long contexts; its cost in README: Memory)")
+    memory.add_argument("--kv-bits", type=int, choices=(16, 8), default=None,
+                        help="the full-attention layers' KV cache in 16 bits (default) or 8 (about half the memory "
+                        "at long contexts; its cost in README: Memory); with --fit, 8 only where it makes the model fit")
     memory.add_argument("--expert-budget-gib", type=_number(float, 0.0), default=None,
                         help="keep this much of the experts resident and page the rest from disk")
     memory.add_argument("--fit", action="store_true",
@@ -283,8 +283,14 @@ def find_or_download_model(model: str, err: TextIO) -> Path:
 def _load_options(args: argparse.Namespace, folder: Path, err: TextIO) -> LoadOptions:
     if not args.fit:
         budget = None if args.expert_budget_gib is None else int(args.expert_budget_gib * GIB)
-        return LoadOptions(dense_bits=args.dense_bits, expert_budget_bytes=budget, kv_bits=args.kv_bits)
-    plan = plan_load(folder, args.context)
+        return LoadOptions(dense_bits=args.dense_bits, expert_budget_bytes=budget, kv_bits=args.kv_bits or 16)
+    return fitted_options(folder, args.context, args.kv_bits, err)
+
+
+def fitted_options(folder: Path, context: int | None, kv_bits: int | None, err: TextIO) -> LoadOptions:
+    """--fit: the least lossy options that fit this machine at `context` (None: automatic), the
+    KV cache at `kv_bits` when the user chose a width; printed, as the app's status bar shows them."""
+    plan = plan_load(folder, context, kv_bits=kv_bits)
     if not plan.fits:
         raise EngineError(f"{folder.name} does not fit this machine's memory even with its experts paged from disk")
     print(f"[memory: {plan.options}]", file=err)

@@ -31,6 +31,7 @@ import mlx.core as mx
 from . import kernels
 from .cache_file import CacheStamp, CacheStore
 from .cache_pool import CachePool, PooledCache
+from .cache_spill import DEFAULT_MIN_TOKENS, SpilledCaches
 from .chat import Chat
 from .config import ModelConfig
 from .decode import DecodeLoop, LogitsProcessor
@@ -154,6 +155,7 @@ class Engine:
         self.caches = CachePool(model, cache_budget_bytes or kv_bytes(
             self.config, limit, options.kv_bits, activations.size))
         self.cache_stamp = CacheStamp.of(path, options, activations)
+        self.spilled: SpilledCaches | None = None
         self.last_prompt: list[int] = []
 
     @property
@@ -315,6 +317,26 @@ class Engine:
             self.caches.adopt(cache)
         return note
 
+    def spill_prompt_caches(self, store: CacheStore, min_tokens: int = DEFAULT_MIN_TOKENS) -> None:
+        """Keep the caches the pool drops in `store`, keyed by their tokens, and read one back
+        when a prompt continues it (the local server, whose conversations have no ids); see
+        cache_spill. `save_spilled_caches` adds what the pool holds, at shutdown."""
+        self.spilled = SpilledCaches(store, self.model, self.cache_stamp, min_tokens)
+        self.caches.on_drop = self.spilled.keep
+
+    def save_spilled_caches(self) -> int:
+        """Write every cache the pool holds to the spill store (at shutdown); how many were written."""
+        if self.spilled is None:
+            return 0
+        entries = sorted(self.caches.entries, key=lambda entry: -entry.history)
+        return sum(self.spilled.keep(entry, entries[:index]) for index, entry in enumerate(entries))  # longest first
+
+    def _reload_spilled(self, prompt: list[int]) -> None:
+        if self.spilled is not None:
+            found = self.spilled.reload(prompt, self.caches.reusable_prefix(prompt))
+            if found is not None:
+                self.caches.adopt(*found)
+
     # -- generation ----------------------------------------------------------------------------
 
     def reply(
@@ -386,6 +408,7 @@ class Engine:
         self.last_prompt = prompt
         if on_prompt is not None:
             on_prompt(prompt)
+        self._reload_spilled(prompt)
         pooled = self.caches.take(prompt)
         try:  # `finally` also when the caller stops reading: the cache may then be dropped or reused
             try:

@@ -142,11 +142,13 @@ def plan_load(
     *,
     name: str | None = None,
     total_ram: int | None = None,
+    kv_bits: int | None = None,
 ) -> LoadPlan:
     """The plan for loading `model` (a folder, or a published config before its download) at
     `context_length` (None: automatic, checked at the smallest context the engine picks) on a
     machine with `total_ram` bytes (default: this one). `manual` options are used as given; else
-    the least lossy that fit, else the weights as published, which the plan then reports as not
+    the least lossy that fit (with the KV cache at `kv_bits` when given, else 16 bits unless 8
+    is what makes it fit), else the weights as published, which the plan then reports as not
     fitting. `name` names the model in the message (default: the folder's name)."""
     if name is None:
         if not isinstance(model, (str, Path)):
@@ -158,7 +160,7 @@ def plan_load(
     tensors = memory.checkpoint_tensors(model)  # the shard headers, read once
     options = manual
     if options is None:
-        options = memory.fitting_options(tensors, context, budget) or LoadOptions()
+        options = memory.fitting_options(tensors, context, budget, kv_bits) or LoadOptions(kv_bits=kv_bits or 16)
     estimate = memory.estimate(tensors, context, options)
     weights = memory.resident_bytes(tensors, options)
     engine_context = context_length or memory.default_context_length(tensors.config, weights, budget, options.kv_bits)

@@ -138,13 +138,15 @@ def estimate(model: ModelSource, context_length: int, options: LoadOptions = Loa
     return _estimate(config, specs, context_length, options)
 
 
-def fitting_options(model: ModelSource, context_length: int, usable: int | None = None) -> LoadOptions | None:
+def fitting_options(model: ModelSource, context_length: int, usable: int | None = None,
+                    kv_bits: int | None = None) -> LoadOptions | None:
     """The least lossy options under which the model fits `usable` bytes, exact ones first:
     the defaults; else the experts paged from disk (exact, slower) if at least
     EXACT_PAGING_MIN_SHARE of them stay resident; else 8-bit dense weights; else 8-bit with the
     experts paged under what is left. Each step is tried with the 16-bit KV cache, then the
     8-bit one: 8-bit KV comes in only where it is the difference between that step fitting and
-    not. None when not even the last step fits."""
+    not (`kv_bits` holds every step to the width a user chose). None when not even the last step
+    fits."""
     usable = usable_memory_bytes() if usable is None else usable
     config, specs = _checkpoint_specs(model)
     experts = _experts_bytes(specs)
@@ -173,8 +175,8 @@ def fitting_options(model: ModelSource, context_length: int, usable: int | None 
         return LoadOptions(dense_bits=8, expert_budget_bytes=budget, kv_bits=kv_bits) if budget >= one_token else None
 
     for step in (as_published, exact_paging, rounded, rounded_paging):
-        for kv_bits in (16, 8):
-            options = step(kv_bits)
+        for width in (16, 8) if kv_bits is None else (kv_bits,):
+            options = step(width)
             if options is not None:
                 return options
     return None

@@ -45,6 +45,19 @@ def common_prefix_length(a: list[int], b: list[int]) -> int:
     return limit
 
 
+def resume_point(cached: list[int], checkpoints: dict[int, bool], tokens: list[int]) -> tuple[int, bool]:
+    """Where a prefill of `tokens` continues in a cache holding `cached` that can rewind to
+    `checkpoints` (position -> whether its logits are kept), and whether those logits make the
+    prefill empty. A function of plain values, so a cache file's header answers it unread."""
+    shared = common_prefix_length(cached, tokens)
+    if shared == len(tokens) and checkpoints.get(shared):
+        return shared, True
+    if shared == len(cached) and shared < len(tokens):
+        return shared, False  # the cache is a prefix of the prompt: nothing to rewind
+    limit = min(shared, len(tokens) - 1)
+    return max(p for p in checkpoints if p <= limit), False
+
+
 class PromptCache:
     """Owns the per-layer caches and the token ids they hold, and keeps them consistent."""
 
@@ -84,15 +97,7 @@ class PromptCache:
         return self._resume_point(tokens)[0]
 
     def _resume_point(self, tokens: list[int]) -> tuple[int, bool]:
-        """(position to continue from, whether stored logits make the prefill empty)."""
-        shared = common_prefix_length(self.tokens, tokens)
-        checkpoint = self._checkpoints.get(shared)
-        if shared == len(tokens) and checkpoint is not None and checkpoint.logits is not None:
-            return shared, True
-        if shared == len(self.tokens) and shared < len(tokens):
-            return shared, False  # the cache is a prefix of the prompt: nothing to rewind
-        limit = min(shared, len(tokens) - 1)
-        return max(p for p in self._checkpoints if p <= limit), False
+        return resume_point(self.tokens, {p: c.logits is not None for p, c in self._checkpoints.items()}, tokens)
 
     def resume(self, tokens: list[int]) -> ResumePoint:
         """Rewind to the longest reusable prefix of `tokens`; the forward pass continues there."""

@@ -13,38 +13,20 @@ from pathlib import Path
 import mlx.core as mx
 import pytest
 from support.harmony_model import EXCHANGES, START_DATE
+from support.prefill_logits import reply
 
 from gpt_oss_desktop.mlx_model.cache_file import CacheFileError, CacheStamp, CacheStore, load
 from gpt_oss_desktop.mlx_model.chat import Chat
 from gpt_oss_desktop.mlx_model.engine import Engine
-from gpt_oss_desktop.mlx_model.events import Stats
 from gpt_oss_desktop.mlx_model.forward import ForwardPass
 from gpt_oss_desktop.mlx_model.loader import LoadOptions
 from gpt_oss_desktop.mlx_model.prompt_cache import PromptCache
-from gpt_oss_desktop.mlx_model.sampling import SamplingSettings
 
-GREEDY = SamplingSettings(temperature=0, max_new_tokens=80)
 MIB = 1024**2
 
 
 def open_engine(folder: Path) -> Engine:
     return Engine.load(folder, context_length=1024, dtype=mx.float32)
-
-
-def reply(engine: Engine, conversation: Chat, monkeypatch: pytest.MonkeyPatch) -> tuple[Stats, mx.array]:
-    """The reply's Stats and the logits its prefill returned."""
-    captured = []
-    prefill = ForwardPass.prefill
-
-    def keep(self, tokens, *args, **kwargs):
-        result = prefill(self, tokens, *args, **kwargs)
-        captured.append(result.logits)
-        return result
-
-    monkeypatch.setattr(ForwardPass, "prefill", keep)
-    events = list(engine.reply(conversation, GREEDY))
-    monkeypatch.setattr(ForwardPass, "prefill", prefill)
-    return next(e for e in events if isinstance(e, Stats)), captured[-1]
 
 
 def first_turns(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Chat:

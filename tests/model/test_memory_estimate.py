@@ -72,6 +72,20 @@ def test_8_bit_kv_comes_in_only_where_it_is_the_difference_between_fitting_and_n
     assert "an 8-bit KV cache" in plan.given_up and "an 8-bit KV cache" in plan.summary
 
 
+def test_a_kv_width_the_user_chose_holds_for_every_step_of_the_fit() -> None:
+    """`--fit --kv-bits 8|16`: the automatic choice keeps the width it was given."""
+    config = PUBLISHED["openai/gpt-oss-20b"]
+    as_published = memory.estimate(config, 131072, LoadOptions()).total_bytes
+    assert memory.fitting_options(config, 131072, as_published, kv_bits=8) == LoadOptions(kv_bits=8)
+    sixteen = memory.fitting_options(config, 131072, as_published - 1, kv_bits=16)
+    assert sixteen.kv_bits == 16 and sixteen.expert_budget_bytes is not None  # paged rather than 8-bit KV
+    eight_bit = memory.estimate(config, 131072, LoadOptions(kv_bits=8)).total_bytes
+    paged = memory.fitting_options(config, 131072, eight_bit - 1, kv_bits=8)
+    assert paged.kv_bits == 8 and paged.expert_budget_bytes is not None
+    plan = plan_load(config, 131072, name="gpt-oss-20b", total_ram=128 * GIB, kv_bits=8)
+    assert plan.automatic and plan.options == LoadOptions(kv_bits=8)
+
+
 def test_a_plans_cost_at_other_contexts_counts_its_own_kv_width() -> None:
     config = PUBLISHED["openai/gpt-oss-20b"]
     for options in (LoadOptions(), LoadOptions(kv_bits=8)):

@@ -200,6 +200,10 @@ class EngineThread(EngineRunner):
             except Exception:  # a job reports its own failures; this keeps the thread alive
                 log.exception("engine job failed")
 
-    def close(self) -> None:
+    def close(self, last: Job | None = None) -> None:
+        """Stop the thread once the queued jobs are done; `last` runs after them (the server's
+        shutdown writes its prompt caches to disk), and is waited for longer."""
+        if last is not None:
+            self._jobs.put(last)
         self._jobs.put(None)
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=10 if last is None else 600)
