@@ -1,6 +1,6 @@
-"""CI: the built wheel, installed alone into a fresh virtual environment, starts the app and the
-terminal chat on the trained test model, and its top-level packages collide with no other
-distribution's.
+"""CI: the built wheel, installed alone into a fresh virtual environment, starts the app, the
+terminal chat and the server on the trained test model, and its top-level packages collide with
+no other distribution's.
 
 Run by .ci/run after the tests (the test model is cached by then) with the development
 environment's Python: `python .ci/installed_wheel.py`. The fresh environment gets the wheel and
@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -111,7 +115,43 @@ def main() -> int:
         if answer != expected:
             sys.exit(f"gpt-oss-chat answered {answer!r}, expected {expected!r}")
         print(f"gpt-oss-chat answered {exchange.question!r} with {exchange.final!r}")
+        served = serve_one_request(bin_dir / "gpt-oss-serve", model, exchange.question, cwd=work, env=env)
+        print(f"gpt-oss-serve answered a chat completion ({served} tokens) and stopped on SIGTERM")
     return 0
+
+
+def serve_one_request(command: Path, model: Path, question: str, **options) -> int:
+    """Start the installed server, ask it one chat completion, stop it as a service manager does;
+    the tokens it generated."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([str(command), "--model", str(model), "--port", str(port)], text=True,
+                              stderr=subprocess.PIPE, **options)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/models", timeout=5).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    sys.exit(f"gpt-oss-serve did not start: {server.stderr.read()}")
+                time.sleep(0.2)
+        body = json.dumps({"model": model.name, "temperature": 0, "max_tokens": 32,
+                           "messages": [{"role": "user", "content": question}]}).encode()
+        request = urllib.request.Request(f"{url}/chat/completions", body, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=300) as response:
+            completion = json.load(response)
+        if not completion["choices"][0]["message"]["content"]:
+            sys.exit(f"gpt-oss-serve answered with no content: {completion}")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(timeout=300)
+    if code != 0:
+        sys.exit(f"gpt-oss-serve exited with {code} on SIGTERM: {server.stderr.read()}")
+    return completion["usage"]["completion_tokens"]
 
 
 if __name__ == "__main__":

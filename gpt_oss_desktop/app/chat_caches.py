@@ -8,6 +8,10 @@ only when a reply changed it since it was last written; it is read back before t
 reply when the engine does not already hold as much of it. The files live in
 <data folder>/chat-caches within the disk budget of Settings › Memory, least recently used out.
 
+The local server's conversations have no ids: their caches go to the server's folder under the
+tokens they hold (`Engine.spill_prompt_caches`, as gpt-oss-serve keeps them, so either continues
+what the other left), within the same budget, and are written at the same moments.
+
 This runs on the engine thread (the caches' arrays belong to it): `EngineWorker` owns one.
 """
 
@@ -17,7 +21,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from gpt_oss_desktop.mlx_model import GIB, CacheStore, Chat
+from gpt_oss_desktop.mlx_model import GIB, CacheStore, Chat, server_cache_dir
 
 from . import paths
 
@@ -37,9 +41,25 @@ class ChatCaches:
     """Which chats' caches changed since they were written, and the store that writes them."""
 
     def __init__(self, budget_bytes: int, folder: Path | None = None) -> None:
-        self.budget_bytes = budget_bytes
+        self._budget_bytes = budget_bytes
         self._folder = folder  # None: <data folder>/chat-caches, looked up when first used
         self._changed: dict[int, Chat] = {}  # conversation id → the chat as its last reply left it
+        self._server_store: CacheStore | None = None  # the loaded engine's, for the local server
+
+    @property
+    def budget_bytes(self) -> int:
+        return self._budget_bytes
+
+    @budget_bytes.setter
+    def budget_bytes(self, value: int) -> None:
+        self._budget_bytes = value
+        if self._server_store is not None:
+            self._server_store.budget_bytes = value
+
+    def attach(self, engine: Any) -> None:
+        """A model was loaded: the local server's caches it drops go to the server's folder."""
+        self._server_store = CacheStore(server_cache_dir(), self.budget_bytes)
+        engine.spill_prompt_caches(self._server_store)
 
     @property
     def store(self) -> CacheStore:
@@ -71,8 +91,13 @@ class ChatCaches:
             log.warning("chat %d: could not write its prompt cache: %s", conversation_id, error)
 
     def save_all(self, engine: Any) -> None:
-        """Write every changed cache (on quit, and before another model is loaded); one that
-        fails is logged and the rest are still written."""
+        """Write every changed cache and the local server's (on quit, and before another model
+        is loaded); one that fails is logged and the rest are still written."""
+        if engine is not None:
+            try:
+                engine.save_spilled_caches()
+            except Exception:
+                log.exception("the local server's prompt caches could not be written")
         for conversation_id in list(self._changed):
             try:
                 self.save(engine, conversation_id)

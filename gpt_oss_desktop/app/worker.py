@@ -121,6 +121,7 @@ class EngineWorker(QObject):
         try:
             api = self._api = self._api or self._api_factory()
             self._engine = api.load(path, context_length=context_length, options=options, progress=self.loading.emit)
+            self.caches.attach(self._engine)
         except Exception as error:  # the thread must survive any failure
             self.load_failed.emit(self._describe(error, f"Could not load the model at {path}"))
             return

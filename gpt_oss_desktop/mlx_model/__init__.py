@@ -51,7 +51,7 @@ from .load_plan import LoadPlan, memory_summary, plan_load
 from .loader import LoadOptions, load
 from .memory import MemoryEstimate, total_memory_bytes, usable_memory_bytes
 from .model import Model
-from .paths import APPLICATION_NAME, DATA_DIR_ENV, data_dir, models_dir
+from .paths import APPLICATION_NAME, DATA_DIR_ENV, data_dir, models_dir, server_cache_dir
 from .prompt import render_prompt
 from .prompt_cache import PromptCache
 from .sampling import SamplingSettings
@@ -94,7 +94,7 @@ __all__ = [
     "resolve_model", "is_hub_id", "check_model_folder", "plan_download", "download", "free_disk_bytes",
     "DownloadPlan", "HubError", "NotDownloadedError", "DownloadCancelled",
     # where the app keeps its data
-    "APPLICATION_NAME", "DATA_DIR_ENV", "data_dir", "models_dir",
+    "APPLICATION_NAME", "DATA_DIR_ENV", "data_dir", "models_dir", "server_cache_dir",
     # tools: the browser, python and MCP servers, and the loop that runs them during a reply
     "ToolResult", "Toolbox", "FunctionTool", "ToolOutcome", "Citation", "Limits", "SandboxUnavailable",
     "McpConfigError", "ServerStatus", "ApprovalRequest", "declare_tools", "reply_with_tools", "MAX_TOOL_ROUNDS",

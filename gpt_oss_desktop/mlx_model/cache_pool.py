@@ -38,6 +38,7 @@ class PooledCache:
     continuation: ToolContinuation | None = None  # its reply ended in a tool call
     last_used: int = 0
     in_use: bool = False  # a reply is writing it: pinned, not dropped or handed to another
+    keep_on_disk: bool = False  # a server conversation's: written to disk when dropped (cache_spill)
 
 
 class CachePool:
@@ -93,12 +94,13 @@ class CachePool:
         entry.in_use = False
         self.settle(entry)
 
-    def adopt(self, cache: PromptCache, history: int | None = None) -> PooledCache:
+    def adopt(self, cache: PromptCache, history: int | None = None, keep_on_disk: bool = False) -> PooledCache:
         """Add a cache read back from disk (cache_file) as the most recently used; its tokens
         (or the first `history`) are a conversation's history, which a prompt for another one
         forks rather than rewinds."""
         self._tick += 1
-        entry = PooledCache(cache, history=len(cache.tokens) if history is None else history, last_used=self._tick)
+        entry = PooledCache(cache, history=len(cache.tokens) if history is None else history, last_used=self._tick,
+                            keep_on_disk=keep_on_disk)
         self.entries.append(entry)
         self.settle(entry)
         return entry

@@ -1,7 +1,8 @@
 """Prompt caches that outlive the memory pool: the local server has no chat ids, so the caches
-its pool drops (and all it holds at shutdown) go to disk under the tokens they hold, and a prompt
+of its conversations (`PooledCache.keep_on_disk`: replies asked with `keep_on_disk`) that the
+pool drops, and all it holds at shutdown, go to disk under the tokens they hold, and a prompt
 that one of those files spares much more of than the pool does reads it back, after a restart
-too.
+too. The app's chats have files of their own (by chat id), so theirs are not written here.
 
 Only what is worth it is written: a cache of at least `min_tokens` whose history (the last prompt
 it read) no other cache, in memory or on disk, already spares in full. What a cache holds beyond
@@ -54,10 +55,12 @@ class SpilledCaches:
         return [(path, summary) for path, summary in found if summary is not None and summary.stamp == self.stamp]
 
     def keep(self, entry: PooledCache, others: list[PooledCache]) -> bool:
-        """Write `entry` unless it is short or `others` or a file already spare its history;
-        remove the files it covers. True when it was written."""
+        """Write `entry` (a server conversation's) unless it is short or `others` or a file
+        already spare its history; remove the files it covers. True when it was written."""
         tokens, history = entry.cache.tokens, min(entry.history, len(entry.cache.tokens))
-        if history < self.min_tokens or any(_spares(o.cache.reusable_prefix, tokens, history) for o in others):
+        if not entry.keep_on_disk or history < self.min_tokens or self.store.budget_bytes <= 0:
+            return False
+        if any(_spares(other.cache.reusable_prefix, tokens, history) for other in others):
             return False
         files = self._ours()
         if any(_spares(summary.reusable_prefix, tokens, history) for _, summary in files):

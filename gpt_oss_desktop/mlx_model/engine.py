@@ -318,9 +318,10 @@ class Engine:
         return note
 
     def spill_prompt_caches(self, store: CacheStore, min_tokens: int = DEFAULT_MIN_TOKENS) -> None:
-        """Keep the caches the pool drops in `store`, keyed by their tokens, and read one back
-        when a prompt continues it (the local server, whose conversations have no ids); see
-        cache_spill. `save_spilled_caches` adds what the pool holds, at shutdown."""
+        """Keep the caches of replies asked with `keep_on_disk` (the local server's, whose
+        conversations have no ids) that the pool drops in `store`, keyed by their tokens, and
+        read one back when a prompt continues it; see cache_spill. `save_spilled_caches` adds
+        what the pool holds, at shutdown."""
         self.spilled = SpilledCaches(store, self.model, self.cache_stamp, min_tokens)
         self.caches.on_drop = self.spilled.keep
 
@@ -335,7 +336,7 @@ class Engine:
         if self.spilled is not None:
             found = self.spilled.reload(prompt, self.caches.reusable_prefix(prompt))
             if found is not None:
-                self.caches.adopt(*found)
+                self.caches.adopt(*found, keep_on_disk=True)
 
     # -- generation ----------------------------------------------------------------------------
 
@@ -350,6 +351,7 @@ class Engine:
         tool_choice: ToolChoice = "auto",
         on_prompt: Callable[[list[int]], None] | None = None,
         batched: bool = False,
+        keep_on_disk: bool = False,
     ) -> Iterator[Event | StepRequest]:
         """Generate the assistant's next reply as events, ending with Stats and Done.
 
@@ -364,10 +366,11 @@ class Engine:
 
         With `batched` every decode step is yielded as a `StepRequest` too, which the caller
         runs (`run_steps`, with other replies' steps) before it reads on; otherwise the reply
-        runs its own steps and yields events only.
+        runs its own steps and yields events only. With `keep_on_disk` the reply's cache goes to
+        the spill store when the pool drops it (`spill_prompt_caches`: the server's conversations).
         """
         steps = self._reply_steps(chat, sampling, cancel or threading.Event(), on_token, logits_processors,
-                                  response_format, tool_choice, on_prompt)
+                                  response_format, tool_choice, on_prompt, keep_on_disk)
         return steps if batched else self._run_alone(steps)
 
     def run_steps(self, requests: Sequence[StepRequest]) -> None:
@@ -384,7 +387,7 @@ class Engine:
     def _reply_steps(
         self, chat: Chat, sampling: SamplingSettings, cancel: threading.Event, on_token: Callable[[int], None] | None,
         logits_processors: Sequence[LogitsProcessor], response_format: ResponseFormat | None,
-        tool_choice: ToolChoice, on_prompt: Callable[[list[int]], None] | None,
+        tool_choice: ToolChoice, on_prompt: Callable[[list[int]], None] | None, keep_on_disk: bool,
     ) -> Iterator[Event | StepRequest]:
         """`reply`'s work, yielding each decode step for its caller to run."""
         try:
@@ -410,6 +413,7 @@ class Engine:
             on_prompt(prompt)
         self._reload_spilled(prompt)
         pooled = self.caches.take(prompt)
+        pooled.keep_on_disk |= keep_on_disk
         try:  # `finally` also when the caller stops reading: the cache may then be dropped or reused
             try:
                 prefill_started = time.perf_counter()

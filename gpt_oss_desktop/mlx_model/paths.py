@@ -33,3 +33,9 @@ def data_dir() -> Path:
 def models_dir() -> Path:
     """Where downloaded models go (`<owner>/<name>` inside)."""
     return data_dir() / "models"
+
+
+def server_cache_dir() -> Path:
+    """Where the local server's conversations keep their prompt caches on disk: gpt-oss-serve's
+    default and the app's Local server's, so either continues what the other left."""
+    return data_dir() / "server" / "prompt-caches"

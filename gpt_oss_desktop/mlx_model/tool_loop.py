@@ -59,6 +59,7 @@ def reply_with_tools(
     only_own_calls: bool = False,
     on_prompt: Callable[[list[int]], None] | None = None,
     batched: bool = False,
+    keep_on_disk: bool = False,
 ) -> Iterator[Event | StepRequest]:
     """`Engine.reply`'s events for every round, with a ToolResult after each call it answers
     (the answer that ends the turn held to `response_format`).
@@ -66,14 +67,15 @@ def reply_with_tools(
     Every round ends with its Stats and Done; a Done with reason "call" followed by a ToolResult
     means the reply goes on, the last Done ends it. With `only_own_calls` a call to a tool the
     toolbox does not have ends the reply instead (a server's client runs its own functions).
-    With `batched` each round's decode steps are passed on for the caller to run (Engine.reply's).
+    With `batched` each round's decode steps are passed on for the caller to run, and with
+    `keep_on_disk` the cache may be spilled to disk (both Engine.reply's).
     """
     cancel = cancel or threading.Event()
     rounds = 0
     while True:
         done: Done | None = None
         for event in engine.reply(chat, sampling, cancel, on_token, response_format=response_format,
-                                  on_prompt=on_prompt, batched=batched):
+                                  on_prompt=on_prompt, batched=batched, keep_on_disk=keep_on_disk):
             if isinstance(event, Done):
                 done = event
             yield event

@@ -3,7 +3,9 @@ the openai client gets answers from the model the app holds while the app's own 
 on the same engine, the dialog shows the requests in flight, and turned off the port closes; the
 Responses API from the app's server: streamed events, a function call answered through a
 `previous_response_id` chain that survives turning the server off and on (its store is in the
-app's data folder), a stored response read back, and an answer held to a JSON schema."""
+app's data folder), a stored response read back, and an answer held to a JSON schema; a long
+server conversation's prompt cache survives quitting the app."""
+# ruff: noqa: F811 - start_app is imported, then named as a test parameter
 
 from __future__ import annotations
 
@@ -25,12 +27,13 @@ from support.harmony_model import (
     WEATHER_RESULT,
     WEATHER_TOOL,
 )
-from test_app_with_engine import REPLY_TIMEOUT_MS, App
+from test_app_with_engine import REPLY_TIMEOUT_MS, App, start_app  # noqa: F401 - a fixture used by name
 
 from gpt_oss_desktop.app.local_server import LocalServer, store_path
 from gpt_oss_desktop.app.server_settings import LocalServerGroup
 from gpt_oss_desktop.app.settings import Key
 from gpt_oss_desktop.app.settings_dialog import SettingsDialog
+from gpt_oss_desktop.mlx_model import server_cache_dir
 from gpt_oss_desktop.mlx_model.events import Done
 
 SUM, COLOUR = EXCHANGES["sum"], EXCHANGES["colour"]
@@ -186,3 +189,45 @@ def test_the_responses_api_from_the_app(app: App, local_server: LocalServer, gre
         text={"format": {"type": "json_schema", "name": "answer", "schema": ANSWER_SCHEMA, "strict": True}})
     assert held.status == "completed", held.incomplete_details
     jsonschema.validate(json.loads(held.output_text), ANSWER_SCHEMA)
+
+
+def test_a_long_server_conversation_continues_after_the_app_restarts(start_app, store, greedy) -> None:
+    """Quitting the app writes the server conversations' caches (to gpt-oss-serve's folder); the
+    next app's server reads the file back for the conversation's next turn and prefills only the
+    answer and the new question, answering as it would have without quitting."""
+    greedy.set_value(Key.CONTEXT_LENGTH, 2048)
+    first = [{"role": "user", "content": " ".join([SUM.question] * 200)}]  # past the 1,024 tokens a file needs
+    ask = {"temperature": 0, "max_tokens": 12}
+
+    def serving(app: App) -> tuple[LocalServer, openai.OpenAI, str]:
+        server = LocalServer(app.engine, greedy, start_date=lambda: START_DATE)
+        server._on_loaded(app.engine.worker.engine.info)
+        turn_on(greedy, server)
+        return server, openai.OpenAI(base_url=server.url, api_key="unused", max_retries=0), app.engine.worker.engine.info.name
+
+    app = start_app(store)
+    server, client, model_id = serving(app)
+    answer = client.chat.completions.create(model=model_id, messages=first, **ask)
+    server.stop()
+    app.close()  # as main() quits: the server stops, then the engine thread writes the caches
+    assert len(list(server_cache_dir().glob("*.safetensors"))) == 1
+
+    later = [*first, {"role": "assistant", "content": answer.choices[0].message.content},
+             {"role": "user", "content": COLOUR.question}]
+    again = start_app(store)
+    server, client, model_id = serving(again)
+    reopened = client.chat.completions.create(model=model_id, messages=later, **ask)
+    reused = reopened.usage.prompt_tokens_details.cached_tokens
+    assert reused >= answer.usage.prompt_tokens and reopened.usage.prompt_tokens - reused < 40
+
+    server.stop()
+    again.close()
+
+    for path in server_cache_dir().glob("*.safetensors"):
+        path.unlink()  # a cold start: nothing of the conversation in memory or on disk
+    cold_app = start_app(store)
+    server, client, model_id = serving(cold_app)
+    cold = client.chat.completions.create(model=model_id, messages=later, **ask)
+    server.stop()
+    assert cold.usage.prompt_tokens_details.cached_tokens == 0
+    assert reopened.choices[0].message.content == cold.choices[0].message.content

@@ -32,8 +32,10 @@ class EngineDouble:
     fail_with: Exception | None = None
     gate: threading.Event | None = None  # when set up, the next reply waits for it
     paging: ExpertPaging | None = None
+    spill_store: object = None
 
-    def reply(self, conversation, sampling, cancel, on_token=None, response_format=None, on_prompt=None, batched=False):
+    def reply(self, conversation, sampling, cancel, on_token=None, response_format=None, on_prompt=None, batched=False,
+              keep_on_disk=False):
         self.threads.append(QThread.currentThread())
         self.cancels.append(cancel)
         if self.gate is not None:
@@ -55,6 +57,12 @@ class EngineDouble:
 
     def paging_stats(self):
         return self.paging
+
+    def spill_prompt_caches(self, store):
+        self.spill_store = store
+
+    def save_spilled_caches(self):
+        return 0
 
 
 def host_with(engine: EngineDouble) -> EngineHost:

@@ -14,7 +14,7 @@ from pathlib import Path
 import mlx.core as mx
 import pytest
 from support.harmony_model import EXCHANGES, START_DATE
-from support.prefill_logits import reply
+from support.prefill_logits import reply as reply_with_logits
 
 from gpt_oss_desktop.mlx_model.cache_file import CacheStore
 from gpt_oss_desktop.mlx_model.chat import Chat
@@ -24,6 +24,11 @@ from gpt_oss_desktop.mlx_model.loader import LoadOptions
 
 MIB = 1024**2
 ONE_CACHE = 1  # bytes: the pool keeps only the cache in use, so a second conversation drops the first
+
+
+def reply(engine: Engine, chat: Chat, monkeypatch: pytest.MonkeyPatch):
+    """A server conversation's reply: its cache is one to keep on disk."""
+    return reply_with_logits(engine, chat, monkeypatch, keep_on_disk=True)
 
 
 def open_engine(folder: Path, store: CacheStore | None = None, min_tokens: int = 1, kv_bits: int = 16,
@@ -113,6 +118,13 @@ def test_shutdown_writes_what_the_pool_holds_once(harmony_model_dir, store, monk
         chat.add_user(EXCHANGES["colour"].question)
         stats, _ = reply(restarted, chat, monkeypatch)
         assert stats.prompt_tokens - stats.cached_tokens < 25
+
+
+def test_a_chat_the_app_saves_by_its_id_is_not_written_here(harmony_model_dir, store, monkeypatch):
+    engine = open_engine(harmony_model_dir, store, cache_budget_bytes=ONE_CACHE)
+    for level in ("low", "medium"):
+        reply_with_logits(engine, conversation(level, "sum"), monkeypatch)  # not keep_on_disk: the app's chats
+    assert engine.save_spilled_caches() == 0 and store.files() == []
 
 
 def test_short_caches_are_not_written(harmony_model_dir, store, monkeypatch):

@@ -15,8 +15,8 @@ from gpt_oss_desktop.mlx_model.sampling import SamplingSettings
 GREEDY = SamplingSettings(temperature=0, max_new_tokens=80)
 
 
-def reply(engine: Engine, conversation: Chat, monkeypatch: pytest.MonkeyPatch) -> tuple[Stats, mx.array]:
-    """The greedy reply's Stats and the logits its prefill returned."""
+def reply(engine: Engine, conversation: Chat, monkeypatch: pytest.MonkeyPatch, **options) -> tuple[Stats, mx.array]:
+    """The greedy reply's Stats and the logits its prefill returned (`options`: Engine.reply's)."""
     captured = []
     prefill = ForwardPass.prefill
 
@@ -26,6 +26,6 @@ def reply(engine: Engine, conversation: Chat, monkeypatch: pytest.MonkeyPatch) -
         return result
 
     monkeypatch.setattr(ForwardPass, "prefill", keep)
-    events = list(engine.reply(conversation, GREEDY))
+    events = list(engine.reply(conversation, GREEDY, **options))
     monkeypatch.setattr(ForwardPass, "prefill", prefill)
     return next(e for e in events if isinstance(e, Stats)), captured[-1]

@@ -4,6 +4,7 @@ model, for Codex, the openai SDKs, Open WebUI and editors."""
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -91,7 +92,7 @@ def load_engine(folder: Path, options: LoadOptions, args: argparse.Namespace) ->
     """The engine the flags ask for, its dropped prompt caches kept in the cache folder."""
     engine = Engine.load(folder, context_length=args.context, options=options, overflow="stop")
     if args.cache_disk_gib > 0:
-        caches = args.cache_dir or paths.data_dir() / "server" / "prompt-caches"
+        caches = args.cache_dir or paths.server_cache_dir()
         engine.spill_prompt_caches(CacheStore(caches, int(args.cache_disk_gib * GIB)))
     return engine
 
@@ -140,5 +141,16 @@ def main(argv: list[str] | None = None, stderr: TextIO = sys.stderr) -> int:
             tools.close()
 
 
+def run() -> None:
+    """The command: `main`, then leave without C++ static destructors. MLX ran on the engine
+    thread, and its teardown at interpreter exit can abort the process (ml-explore/mlx#3126,
+    seen here as "terminate called without an active exception" on one stop in a few); by then
+    the responses are committed and the prompt caches written, so nothing is lost by skipping it."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run()

@@ -76,7 +76,7 @@ class ServerTools:
         try:
             yield from reply_with_tools(engine, chat, self.toolbox.with_kernel(held.kernel) if held else self.toolbox,
                                         sampling, cancel, approve=self._approve, response_format=response_format,
-                                        only_own_calls=True, batched=True)
+                                        only_own_calls=True, batched=True, keep_on_disk=True)
         finally:
             if held is not None:
                 self.kernels.release(held)

@@ -54,7 +54,7 @@ class Generation:
         if self.tools is not None:
             return self.tools.reply(engine, self.conversation, self.sampling, self.cancel, self.response_format)
         return engine.reply(self.conversation, self.sampling, self.cancel, response_format=self.response_format,
-                            tool_choice=self.tool_choice, batched=True)
+                            tool_choice=self.tool_choice, batched=True, keep_on_disk=True)
 
 
 class ReplyStream:
