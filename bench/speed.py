@@ -39,7 +39,9 @@ ENGINES = ("ours", "mlx-lm")
 CACHE = Path.home() / ".cache" / "gpt-oss-desktop" / "bench-models"
 # "mid" keeps the 20b's per-layer shape (hidden 2880, 32 experts, full vocabulary) with two
 # layers, one sliding and one full: real per-token work per layer at a tenth of the 20b's cost.
-SHAPE_FOLDERS = {"tiny": "tiny", "mid": "20b-2-layers", "20b": "20b"}
+SHAPE_FOLDERS = {"tiny": "tiny", "mid": "20b-2-layers", "20b": "20b", "tiny-window-128": "tiny-window-128"}
+# "tiny-window-128" is the tiny shape with the 20b's 128-key window (tiny's is 16), so sliding
+# layers cost what they cost the real model per position: bench/long_context.py prefills it to 128k.
 # A fixed date keeps the system message, and so every prompt id, the same from run to run.
 START_DATE = "2025-08-05"
 OPENING = (
@@ -377,14 +379,15 @@ def describe_run(plan: Plan, runs: list[RunResult]) -> str:
 def random_checkpoint(shape: str, cache: Path = CACHE) -> Path:
     """A random checkpoint of `shape` in the Hub layout, written once and reused (the same seed
     and shards as bench/memory.py, so the two benchmarks share their folders)."""
-    from gpt_oss_desktop.mlx_model import ModelConfig, write_random_checkpoint
+    from gpt_oss_desktop.mlx_model import ModelConfig, tiny_config, write_random_checkpoint
 
     folder = cache / SHAPE_FOLDERS[shape]
     if folder.exists():
         if not (folder / "config.json").exists() or not (folder / "tokenizer.json").exists():
             raise BenchError(f"{folder} is incomplete (an interrupted write?): delete it and run again")
         return folder
-    config = ModelConfig(num_hidden_layers=2) if shape == "mid" else shape
+    configs = {"mid": ModelConfig(num_hidden_layers=2), "tiny-window-128": tiny_config(sliding_window=128)}
+    config = configs.get(shape, shape)
     cache.mkdir(parents=True, exist_ok=True)
     print(f"writing a random {shape} checkpoint to {folder} …", file=sys.stderr)
     with tempfile.TemporaryDirectory(dir=cache) as scratch:
