@@ -2,21 +2,23 @@
 positions, on the same checkpoint in the same run.
 
 Each (engine, length) runs in a process of its own, so MLX's peak memory and the peak RSS are
-that run's alone. Lengths up to `--prefill-max` are real prefills of that many random token ids
-from an empty cache (ours: `ForwardPass.prefill` in chunks of 512, as the engine does; mlx-lm:
-`generate_step` with its `prefill_step_size`, 2048 by default, to its first token). Longer ones
-are fills: both engines' caches get N - `--fill-tokens` positions of random keys and values (as
-bench/memory.py does: the shapes and dtypes a real prefill leaves), then the last
-`--fill-tokens` are prefilled for real on top, attending to all N positions; that chunk is
-timed. "s/1k" is seconds per 1000 prefilled tokens and "vs first" its ratio to the first
-length's: flat means linear prefill. A fill's figure is the marginal cost at position N (higher
-than a whole prefill's average, whose early tokens see fewer keys).
+that run's alone; the engines' order alternates from one length to the next. Lengths up to
+`--prefill-max` are real prefills of that many random token ids from an empty cache (ours:
+`ForwardPass.prefill` in chunks of 512, as the engine does; mlx-lm: `generate_step` with its
+`prefill_step_size`, 2048 by default, to its first token). Longer ones are fills: both engines'
+caches get N - `--fill-tokens` positions of random keys and values (as bench/memory.py does: the
+shapes and dtypes a real prefill leaves), then the last `--fill-tokens` are prefilled for real on
+top, attending to all N positions; that chunk is timed. "s/1k" is seconds per 1000 prefilled
+tokens and "vs first" its ratio to the first length's: flat means linear prefill. A fill's
+figure is the marginal cost at position N (higher than a whole prefill's average, whose early
+tokens see fewer keys).
 
 The default checkpoint, tiny-window-128, is the tests' tiny shape (4 layers alternating sliding
 and full attention, 8 query and 2 KV heads of 16) with the 20b's 128-key window and 131072
-positions: small enough for a CPU to prefill 32k for real.
+positions. A 2-core CPU prefills 4k of it for real in under a minute; the full layers'
+attention is quadratic there (MLX's CPU attention), so the defaults fill the longer lengths.
 
-    python bench/long_context.py --lengths 4096,16384,32768,131072 --prefill-max 32768
+    python bench/long_context.py --lengths 4096,16384,32768,131072 --prefill-max 4096 --fill-tokens 512
     python bench/long_context.py --model ~/models/gpt-oss-20b --prefill-max 131072 --json long.json
 """
 
@@ -157,10 +159,12 @@ def run_job(job: Job) -> Result | str:
 
 def plan(model: Path, lengths: list[int], prefill_max: int, fill_tokens: int, chunk: int,
          engines: tuple[str, ...]) -> list[Job]:
+    """Every engine at every length, the engines' order alternating from one length to the next
+    so a drift in the machine's load does not always fall on the same engine."""
     jobs = []
-    for length in lengths:
+    for index, length in enumerate(lengths):
         prefilled = length if length <= prefill_max else min(fill_tokens, length)
-        jobs += [Job(engine, str(model), length, prefilled, chunk) for engine in engines]
+        jobs += [Job(engine, str(model), length, prefilled, chunk) for engine in engines[:: -1 if index % 2 else 1]]
     return jobs
 
 
@@ -211,8 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--shape", choices=list(SHAPE_FOLDERS), default="tiny-window-128",
                         help="write (once, under ~/.cache) and use a random checkpoint of this shape")
     parser.add_argument("--lengths", default="4096,16384,32768,131072", help="comma-separated positions")
-    parser.add_argument("--prefill-max", type=int, default=32768, help="longer lengths are filled, not prefilled")
-    parser.add_argument("--fill-tokens", type=int, default=2048, help="real tokens prefilled on top of a fill")
+    parser.add_argument("--prefill-max", type=int, default=4096, help="longer lengths are filled, not prefilled")
+    parser.add_argument("--fill-tokens", type=int, default=512, help="real tokens prefilled on top of a fill")
     parser.add_argument("--chunk", type=int, default=0,
                         help="prefill chunk for both engines; 0: each its own default (ours 512, mlx-lm 2048)")
     parser.add_argument("--no-peer", action="store_true", help="skip mlx-lm")
