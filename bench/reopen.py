@@ -15,7 +15,7 @@ cold / reopened. mlx-lm runs the same way on the same prompt ids with its own fi
 
 The default checkpoint is random, the tests' tiny shape with the published sliding window (128
 positions, sliding and full layers alternating), written once under ~/.cache: small enough that a
-16k-token prompt prefills in about a minute here.
+16k-token prompt prefills in minutes here (bench/speed.py's shape "tiny-window-128").
 """
 
 from __future__ import annotations
@@ -34,12 +34,11 @@ from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from speed import CACHE, START_DATE, BenchError, Plan, machine, make_plan  # noqa: E402 - bench/ is on the path now
+from speed import START_DATE, BenchError, Plan, machine, make_plan, random_checkpoint  # noqa: E402 - bench/ is on the path now
 
 if TYPE_CHECKING:
     from gpt_oss_desktop.mlx_model import Chat
 
-WINDOW_SHAPE = "tiny-window-128"  # the folder under CACHE
 KEY = "chat"  # the cache store's key for the one chat
 PEER_FILE = "mlx-lm.safetensors"
 STAGES = ("save", "cold", "reopened")
@@ -221,23 +220,9 @@ def format_table(results: dict[int, dict[str, dict]]) -> str:
 # -- the command line -----------------------------------------------------------------------------------
 
 
-def window_checkpoint(cache: Path = CACHE) -> Path:
-    """The tiny test shape with the published 128-position sliding window, written once."""
-    from gpt_oss_desktop.mlx_model import tiny_config, write_random_checkpoint
-
-    folder = cache / WINDOW_SHAPE
-    if not (folder / "config.json").exists() or not (folder / "tokenizer.json").exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        print(f"writing a random {WINDOW_SHAPE} checkpoint to {folder} …", file=sys.stderr)
-        with tempfile.TemporaryDirectory(dir=cache) as scratch:
-            write_random_checkpoint(Path(scratch) / "model", tiny_config(sliding_window=128), seed=0,
-                                    shards=3).rename(folder)
-    return folder
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, help=f"a gpt-oss model folder (default: the random {WINDOW_SHAPE})")
+    parser.add_argument("--model", type=Path, help="a gpt-oss model folder (default: the random tiny-window-128 shape)")
     parser.add_argument("--lengths", default="4096,16384", help="comma-separated prompt lengths of the long chat")
     parser.add_argument("--tokens", type=int, default=2, help="new tokens per answer")
     parser.add_argument("--repeats", type=int, default=1, help="cold and reopened answers per length and engine")
@@ -257,8 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result))
         return 0
     engines = ("ours",) if args.no_peer or not importlib.util.find_spec("mlx_lm") else ("ours", "mlx-lm")
-    model = args.model.expanduser() if args.model else window_checkpoint()
     try:
+        model = args.model.expanduser() if args.model else random_checkpoint("tiny-window-128")
         results = {length: measure(model, length, new_tokens=args.tokens, repeats=args.repeats, engines=engines)
                    for length in (int(n) for n in args.lengths.split(","))}
     except BenchError as error:

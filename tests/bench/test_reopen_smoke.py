@@ -29,7 +29,7 @@ def _load_script():
 @pytest.mark.slow
 def test_the_reopened_chat_reuses_its_history_and_the_table_has_positive_figures(tmp_path: Path) -> None:
     reopen = _load_script()
-    model = reopen.window_checkpoint(cache=tmp_path / "bench-models")
+    model = reopen.random_checkpoint("tiny-window-128", cache=tmp_path / "bench-models")
     out = tmp_path / "reopen.json"
     printed = StringIO()
     with redirect_stdout(printed):
