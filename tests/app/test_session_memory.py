@@ -43,6 +43,12 @@ class LoadedDouble:
     def count_tokens(self, conversation) -> int:
         return 0
 
+    def spill_prompt_caches(self, store) -> None:
+        """The worker points the local server's caches at their folder (nothing is served here)."""
+
+    def save_spilled_caches(self) -> int:
+        return 0
+
 
 class Recorder:
     """Calls to a function, then its answer."""
