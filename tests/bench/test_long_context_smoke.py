@@ -3,29 +3,17 @@ sane figures in the table and the JSON. It checks what the benchmark reports, ne
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from contextlib import redirect_stdout
 from io import StringIO
-from pathlib import Path
 
 import pytest
+from support.bench_script import load_bench_script
 
 pytest.importorskip("mlx_lm")
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "long_context.py"
 
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("bench_long_context", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
-
-
-long_context = _load_script()
+long_context = load_bench_script("long_context")
 
 
 @pytest.fixture(scope="module")

@@ -3,25 +3,16 @@ figures are the script's output, so neither changes without the other."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
+from support.bench_script import load_bench_script
+
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "bench" / "metal_projection.py"
 README = ROOT / "gpt_oss_desktop" / "metal" / "README.md"
 BEGIN, END = "<!-- metal_projection.py: begin -->\n", "<!-- metal_projection.py: end -->"
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("bench_metal_projection", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-projection = _load_script()
+projection = load_bench_script("metal_projection")
 
 
 def test_the_readme_shows_what_the_script_computes() -> None:

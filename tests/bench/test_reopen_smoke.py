@@ -4,31 +4,20 @@ It checks what the benchmark reports, never how fast anything is."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from contextlib import redirect_stdout
 from io import StringIO
 from pathlib import Path
 
 import pytest
+from support.bench_script import load_bench_script
 
 pytest.importorskip("mlx_lm")
-
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "reopen.py"
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("bench_reopen", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.slow
 def test_the_reopened_chat_reuses_its_history_and_the_table_has_positive_figures(tmp_path: Path) -> None:
-    reopen = _load_script()
+    reopen = load_bench_script("reopen")
     model = reopen.random_checkpoint("tiny-window-128", cache=tmp_path / "bench-models")
     out = tmp_path / "reopen.json"
     printed = StringIO()

@@ -5,31 +5,20 @@ It checks what the benchmark reports, never how fast anything is."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from contextlib import redirect_stdout
 from io import StringIO
 from pathlib import Path
 
 import pytest
+from support.bench_script import load_bench_script
 
 pytest.importorskip("mlx_lm")
-
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "serve.py"
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("bench_serve", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.slow
 def test_both_servers_answer_and_the_ratios_are_printed(harmony_model_dir: Path, tmp_path: Path) -> None:
-    serve = _load_script()
+    serve = load_bench_script("serve")
     out = tmp_path / "serve.json"
     printed = StringIO()
     with redirect_stdout(printed):

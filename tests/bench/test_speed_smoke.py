@@ -3,29 +3,18 @@ ids prefilled by both. It checks what the benchmark reports, never how fast anyt
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from contextlib import redirect_stdout
 from io import StringIO
 from pathlib import Path
 
 import pytest
+from support.bench_script import load_bench_script
 
 pytest.importorskip("mlx_lm")
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "speed.py"
 
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("bench_speed", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
-
-
-speed = _load_script()
+speed = load_bench_script("speed")
 
 
 @pytest.fixture(scope="module")

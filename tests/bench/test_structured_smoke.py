@@ -3,21 +3,16 @@ It checks what the benchmark reports, never how fast anything is."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
+
+from support.bench_script import load_bench_script
 
 from gpt_oss_desktop.mlx_model.checkpoint_writer import write_random_checkpoint
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "structured.py"
-
 
 def test_structured_bench_smoke(tmp_path: Path, capsys) -> None:
-    spec = importlib.util.spec_from_file_location("bench_structured", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    module = load_bench_script("structured")
     model = write_random_checkpoint(tmp_path / "tiny", "tiny", seed=3)
     out = tmp_path / "report.json"
     assert module.main(["--model", str(model), "--tokens", "40", "--seeds", "1", "--json", str(out)]) == 0
