@@ -21,6 +21,7 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import mlx.core as mx
 import numpy as np
@@ -202,23 +203,27 @@ class CacheSummary:
         return resume_point(self.tokens, self.checkpoints, prompt)[0]
 
 
+def _read_header(file: BinaryIO) -> dict:
+    """A safetensors header, leaving `file` at the start of the arrays' bytes."""
+    (length,) = struct.unpack("<Q", file.read(8))
+    return json.loads(file.read(min(length, 1 << 26)))
+
+
 def _header(path: Path) -> dict:
     with path.open("rb") as file:
-        (length,) = struct.unpack("<Q", file.read(8))
-        return json.loads(file.read(min(length, 1 << 26)))
+        return _read_header(file)
 
 
 def _summary(path: Path) -> CacheSummary:
-    header = _header(path)
-    metadata = header["__metadata__"]
-    if metadata.get("format") != FORMAT:
-        raise ValueError(f"format {metadata.get('format')!r}")
-    if header["tokens"]["dtype"] != "I32":
-        raise ValueError(f"token ids as {header['tokens']['dtype']}")
-    start, end = header["tokens"]["data_offsets"]
     with path.open("rb") as file:
-        (length,) = struct.unpack("<Q", file.read(8))
-        file.seek(8 + length + start)
+        header = _read_header(file)
+        metadata = header["__metadata__"]
+        if metadata.get("format") != FORMAT:
+            raise ValueError(f"format {metadata.get('format')!r}")
+        if header["tokens"]["dtype"] != "I32":
+            raise ValueError(f"token ids as {header['tokens']['dtype']}")
+        start, end = header["tokens"]["data_offsets"]
+        file.seek(start, os.SEEK_CUR)
         tokens = np.frombuffer(file.read(end - start), dtype="<i4").tolist()
     if len(tokens) != int(metadata["token_count"]):
         raise ValueError("truncated token ids")

@@ -79,8 +79,9 @@ class SpilledCaches:
     def reload(self, prompt: list[int], held: int) -> tuple[PromptCache, int] | None:
         """The cache of the file that spares at least `min_tokens` more of `prompt` than the
         `held` tokens the pool spares, and its history; None without one."""
-        best = max(self._ours(), key=lambda found: found[1].reusable_prefix(prompt), default=None)
-        if best is None or best[1].reusable_prefix(prompt) < held + self.min_tokens:
+        spared, path, summary = max(((summary.reusable_prefix(prompt), path, summary) for path, summary in self._ours()),
+                                    key=lambda found: found[0], default=(0, None, None))
+        if path is None or spared < held + self.min_tokens:
             return None
-        cache = self.store.load_file(best[0], self.model, self.stamp)[0]  # a refused file is logged and removed
-        return None if cache is None else (cache, best[1].history)
+        cache = self.store.load_file(path, self.model, self.stamp)[0]  # a refused file is logged and removed
+        return None if cache is None else (cache, summary.history)
