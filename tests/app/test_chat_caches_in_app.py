@@ -181,7 +181,9 @@ def test_the_disk_budget_drops_the_least_recently_used_chat_cache(start_app, sto
     app.send(COLOUR.question)
 
     app.session.open_conversation(first)  # leaving the second chat writes it, past the budget
-    app.qtbot.waitUntil(cache_path(data_dir, second).is_file, timeout=REPLY_TIMEOUT_MS)
+    # The engine thread renames the new file into place, then evicts: wait for the whole write.
+    app.qtbot.waitUntil(lambda: cache_path(data_dir, second).is_file() and not cache_path(data_dir, first).exists(),
+                        timeout=REPLY_TIMEOUT_MS)
     assert not cache_path(data_dir, first).exists()
     assert [p.name for p in (data_dir / FOLDER_NAME).glob("*.safetensors")] == [cache_path(data_dir, second).name]
 
